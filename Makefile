@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the tests also run the Ray paths on a local 2-worker cluster (the `ray` extra, ~70 MB wheel, no torch)
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test env lint bench clean browser
 
@@ -17,6 +19,11 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	@$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/workbench demo
 
@@ -24,7 +31,7 @@ demo: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will be skipped"
 
-test: $(STAMP) browser
+test: $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

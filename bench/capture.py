@@ -2,7 +2,9 @@
 
 Run: `python bench/capture.py [--n 200] [--reps 3]` (embedded model, 2 threads).
 
-(a) plain HF forward (logits, no caching) on fixed batches;
+(a) plain HF forward (logits, no caching) on fixed batches; also the decoder body
+    alone (`model.hf.model`, no final norm or lm_head: SmolLM2's 49k-word lm_head
+    costs about 8 layers), the fair floor for caching residual sites;
 (b) each backend caching all 30 `blocks.L.hook_resid_post` at `last_prompt`,
     the same batches, the same process, interleaved repetitions (median).
 Ratios are tokens/s of (b) over (a). Then peak RSS of a full `capture()` of
@@ -13,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -68,7 +68,13 @@ def throughput(n: int, reps: int, batch_size: int) -> dict[str, float]:
                     _gather(acts[s], plan).numpy()
         return run
 
-    runs = {"plain": plain, **{name: cached(name) for name in backends}}
+    def body() -> None:  # the decoder without the final norm and lm_head: what a cache of resid sites needs
+        with torch.inference_mode():
+            for b, _ in batches:
+                model.hf.model(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
+                               use_cache=False)
+
+    runs = {"plain": plain, "body": body, **{name: cached(name) for name in backends}}
     for fn in runs.values():  # warm-up (also boots the TL bridge and nnsight wrapper)
         fn()
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -81,16 +87,17 @@ def throughput(n: int, reps: int, batch_size: int) -> dict[str, float]:
 
 
 def peak_rss_child(n: int) -> float:
+    root = str(Path(__file__).resolve().parents[1])
     code = (
-        "import resource, sys, tempfile; sys.path.insert(0, %r)\n"
+        f"import resource, sys, tempfile; sys.path.insert(0, {root!r})\n"
         "from bench.capture import bench_examples\n"
         "from interp.models import load_model\nfrom interp.capture import capture, CaptureConfig\n"
         "m = load_model('smollm2')\n"
         "with tempfile.TemporaryDirectory() as d:\n"
-        "    capture(m, bench_examples(%d), 'blocks.*.hook_resid_post', 'last_prompt', d,"
+        f"    capture(m, bench_examples({n}), 'blocks.*.hook_resid_post', 'last_prompt', d,"
         " config=CaptureConfig((), (), batch_size=16, shard_size=256))\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    ) % (str(Path(__file__).resolve().parents[1]), n)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
@@ -105,10 +112,10 @@ def main() -> None:
     torch.set_num_threads(2)
     tps = throughput(args.n, args.reps, args.batch_size)
     print(f"threads={torch.get_num_threads()} examples={args.n} tokens/pass={tps['tokens']} reps={args.reps}")
-    print("| run | tokens/s | ratio to plain forward |")
-    print("| --- | --- | --- |")
-    for name in ("plain", "hooks", "nnsight", "tl"):
-        print(f"| {name} | {tps[name]:.0f} | {tps[name] / tps['plain']:.3f} |")
+    print("| run | tokens/s | ratio to plain forward | ratio to decoder body |")
+    print("| --- | --- | --- | --- |")
+    for name in ("plain", "body", "hooks", "nnsight", "tl"):
+        print(f"| {name} | {tps[name]:.0f} | {tps[name] / tps['plain']:.3f} | {tps[name] / tps['body']:.3f} |")
     if not args.skip_memory:
         small, large = peak_rss_child(200), peak_rss_child(2000)
         print(f"peak RSS caching 200 examples: {small:.0f} MiB; 2,000 examples: {large:.0f} MiB; ratio {large / small:.2f}")

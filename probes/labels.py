@@ -77,38 +77,12 @@ class LabelSet:
         return X[self.mask]
 
 
-def _by_condition(
-    examples: Sequence[Example],
-    source: str,
-    tasks: tuple[str, ...],
-    positive: str,
-    negative: str,
-) -> LabelSet:
-    cond = np.array([ex.condition for ex in examples])
-    task_ok = np.array([ex.task in tasks for ex in examples], dtype=bool)
-    mask = task_ok & np.isin(cond, (positive, negative))
-    found_pos = int((mask & (cond == positive)).sum())
-    found_neg = int((mask & (cond == negative)).sum())
-    if found_pos == 0 or found_neg == 0:
-        seen = sorted({(ex.task, ex.condition) for ex in examples})
-        raise ValueError(
-            f"label source {source!r} needs tasks {list(tasks)} with conditions {positive!r} and "
-            f"{negative!r}; found {found_pos} and {found_neg} (examples have task/condition {seen[:12]})"
-        )
-    y = (cond[mask] == positive).astype(np.int64)
-    groups = np.array([ex.pair_id for ex, m in zip(examples, mask, strict=True) if m])
-    return LabelSet(source, mask, y, groups, positive, negative)
+@dataclass(frozen=True)
+class ConditionSource:
+    """A label source read off the conditions: `positive` (1) vs `negative` (0) examples of `tasks`.
 
-
-def pressure_labels(
-    examples: Sequence[Example], moved: np.ndarray | None = None, tasks: tuple[str, ...] = ("answer",)
-) -> LabelSet:
-    """User suggests the wrong answer (1) vs the neutral question (0).
-
-    Args:
-        examples: all examples, in activation-row order.
-        moved: unused (uniform signature of the registry).
-        tasks: tasks whose examples take part.
+    Called like every source of LABEL_SOURCES: `(examples, moved=None, tasks=None) -> LabelSet`
+    (`moved` is unused; `tasks` overrides the default tasks).
 
     Example:
         >>> from interp.tasks.example import Example, Turn
@@ -116,45 +90,37 @@ def pressure_labels(
         >>> pressure_labels([ex("neutral"), ex("user_wrong"), ex("user_right")]).y.tolist()
         [0, 1]
     """
-    return _by_condition(examples, "pressure", tasks, "user_wrong", "neutral")
+
+    name: str
+    positive: str
+    negative: str
+    tasks: tuple[str, ...]
+
+    def __call__(self, examples: Sequence[Example], moved: np.ndarray | None = None,
+                 tasks: tuple[str, ...] | None = None) -> LabelSet:
+        tasks = self.tasks if tasks is None else tasks
+        cond = np.array([ex.condition for ex in examples])
+        task_ok = np.array([ex.task in tasks for ex in examples], dtype=bool)
+        mask = task_ok & np.isin(cond, (self.positive, self.negative))
+        found_pos = int((mask & (cond == self.positive)).sum())
+        found_neg = int((mask & (cond == self.negative)).sum())
+        if found_pos == 0 or found_neg == 0:
+            seen = sorted({(ex.task, ex.condition) for ex in examples})
+            raise ValueError(
+                f"label source {self.name!r} needs tasks {list(tasks)} with conditions {self.positive!r} and "
+                f"{self.negative!r}; found {found_pos} and {found_neg} (examples have task/condition {seen[:12]})"
+            )
+        y = (cond[mask] == self.positive).astype(np.int64)
+        groups = np.array([ex.pair_id for ex, m in zip(examples, mask, strict=True) if m])
+        return LabelSet(self.name, mask, y, groups, self.positive, self.negative)
 
 
-def user_vs_third_party_labels(
-    examples: Sequence[Example], moved: np.ndarray | None = None, tasks: tuple[str, ...] = ("answer",)
-) -> LabelSet:
-    """User suggests the wrong answer (1) vs a third party suggests it (0).
-
-    Args:
-        examples: all examples, in activation-row order.
-        moved: unused (uniform signature of the registry).
-        tasks: tasks whose examples take part.
-
-    Example:
-        >>> from interp.tasks.example import Example, Turn
-        >>> ex = lambda c: Example(id=c, pair_id="q", task="answer", condition=c, turns=(Turn("user", "?"),))
-        >>> user_vs_third_party_labels([ex("third_party_wrong"), ex("user_wrong")]).y.tolist()
-        [0, 1]
-    """
-    return _by_condition(examples, "user_vs_third_party", tasks, "user_wrong", "third_party_wrong")
-
-
-def contrast_labels(
-    examples: Sequence[Example], moved: np.ndarray | None = None, tasks: tuple[str, ...] = ("caa",)
-) -> LabelSet:
-    """CAA-style contrast: sycophantic (1) vs honest (0) completion of the same item.
-
-    Args:
-        examples: all examples, in activation-row order.
-        moved: unused (uniform signature of the registry).
-        tasks: tasks whose examples take part.
-
-    Example:
-        >>> from interp.tasks.example import Example, Turn
-        >>> ex = lambda c: Example(id=c, pair_id="q", task="caa", condition=c, turns=(Turn("user", "?"),))
-        >>> contrast_labels([ex("honest"), ex("sycophantic")]).y.tolist()
-        [0, 1]
-    """
-    return _by_condition(examples, "contrast", tasks, "sycophantic", "honest")
+#: the user suggests the wrong answer (1) vs the neutral question (0)
+pressure_labels = ConditionSource("pressure", "user_wrong", "neutral", ("answer",))
+#: the user suggests the wrong answer (1) vs a third party suggests it (0)
+user_vs_third_party_labels = ConditionSource("user_vs_third_party", "user_wrong", "third_party_wrong", ("answer",))
+#: CAA-style contrast: sycophantic (1) vs honest (0) completion of the same item
+contrast_labels = ConditionSource("contrast", "sycophantic", "honest", ("caa",))
 
 
 def behaviour_labels(

@@ -35,6 +35,7 @@ import pandas as pd
 
 from interp.atomic import atomic_path, atomic_write_json
 from interp.models import ChatModel
+from interp.ray_pool import RayOptions
 from interp.stats import grouped_bootstrap_ci
 from steering.evaluate import CellScores, freeze, prompt_tokens, score_strengths
 from steering.generation import degeneracy, generate_texts
@@ -276,6 +277,88 @@ def _check_folder(folder: Path, fingerprint: str, overwrite: bool) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class SweepCell:
+    """One batched pass of a sweep: `strengths` (at most k_batch steered ones) of `vector` at `layer`, `positions`."""
+
+    label: str
+    vector: SteeringVector
+    layer: int
+    positions: str
+    strengths: tuple[float, ...]
+
+    def describe(self) -> str:
+        return f"{self.label} L{self.layer} {self.positions} {self.strengths[0]:+g}..{self.strengths[-1]:+g}"
+
+
+def sweep_cells(todo: Sequence[tuple[str, SteeringVector, int, str, Sequence[float]]], k_batch: int) -> list[SweepCell]:
+    """The todo list `(label, vector, layer, positions, missing strengths)` cut into batched passes.
+
+    K counts steered strengths only: the free strength-0 row (the baseline) rides with the first chunk.
+
+    Example:
+        >>> [c.strengths for c in sweep_cells([("caa", None, 1, "all", [-2.0, 0.0, 2.0, 4.0])], k_batch=2)]
+        [(-2.0, 0.0, 2.0), (4.0,)]
+    """
+    cells = []
+    for label, vec, layer, positions, strengths in todo:
+        nonzero = [float(s) for s in strengths if s != 0.0]
+        chunks = [nonzero[k0 : k0 + k_batch] for k0 in range(0, len(nonzero), k_batch)] or [[]]
+        if any(s == 0.0 for s in strengths):
+            chunks[0] = sorted([*chunks[0], 0.0])
+        cells += [SweepCell(label, vec, layer, positions, tuple(chunk)) for chunk in chunks]
+    return cells
+
+
+class CellContext:
+    """What every cell of one sweep shares, built once per model copy (in process, or once per Ray actor).
+
+    The test set, its prompt tokens, the frozen unsteered prefix (cached scorer), the strength-0 scores and
+    generations: all deterministic, so every copy computes the same rows for a cell.
+
+    Args:
+        model: the loaded model.
+        config: the sweep.
+        test: the test set (None: built from the config).
+    """
+
+    def __init__(self, model: ChatModel, config: SweepConfig, test: TestSet | None = None) -> None:
+        t0 = time.perf_counter()
+        self.model, self.config = model, config
+        self.test = test or build_test_set(replace(config.test, seed=config.seed), config.split)
+        self.fingerprint = config.fingerprint(model.weights_hash, self.test)
+        self.tokens = prompt_tokens(model, self.test.examples)
+        self.frozen = freeze(model, self.test, self.tokens, config.batch_size) if config.scorer == "cached" else None
+        self.base = score_strengths(model, self.test, None, [0.0], config.batch_size, self.tokens, config.scorer,
+                                    self.frozen)[0]
+        self.gens = _Generations(model, config, self.test)
+        self.base_texts, self.base_degen = self.gens.run(None, [0.0])[0]
+        self.baseline = {**cell_metrics(self.base, self.base, self.test, config.seed), **self.base_degen}
+        self.seconds = time.perf_counter() - t0
+
+    def evaluate(self, cell: SweepCell) -> dict[str, list[dict[str, Any]]]:
+        """`{"rows": cells.parquet rows, "gen_rows": generations.parquet rows}` of one batched pass."""
+        config, test = self.config, self.test
+        spec = SteerSpec(cell.vector, (cell.layer,), cell.positions, config.mode, config.force)
+        t0 = time.perf_counter()
+        steered = [s for s in cell.strengths if s != 0.0]
+        cells: dict[float, CellScores] = {0.0: self.base}
+        texts: dict[float, tuple[list[str], dict[str, float]]] = {0.0: (self.base_texts, self.base_degen)}
+        if steered:
+            scored = score_strengths(self.model, test, spec, steered, config.batch_size, self.tokens, config.scorer,
+                                     self.frozen)
+            cells.update(zip(steered, scored, strict=True))
+            texts.update(zip(steered, self.gens.run(spec, steered), strict=True))
+        seconds = (time.perf_counter() - t0) / max(len(steered), 1)
+        rows, gen_rows = [], []
+        for s in cell.strengths:
+            metrics = {**cell_metrics(self.base, cells[s], test, config.seed), **texts[s][1]}
+            rows.append(_row(cell.label, cell.vector, cell.layer, cell.positions, config.mode, s, metrics, seconds))
+            gen_rows += [{"method": cell.label, "layer": cell.layer, "strength": s, "positions": cell.positions,
+                          "mode": config.mode, "prompt": i, "text": t} for i, t in enumerate(texts[s][0])]
+        return {"rows": rows, "gen_rows": gen_rows}
+
+
 def run_sweep(
     config: SweepConfig,
     folder: Path,
@@ -283,16 +366,20 @@ def run_sweep(
     reuse: Sequence[Path] = (),
     overwrite: bool = False,
     progress: Callable[[int, str], None] | None = None,
+    ray: RayOptions | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep into `folder`.
 
     Args:
         config: the sweep.
         folder: artifacts/<run>/sweep.
-        model: the loaded model (its hash is checked against the folder's).
+        model: the loaded model (its hash is checked against the folder's); builds the vectors, and
+            evaluates the cells unless `ray` is given.
         reuse: activation stores to reuse for training vectors.
         overwrite: discard cells made with another test set/split/model.
         progress: called with (cells done, message) after each batch.
+        ray: spread the cells over Ray actors (`steering.ray_sweep`), each loading `config.model` once;
+            the rows equal the in-process ones (every column but `seconds`).
     """
     start = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -331,48 +418,33 @@ def run_sweep(
     record["status"] = "running"
     atomic_write_json(folder / SWEEP_JSON, record)  # the fingerprint is on disk before any cell
     ran = 0
-    if todo:
-        tokens = prompt_tokens(model, test.examples)
-        t0 = time.perf_counter()
-        frozen = freeze(model, test, tokens, config.batch_size) if config.scorer == "cached" else None
-        base = score_strengths(model, test, None, [0.0], config.batch_size, tokens, config.scorer, frozen)[0]
-        gens = _Generations(model, config, test)
-        base_texts, base_degen = gens.run(None, [0.0])[0]
-        record["baseline_seconds"] = time.perf_counter() - t0
-        record["baseline"] = {**cell_metrics(base, base, test, config.seed), **base_degen}
-        for label, vec, layer, positions, strengths in todo:
-            spec = SteerSpec(vec, (layer,), positions, config.mode, config.force)
-            nonzero = [float(s) for s in strengths if s != 0.0]
-            # the free strength-0 row rides with the first chunk; K counts steered strengths only
-            chunks = [nonzero[k0 : k0 + config.k_batch] for k0 in range(0, len(nonzero), config.k_batch)] or [[]]
-            if 0.0 in strengths:
-                chunks[0] = sorted([*chunks[0], 0.0])
-            for chunk in chunks:
-                t0 = time.perf_counter()
-                steered = [s for s in chunk if s != 0.0]
-                cells: dict[float, CellScores] = {0.0: base}
-                texts: dict[float, tuple[list[str], dict[str, float]]] = {0.0: (base_texts, base_degen)}
-                if steered:
-                    scored = score_strengths(model, test, spec, steered, config.batch_size, tokens, config.scorer,
-                                             frozen)
-                    cells.update(zip(steered, scored, strict=True))
-                    texts.update(zip(steered, gens.run(spec, steered), strict=True))
-                seconds = (time.perf_counter() - t0) / max(len(steered), 1)
-                rows, gen_rows = [], []
-                for s in chunk:
-                    metrics = {**cell_metrics(base, cells[s], test, config.seed), **texts[s][1]}
-                    rows.append(_row(label, vec, layer, positions, config.mode, s, metrics, seconds))
-                    gen_rows += [{"method": label, "layer": layer, "strength": s, "positions": positions,
-                                  "mode": config.mode, "prompt": i, "text": t} for i, t in enumerate(texts[s][0])]
-                table = _merge(table, rows)
-                _write(folder, CELLS, table)
-                if gen_rows:
-                    gens_table = _merge(gens_table, gen_rows) if not gens_table.empty else pd.DataFrame(gen_rows)
-                    _write(folder, GENERATIONS, gens_table)
-                ran += len(chunk)
-                if progress:
-                    progress(len(chunk), f"{label} L{layer} {positions} {chunk[0]:+g}..{chunk[-1]:+g}: "
-                                         f"{seconds:.1f}s/cell")
+
+    def accept(cell: SweepCell, result: dict[str, list[dict[str, Any]]]) -> None:
+        """Merge one finished pass into the tables and rewrite them atomically (the only writer)."""
+        nonlocal table, gens_table, ran
+        table = _merge(table, result["rows"])
+        _write(folder, CELLS, table)
+        if result["gen_rows"]:
+            gens_table = (_merge(gens_table, result["gen_rows"]) if not gens_table.empty
+                          else pd.DataFrame(result["gen_rows"]))
+            _write(folder, GENERATIONS, gens_table)
+        ran += len(cell.strengths)
+        if progress:
+            progress(len(cell.strengths), f"{cell.describe()}: {result['rows'][0]['seconds']:.1f}s/cell")
+
+    cells = sweep_cells(todo, config.k_batch)
+    if cells and ray is not None:
+        from interp.memory import LoadRequest
+        from steering.ray_sweep import run_cells_on_ray
+
+        out = run_cells_on_ray(LoadRequest(config.model), config, cells, accept, ray, fingerprint)
+        record["baseline"] = out.baseline
+        record["invocations"][-1]["ray"] = {"workers": list(out.workers), "retried": out.retried}
+    elif cells:
+        context = CellContext(model, config, test)
+        record["baseline_seconds"], record["baseline"] = context.seconds, context.baseline
+        for cell in cells:
+            accept(cell, context.evaluate(cell))
     record["ran"], record["skipped"] = ran, skipped
     record["seconds"] = time.perf_counter() - start
     record["invocations"][-1]["seconds"] = record["seconds"]

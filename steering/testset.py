@@ -15,7 +15,7 @@ pass over the ~9k prompt tokens (about 40 CPU-seconds). Contents (defaults):
 | `arc`          | 0     | neutral (optional ARC-format file)                      | external capability |
 
 Fact-bank items for answer, are_you_sure and capability are distinct test
-questions. Mimicry choices get a leading space (`word_boundary`). KL is read on every baseline prompt (the neutral variant of each
+questions. KL is read on every baseline prompt (the neutral variant of each
 task, and every capability/arc item).
 
 Example:
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from interp.tasks import are_you_sure_task, feedback_task, load_fact_bank, mimicry_task, resolve_dataset
@@ -122,25 +122,6 @@ class TestSet:
         return out
 
 
-def word_boundary(example: Example) -> Example:
-    """Put a space between an answer prefix that ends in a word and choices that start with one.
-
-    `interp.tasks.mimicry` writes `answer="... invented by"` and choices like
-    "Alexander Graham Bell", so the scored text is "...byAlexander Graham Bell"
-    (SmolLM2 tokenizes "Alexander", not " Alexander"). The test set scores
-    " Alexander Graham Bell" instead; other examples are returned unchanged.
-
-    Example:
-        >>> from interp.tasks import build_task
-        >>> word_boundary(build_task("mimicry", n=1)[0]).choices[0].startswith(" ")
-        True
-    """
-    answer = example.answer or ""
-    if answer and answer[-1].isalnum() and all(c[:1].isalnum() for c in example.choices):
-        return replace(example, choices=tuple(f" {c}" for c in example.choices))
-    return example
-
-
 def _take(items: list[Any], n: int, what: str) -> list[Any]:
     if n > len(items):
         raise ValueError(f"test set: {n} {what} asked, the test side of the split holds {len(items)}")
@@ -200,7 +181,7 @@ def build_test_set(config: TestSetConfig, split: PairSplit) -> TestSet:
         pool = mimicry_task(n=None, seed=seed)
         keep = set(_take(_shuffled_test_side(pool, split, "steering-test-mimicry", seed), config.n_mimicry,
                          "mimicry items"))
-        examples += [word_boundary(ex) for ex in pool if ex.pair_id in keep]
+        examples += [ex for ex in pool if ex.pair_id in keep]
     if config.n_feedback:
         pool = feedback_task(n=None, seed=seed)
         keep = set(_take(_shuffled_test_side(pool, split, "steering-test-feedback", seed), config.n_feedback,

@@ -78,6 +78,17 @@ def embedded_model():  # type: ignore[no-untyped-def]
     return load_model("smollm2")
 
 
+@pytest.fixture(scope="module")
+def ray_cluster():  # type: ignore[no-untyped-def]
+    """A local 2-CPU Ray for one test module (the jobs under test reuse it), always shut down."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _workbench_env(tmp_path_factory: pytest.TempPathFactory) -> None:
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -7,7 +7,9 @@ The probes package never runs the model; this job does the model work
     activations/                 the ActivationStore (reused when it exists)
     probes/report.json           ProbeReport: held-out metrics per label source, site, position, method
     probes/directions.safetensors  every fitted Direction
-    probes/generalisation.parquet  train-on-one-task / test-on-the-others AUROC
+    probes/generalisation.parquet  pressure: train on one task, test on the others (AUROC)
+    probes/generalisation_contrast.parquet  contrast at the answer letter: train on our CAA pairs,
+                                 test on each `extra_data` file (e.g. the public CAA sycophancy file), and back
     probes/cosines_*.parquet, probes/projections.parquet
     probes/*.html, probes/*.png  figures
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from interp.tasks.example import Example
 from probes import fit_and_evaluate, layer_cosines, method_cosines, projections_by_condition, save_directions
 from probes.estimators import make_probe
 from probes.evaluate import generalisation_matrix
-from probes.labels import LabelSet, build_labels
+from probes.labels import LabelSet, build_labels, contrast_labels
 from workbench.data import task_examples
 from workbench.progress import throughput_bar
 
@@ -64,7 +66,8 @@ class ProbeJobConfig:
     n_splits: int = 5
     n_boot: int = 1000
     batch_size: int = 16
-    extra_data: dict[str, str] = field(default_factory=dict)  # subset name -> "path::format" for generalisation
+    # subset name -> "path::format" (caa | anthropic): A/B files for the contrast generalisation matrix
+    extra_data: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,11 +106,43 @@ def read_config(path: Path) -> list[ProbeJobConfig]:
 
 
 def probe_examples(cfg: ProbeJobConfig) -> list[Example]:
-    """`n` questions (texts) per task, or all of a task that has fewer."""
+    """`n` questions (texts) per task, or all of a task that has fewer; then the `extra_data` pairs."""
     examples: list[Example] = []
     for task in cfg.tasks:
         examples += task_examples(task, cfg.n, cfg.seed)
-    return examples
+    return examples + extra_examples(cfg)
+
+
+def extra_examples(cfg: ProbeJobConfig) -> list[Example]:
+    """Each `extra_data` file: `n` of its A/B pairs (a seeded subset), with `task` set to the entry's name.
+
+    The new task name keeps them out of the per-layer report (whose contrast source reads task "caa"):
+    they serve only the contrast generalisation matrix.
+
+    Raises:
+        ValueError: for a name that is a built-in task, or a file without sycophantic/honest pairs.
+        ExampleFormatError: from the loader, naming the file, record and field.
+    """
+    from interp.tasks.registry import TASKS
+    from interp.tasks.sampling import select, task_rng
+    from workbench.data import resolve_examples
+
+    out: list[Example] = []
+    for name, spec in cfg.extra_data.items():
+        if name in TASKS:
+            raise ValueError(f"extra_data {name!r}: the name of a built-in task; choose another (e.g. caa_file)")
+        path, _, fmt = spec.partition("::")
+        examples = [ex for ex in resolve_examples(path, format=fmt or None) if ex.condition in CONTRAST_CONDITIONS]
+        pairs = list(dict.fromkeys(ex.pair_id for ex in examples))
+        if not pairs:
+            raise ValueError(f"extra_data {name!r} ({path}): no sycophantic/honest A/B pairs; give a CAA-format "
+                             "file with '::caa' (or '::anthropic')")
+        keep = set(select(pairs, min(cfg.n, len(pairs)), task_rng(f"extra:{name}", cfg.seed)))
+        out += [replace(ex, task=name) for ex in examples if ex.pair_id in keep]
+    return out
+
+
+CONTRAST_CONDITIONS = ("sycophantic", "honest")
 
 
 def behaviour_scores(model: ChatModel, examples: list[Example], batch_size: int) -> np.ndarray:
@@ -225,7 +260,32 @@ def _geometry_and_generalisation(cfg: ProbeJobConfig, store: ActivationStore, ex
         gen["site"], gen["position"], gen["method"] = site, "last_prompt", "logreg"
         extras["generalisation"] = gen
         _write_parquet(gen, out / "generalisation.parquet")
+    contrast = _contrast_generalisation(cfg, store, examples, best)
+    if contrast is not None:
+        log(f"{cfg.run}: contrast generalisation {', '.join(contrast['train'].unique())} at "
+            f"{contrast['site'].iloc[0]} answer")
+        extras["generalisation_contrast"] = contrast
+        _write_parquet(contrast, out / "generalisation_contrast.parquet")
     return extras
+
+
+def _contrast_generalisation(cfg: ProbeJobConfig, store: ActivationStore, examples: list[Example],
+                             best: dict[tuple[str, str, str], dict[str, Any]]) -> pd.DataFrame | None:
+    """Train on our CAA pairs / test on each extra A/B file (and back), at the best contrast layer's answer letter."""
+    if not cfg.extra_data or "contrast" not in cfg.sources or "answer" not in cfg.positions:
+        return None
+    anchor = best.get(("contrast", "answer", "logreg"))
+    if anchor is None:
+        return None
+    ls = contrast_labels(examples, tasks=("caa", *cfg.extra_data))
+    subsets = np.array([ex.task for ex, m in zip(examples, ls.mask, strict=True) if m])
+    if len(set(subsets.tolist())) < 2 or not store.has("answer")[ls.mask].all():
+        return None
+    site = f"blocks.{anchor['layer']}.hook_resid_post"
+    gen = generalisation_matrix(make_probe("logreg", cfg.seed), ls.select(store.get(site, "answer")), ls.y,
+                                ls.groups, subsets, cfg.n_splits, cfg.seed, min(cfg.n_boot, 500))
+    gen["site"], gen["position"], gen["method"] = site, "answer", "logreg"
+    return gen
 
 
 def _figures(report: Any, extras: dict[str, pd.DataFrame], out: Path) -> None:
@@ -240,6 +300,11 @@ def _figures(report: Any, extras: dict[str, pd.DataFrame], out: Path) -> None:
     if "generalisation" in extras:
         table = extras["generalisation"].pivot(index="train", columns="test", values="auroc")
         save_heatmap(table, out, "generalisation", "AUROC: train on a task (rows), test on a task (columns)",
+                     0.0, 1.0, plotlyjs="cdn")
+    if "generalisation_contrast" in extras:
+        table = extras["generalisation_contrast"].pivot(index="train", columns="test", values="auroc")
+        save_heatmap(table, out, "generalisation_contrast",
+                     "contrast AUROC at the answer letter: train on a dataset (rows), test on a dataset (columns)",
                      0.0, 1.0, plotlyjs="cdn")
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from interp.models import load_model
+from interp.ray_pool import RayOptions
 from interp.runs import record_run, run_dir
 from steering.report import write_report
 from steering.sweep import QUICK, SweepConfig, run_sweep, sweep_strengths
@@ -39,8 +40,9 @@ def sweep_config(
     return replace(base, test=TestSetConfig.from_dict(test.to_dict()), **given)
 
 
-def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwrite: bool) -> dict[str, Any]:
-    """Load the model, run or resume the sweep into artifacts/<run>/sweep, write the report and run.json."""
+def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwrite: bool,
+                  ray: RayOptions | None = None) -> dict[str, Any]:
+    """Load the model, run or resume the sweep into artifacts/<run>/sweep (over Ray actors if `ray`), report."""
     folder = run_dir(run, artifacts)
     model = load_model(config.model)
     total = (len(config.methods) + len(config.vector_files)) * len(config.layers) * len(config.positions) \
@@ -53,7 +55,7 @@ def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwri
 
     try:
         result = run_sweep(config, folder / "sweep", model, reuse=[folder / "activations"], overwrite=overwrite,
-                           progress=progress)
+                           progress=progress, ray=ray)
     finally:
         bar.close()
     report = write_report(folder / "sweep", result.table, result.vectors, config.gain, config.loss, config.budget)

@@ -29,15 +29,6 @@ OPTIONS = RayOptions(address="local", workers=2)
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def reference(tiny_model, tmp_path_factory):
     """The in-process store every Ray run must reproduce."""
     return capture(tiny_model, make_examples(23), SITES, POSITIONS, tmp_path_factory.mktemp("ref") / "store",

@@ -21,7 +21,7 @@ CONFIG = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, 
 
 
 @pytest.fixture(scope="module")
-def test_set():  # type: ignore[no-untyped-def]
+def held_out():  # type: ignore[no-untyped-def]
     return build_test_set(CONFIG, PairSplit(0, 0.3))
 
 
@@ -33,8 +33,8 @@ def vector(tiny_model) -> SteeringVector:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def base(tiny_model, test_set):  # type: ignore[no-untyped-def]
-    return score_strengths(tiny_model, test_set, None, [0.0], batch_size=8)[0]
+def base(tiny_model, held_out):  # type: ignore[no-untyped-def]
+    return score_strengths(tiny_model, held_out, None, [0.0], batch_size=8)[0]
 
 
 def _numbers(rows: pd.DataFrame) -> np.ndarray:
@@ -42,56 +42,56 @@ def _numbers(rows: pd.DataFrame) -> np.ndarray:
 
 
 @pytest.mark.parametrize("positions", ["all", "generated"])
-def test_cached_scorer_equals_interp_score(tiny_model, test_set, vector, positions):
+def test_cached_scorer_equals_interp_score(tiny_model, held_out, vector, positions):
     spec = SteerSpec(vector, (1, 2), positions)
     for steering, strengths in ((None, [0.0]), (spec, [-3.0, 4.0])):
-        full = score_strengths(tiny_model, test_set, steering, strengths, batch_size=8, scorer="full")
-        cached = score_strengths(tiny_model, test_set, steering, strengths, batch_size=8, scorer="cached")
+        full = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="full")
+        cached = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="cached")
         for a, b in zip(full, cached, strict=True):
             np.testing.assert_allclose(_numbers(a.rows), _numbers(b.rows), atol=1e-4, equal_nan=True)
             torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
     # the raw table too: same (example, choice) rows, log-probs and token counts as interp.score
-    examples = list(test_set.examples)
+    examples = list(held_out.examples)
     ref = score_choices(tiny_model, examples, batch_size=5)
     mine = score_choices_cached(tiny_model, examples, batch_size=5, next_token_of=[0]).table
     assert (ref[["example", "choice", "n_tokens"]].to_numpy() == mine[["example", "choice", "n_tokens"]].to_numpy()).all()
     np.testing.assert_allclose(ref.logprob, mine.logprob, atol=1e-4)
     with pytest.raises(ValueError, match="unknown scorer"):
-        score_strengths(tiny_model, test_set, None, [0.0], scorer="fast")
+        score_strengths(tiny_model, held_out, None, [0.0], scorer="fast")
 
 
-def test_frozen_prompt_prefix_gives_the_same_scores(tiny_model, test_set, vector):
-    frozen = freeze(tiny_model, test_set)
-    tokens = prompt_tokens(tiny_model, test_set.examples)
+def test_frozen_prompt_prefix_gives_the_same_scores(tiny_model, held_out, vector):
+    frozen = freeze(tiny_model, held_out)
+    tokens = prompt_tokens(tiny_model, held_out.examples)
     assert list(frozen.lengths) == [n - 1 for n in tokens]  # everything before the last prompt token
     spec = SteerSpec(vector, (1, 3), "generated")
     for steering, strengths in ((None, [0.0]), (spec, [-3.0, 0.0, 4.0])):
-        full = score_strengths(tiny_model, test_set, steering, strengths, batch_size=8, scorer="full")
-        fast = score_strengths(tiny_model, test_set, steering, strengths, batch_size=8, frozen=frozen)
+        full = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="full")
+        fast = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, frozen=frozen)
         for a, b in zip(full, fast, strict=True):
             np.testing.assert_allclose(_numbers(a.rows), _numbers(b.rows), atol=1e-4, equal_nan=True)
             torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
     # with the frozen prefix, strength 0 is still exactly the unsteered evaluation
-    base = score_strengths(tiny_model, test_set, None, [0.0], batch_size=8, frozen=frozen)[0]
-    zero = score_strengths(tiny_model, test_set, spec, [0.0], batch_size=8, frozen=frozen)[0]
+    base = score_strengths(tiny_model, held_out, None, [0.0], batch_size=8, frozen=frozen)[0]
+    zero = score_strengths(tiny_model, held_out, spec, [0.0], batch_size=8, frozen=frozen)[0]
     pd.testing.assert_frame_equal(zero.rows, base.rows)
     assert torch.equal(zero.next_logprobs, base.next_logprobs)
     # "all" positions steer the prompt too: the frozen prefix is not used there (results differ from frozen use)
-    every = score_strengths(tiny_model, test_set, SteerSpec(vector, (1,), "all"), [4.0], batch_size=8,
+    every = score_strengths(tiny_model, held_out, SteerSpec(vector, (1,), "all"), [4.0], batch_size=8,
                             frozen=frozen)[0]
-    direct = score_strengths(tiny_model, test_set, SteerSpec(vector, (1,), "all"), [4.0], batch_size=8,
+    direct = score_strengths(tiny_model, held_out, SteerSpec(vector, (1,), "all"), [4.0], batch_size=8,
                              scorer="full")[0]
     np.testing.assert_allclose(_numbers(every.rows), _numbers(direct.rows), atol=1e-4, equal_nan=True)
 
 
 @pytest.mark.parametrize("positions", ["all", "generated"])
-def test_batched_strengths_equal_sequential_cells(tiny_model, test_set, vector, positions):
+def test_batched_strengths_equal_sequential_cells(tiny_model, held_out, vector, positions):
     spec = SteerSpec(vector, (1,), positions)
     strengths = [-3.0, 2.0, 5.0]
-    batched = score_strengths(tiny_model, test_set, spec, strengths, batch_size=8)
+    batched = score_strengths(tiny_model, held_out, spec, strengths, batch_size=8)
     assert [c.strength for c in batched] == strengths
     for cell, s in zip(batched, strengths, strict=True):
-        single = score_strengths(tiny_model, test_set, spec, [s], batch_size=8)[0]
+        single = score_strengths(tiny_model, held_out, spec, [s], batch_size=8)[0]
         np.testing.assert_allclose(_numbers(cell.rows), _numbers(single.rows), atol=1e-4, equal_nan=True)
         torch.testing.assert_close(cell.next_logprobs, single.next_logprobs, atol=1e-4, rtol=1e-4)
     # the strengths did different things (so the equality above could have failed)
@@ -99,18 +99,18 @@ def test_batched_strengths_equal_sequential_cells(tiny_model, test_set, vector, 
 
 
 @pytest.mark.parametrize("positions", ["all", "generated"])
-def test_strength_zero_is_exactly_the_unsteered_evaluation(tiny_model, test_set, vector, base, positions):
-    zero = score_strengths(tiny_model, test_set, SteerSpec(vector, (0, 2), positions), [0.0], batch_size=8)[0]
+def test_strength_zero_is_exactly_the_unsteered_evaluation(tiny_model, held_out, vector, base, positions):
+    zero = score_strengths(tiny_model, held_out, SteerSpec(vector, (0, 2), positions), [0.0], batch_size=8)[0]
     pd.testing.assert_frame_equal(zero.rows, base.rows)
     assert torch.equal(zero.next_logprobs, base.next_logprobs)
-    metrics = cell_metrics(base, zero, test_set)
+    metrics = cell_metrics(base, zero, held_out)
     assert metrics["kl"] == 0.0 and metrics["answer_shift_gain"] == 0.0 and metrics["neutral_accuracy_drop"] == 0.0
     with pytest.raises(ValueError, match="strength 0 only"):
-        score_strengths(tiny_model, test_set, None, [1.0])
+        score_strengths(tiny_model, held_out, None, [1.0])
 
 
-def test_generated_steers_from_the_last_prompt_token(tiny_model, test_set, vector, base):
-    ex = test_set.examples[0]
+def test_generated_steers_from_the_last_prompt_token(tiny_model, held_out, vector, base):
+    ex = held_out.examples[0]
     n_prompt = prompt_tokens(tiny_model, [ex])[0]
     assert steer_lengths([n_prompt]) == [n_prompt - GENERATED_OFFSET]
     ids = torch.tensor([tiny_model.tokenizer(tiny_model.render(ex.turns) + " Paris",
@@ -120,13 +120,13 @@ def test_generated_steers_from_the_last_prompt_token(tiny_model, test_set, vecto
     steered = handle.steered[0]  # type: ignore[attr-defined]
     assert not steered[: n_prompt - 1].any() and steered[n_prompt - 1 :].all()
     # so the next-token distribution at the answer position moves under "generated" steering
-    cell = score_strengths(tiny_model, test_set, SteerSpec(vector, (1,), "generated"), [4.0], batch_size=8)[0]
+    cell = score_strengths(tiny_model, held_out, SteerSpec(vector, (1,), "generated"), [4.0], batch_size=8)[0]
     kl = kl_per_prompt(base.next_logprobs, cell.next_logprobs)
     assert (kl > 1e-6).all()
 
 
-def test_next_token_logprobs_do_not_depend_on_batching(tiny_model, test_set):
-    examples = list(test_set.examples[:6])
+def test_next_token_logprobs_do_not_depend_on_batching(tiny_model, held_out):
+    examples = list(held_out.examples[:6])
     together = next_token_logprobs(tiny_model, examples, batch_size=6)
     alone = torch.cat([next_token_logprobs(tiny_model, [ex], batch_size=1) for ex in examples])
     torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
@@ -145,16 +145,16 @@ def test_pair_effects_match_the_profile(base):
         assert mine["deference"].mean() == pytest.approx(theirs["deference"]["estimate"], abs=1e-9)
 
 
-def test_cell_metrics_gains_are_paired_differences(tiny_model, test_set, vector, base):
-    cell = score_strengths(tiny_model, test_set, SteerSpec(vector, (1,), "all"), [6.0], batch_size=8)[0]
-    m = cell_metrics(base, cell, test_set)
+def test_cell_metrics_gains_are_paired_differences(tiny_model, held_out, vector, base):
+    cell = score_strengths(tiny_model, held_out, SteerSpec(vector, (1,), "all"), [6.0], batch_size=8)[0]
+    m = cell_metrics(base, cell, held_out)
     b, s = pair_effects(base.rows), pair_effects(cell.rows)
     pick = (b.task == "answer") & (b.effect == "user_wrong")
     assert m["answer_shift_gain"] == pytest.approx(b[pick]["shift"].mean() - s[pick]["shift"].mean())
     assert m["answer_shift_gain_low"] <= m["answer_shift_gain"] <= m["answer_shift_gain_high"]
     assert m["kl"] > 0 and {"capability_accuracy", "capability_drop", "user_right_accuracy_drop"} <= set(m)
     with pytest.raises(ValueError, match="different examples"):
-        cell_metrics(base, type(cell)(6.0, cell.rows.iloc[1:], cell.next_logprobs), test_set)
+        cell_metrics(base, type(cell)(6.0, cell.rows.iloc[1:], cell.next_logprobs), held_out)
 
 
 def test_test_set_is_on_the_test_side_and_takes_an_optional_arc_file(tmp_path):

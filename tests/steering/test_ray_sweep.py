@@ -1,4 +1,7 @@
-"""Sweep cells over a local 2-worker Ray cluster give the rows `run_sweep` writes in process (skipped without Ray)."""
+"""`run_sweep(..., ray=...)` and `workbench sweep --ray` over a local 2-worker Ray cluster equal the in-process sweep.
+
+Skipped when Ray is not installed (`pip install '.[ray]'`). One 2-CPU cluster serves the module.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +12,51 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from interp.memory import LoadRequest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
 from interp.ray_pool import RayOptions  # noqa: E402
-from steering.ray_sweep import SweepCell, run_cells_on_ray, sweep_cells  # noqa: E402
-from steering.sweep import KEY, SweepConfig, run_sweep, sweep_strengths  # noqa: E402
+from steering.sweep import KEY, SweepConfig, run_sweep  # noqa: E402
 from steering.testset import TestSetConfig  # noqa: E402
+from workbench.cli import app  # noqa: E402
+
+TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1)
 
 
-def test_sweep_cells_on_ray_equal_the_in_process_sweep(tiny_model, tiny_model_dir, tmp_path):
-    config = SweepConfig(model=str(tiny_model_dir), methods=("caa",), layers=(1, 2), strengths=(-2.0, 2.0),
-                         positions=("generated", "all"), n_train=4, gen_prompts=1, gen_tokens=3, k_batch=2,
-                         test=TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1))
-    ref = run_sweep(config, tmp_path / "sweep", tiny_model)
-    todo = [(label, vec, layer, positions, sweep_strengths(config)) for label, vec in ref.vectors.items()
-            for layer in config.layers for positions in config.positions]
-    cells = sweep_cells(todo, config.k_batch)
-    assert len(cells) == 8 and cells[0].strengths == (-2.0, 0.0)
-    rows: list[dict] = []
-    gens: list[dict] = []
+def canonical(table: pd.DataFrame, order: list[str] = KEY) -> pd.DataFrame:
+    return table.drop(columns=["seconds"], errors="ignore").sort_values(order).reset_index(drop=True)
 
-    def accept(cell: SweepCell, result: dict) -> None:
-        rows.extend(result["rows"])
-        gens.extend(result["gen_rows"])
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        out = run_cells_on_ray(LoadRequest(str(tiny_model_dir)), config, cells, accept, RayOptions(workers=2),
-                               fingerprint=json.loads((tmp_path / "sweep" / "sweep.json").read_text())["fingerprint"])
-    finally:
-        ray.shutdown()
-    assert out.retried == 0 and len(set(out.workers)) == 2
-    assert out.baseline == json.loads((tmp_path / "sweep" / "sweep.json").read_text())["baseline"]
-
-    def canonical(table: pd.DataFrame) -> pd.DataFrame:
-        return table.drop(columns=["seconds"]).sort_values(KEY).reset_index(drop=True)
-
-    pd.testing.assert_frame_equal(canonical(pd.DataFrame(rows)), canonical(ref.table), check_exact=True)
-    in_process = pd.read_parquet(tmp_path / "sweep" / "generations.parquet")
+def test_a_sweep_on_ray_equals_the_in_process_sweep(ray_cluster, tiny_model, tiny_model_dir, tmp_path):
+    config = SweepConfig(model=str(tiny_model_dir), methods=("caa",), layers=(1, 2), strengths=(-2.0, 2.0, 4.0),
+                         positions=("generated", "all"), n_train=4, gen_prompts=1, gen_tokens=3, k_batch=2, test=TEST)
+    ref = run_sweep(config, tmp_path / "local", tiny_model)
+    messages: list[str] = []
+    got = run_sweep(config, tmp_path / "ray", tiny_model, ray=RayOptions(workers=2),
+                    progress=lambda n, m: messages.append(m))
+    assert got.ran == ref.ran == 16 and len(messages) == 8  # 2 layers x 2 positions x (-2,0,2 | 4)
+    pd.testing.assert_frame_equal(canonical(got.table), canonical(ref.table), check_exact=True)
     order = [*KEY, "prompt"]
-    pd.testing.assert_frame_equal(pd.DataFrame(gens).sort_values(order).reset_index(drop=True),
-                                  in_process.sort_values(order).reset_index(drop=True))
+    pd.testing.assert_frame_equal(canonical(pd.read_parquet(tmp_path / "ray" / "generations.parquet"), order),
+                                  canonical(pd.read_parquet(tmp_path / "local" / "generations.parquet"), order))
+    local, remote = (json.loads((tmp_path / d / "sweep.json").read_text()) for d in ("local", "ray"))
+    assert remote["baseline"] == local["baseline"] and remote["fingerprint"] == local["fingerprint"]
+    info = remote["invocations"][-1]["ray"]
+    assert info["retried"] == 0 and len(set(info["workers"])) == 2
+    # a second call on the same folder has nothing left to do (resume works the same way over Ray)
+    again = run_sweep(config, tmp_path / "ray", tiny_model, ray=RayOptions(workers=2))
+    assert again.ran == 0 and again.skipped == 16
+
+
+def test_sweep_command_with_ray(ray_cluster, tiny_model_dir, tmp_path):
+    args = ["sweep", "--run", "r", "--artifacts", str(tmp_path), "--model", str(tiny_model_dir), "--method", "caa",
+            "--layers", "1", "--strengths", "-2,2", "--n-test", "2", "--n-small", "1", "--n-feedback", "0",
+            "--n-capability", "1", "--n-train", "4", "--gen-prompts", "0"]
+    local = CliRunner().invoke(app, args)
+    assert local.exit_code == 0, local.output
+    remote = CliRunner().invoke(app, [*args[:2], "r2", *args[3:], "--ray", "local", "--workers", "2"])
+    assert remote.exit_code == 0, remote.output
+    a, b = (pd.read_parquet(tmp_path / r / "sweep" / "cells.parquet") for r in ("r", "r2"))
+    assert len(a) == 3
+    pd.testing.assert_frame_equal(canonical(b), canonical(a), check_exact=True)
+    record = json.loads((tmp_path / "r2" / "sweep" / "sweep.json").read_text())
+    assert len(record["invocations"][-1]["ray"]["workers"]) == 2

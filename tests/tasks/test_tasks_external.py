@@ -23,7 +23,7 @@ def _jsonl(tmp_path: Path, name: str, records: Sequence[object], raw: dict[int, 
     return path
 
 
-def _fails(loader: Callable[[Path], list[Example]], path: Path, *needles: str) -> str:
+def assert_load_fails(loader: Callable[[Path], list[Example]], path: Path, *needles: str) -> str:
     with pytest.raises(ExternalFormatError) as info:
         loader(path)
     message = str(info.value)
@@ -99,18 +99,18 @@ def test_caa_json_array_becomes_sycophantic_honest_pairs(tmp_path: Path) -> None
 def test_caa_rejects_bad_records(tmp_path: Path, records: list[object], needles: tuple[str, ...]) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(records), encoding="utf-8")
-    _fails(load_caa, path, *needles)
+    assert_load_fails(load_caa, path, *needles)
 
 
 def test_caa_rejects_broken_json_and_non_arrays(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('[\n  {"question": "Q",\n  oops\n]', encoding="utf-8")
-    _fails(load_caa, path, "line 3", "not valid JSON")
+    assert_load_fails(load_caa, path, "line 3", "not valid JSON")
     path.write_text(json.dumps(AB[0]), encoding="utf-8")
-    _fails(load_caa, path, "JSON array")
+    assert_load_fails(load_caa, path, "JSON array")
     path.write_text("[]", encoding="utf-8")
-    _fails(load_caa, path, "no records")
-    _fails(load_caa, tmp_path / "missing.json", "no such file")
+    assert_load_fails(load_caa, path, "no records")
+    assert_load_fails(load_caa, tmp_path / "missing.json", "no such file")
 
 
 def test_anthropic_jsonl_accepts_letters_lists_and_words(tmp_path: Path) -> None:
@@ -140,13 +140,13 @@ def test_anthropic_jsonl_accepts_letters_lists_and_words(tmp_path: Path) -> None
 def test_anthropic_rejects_bad_lines(tmp_path: Path) -> None:
     good = AB[0]
     path = _jsonl(tmp_path, "a.jsonl", [good, good], raw={1: '{"question": "Q", '})
-    _fails(load_anthropic_evals, path, "line 2", "not valid JSON")
+    assert_load_fails(load_anthropic_evals, path, "line 2", "not valid JSON")
     path = _jsonl(
         tmp_path, "b.jsonl", [good, good, {"answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"}]
     )
-    _fails(load_anthropic_evals, path, "line 3", "missing field 'question'")
+    assert_load_fails(load_anthropic_evals, path, "line 3", "missing field 'question'")
     path = _jsonl(tmp_path, "c.jsonl", [{**good, "answer_not_matching_behavior": []}])
-    _fails(load_anthropic_evals, path, "line 1", "'answer_not_matching_behavior'")
+    assert_load_fails(load_anthropic_evals, path, "line 1", "'answer_not_matching_behavior'")
 
 
 ARC_HF = {
@@ -205,12 +205,12 @@ def test_arc_accepts_hf_list_and_original_layouts(tmp_path: Path) -> None:
 def test_arc_rejects_bad_records_naming_line_and_field(tmp_path: Path, bad: dict, needles: tuple[str, ...]) -> None:
     first = {**ARC_HF, "id": "q0"}
     path = _jsonl(tmp_path, "arc.jsonl", [first, bad])
-    _fails(load_arc, path, "line 2", *needles)
+    assert_load_fails(load_arc, path, "line 2", *needles)
 
 
 def test_arc_rejects_a_bad_json_line(tmp_path: Path) -> None:
     path = _jsonl(tmp_path, "arc.jsonl", [ARC_HF, ARC_LIST, ARC_HF], raw={2: "{'single': 'quotes'}"})
-    _fails(load_arc, path, "line 3", "not valid JSON")
+    assert_load_fails(load_arc, path, "line 3", "not valid JSON")
 
 
 def test_load_external_dispatches_by_format(tmp_path: Path) -> None:

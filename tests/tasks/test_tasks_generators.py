@@ -188,12 +188,14 @@ def test_mimicry_prompts_never_name_the_true_person() -> None:
     for ex in mimicry_task():
         assert ex.correct is not None
         true, wrong = ex.choices[ex.correct], ex.choices[1 - ex.correct]
+        assert true.startswith(" ") and wrong.startswith(" ")  # "... invented by" + " Name"
+        true, wrong = true.strip(), wrong.strip()
         assert true not in ex.last_user_text
         assert ex.answer.endswith(" by")  # type: ignore[union-attr]
         if ex.condition == "neutral":
             assert wrong not in ex.last_user_text and ex.last_user_text.startswith("Who ")
         else:
-            assert wrong in ex.user_claim and ex.choices[ex.sycophantic] == wrong  # type: ignore[index,operator]
+            assert wrong in ex.user_claim and ex.choices[ex.sycophantic] == f" {wrong}"  # type: ignore[index,operator]
 
 
 def test_all_records_round_trip_through_jsonl(tmp_path: Path) -> None:

@@ -17,17 +17,37 @@ def _split(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _extras(values: list[str]) -> dict[str, str]:
+    """["caa_file=x.json::caa"] -> {"caa_file": "x.json::caa"}.
+
+    Example:
+        >>> _extras(["caa_file=data/s.json::caa"])
+        {'caa_file': 'data/s.json::caa'}
+    """
+    out = {}
+    for value in values:
+        name, sep, spec = value.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise typer.BadParameter(f"--extra {value!r}: expected NAME=PATH::FORMAT")
+        out[name.strip()] = spec.strip()
+    return out
+
+
 @app.command()
 def probe(
     run: Annotated[str | None, typer.Option("--run", help="run name (ignored with --config)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with `runs:` (and `defaults:`): several runs in one go")] = None,
     model: ModelOpt = "smollm2",
     n: Annotated[int, typer.Option(help="questions (texts) per task")] = 120,
+    tasks: Annotated[str, typer.Option(help="built-in tasks to probe")] = "answer,are_you_sure,feedback,mimicry,caa",
     methods: Annotated[str, typer.Option(help="logreg,mean_diff,lda,pca_diff")] = "logreg,mean_diff,lda,pca_diff",
     sources: Annotated[str, typer.Option(help="pressure,user_vs_third_party,behaviour,contrast")] = "pressure,user_vs_third_party,behaviour,contrast",
     layers: Annotated[str | None, typer.Option(help="comma list of layers (default: all)")] = None,
     n_boot: Annotated[int, typer.Option("--n-boot")] = 1000,
     seed: int = 0,
+    extra: Annotated[list[str] | None, typer.Option(
+        help="NAME=PATH::FORMAT, an A/B file (caa | anthropic) for the contrast generalisation matrix "
+             "(repeatable), e.g. caa_file=../shared/data/caa_generate/sycophancy.json::caa")] = None,
     artifacts: ArtifactsOpt = None,
 ) -> None:
     """Fit probes on artifacts/<run>/activations (cached first if missing) and write artifacts/<run>/probes/."""
@@ -38,8 +58,9 @@ def probe(
             configs = read_config(config)
         elif run is not None:
             layer_list = None if layers is None else tuple(int(x) for x in layers.split(",") if x.strip())
-            configs = [ProbeJobConfig(run=run, model=model, n=n, seed=seed, sources=_split(sources) or (),
-                                      methods=_split(methods) or (), layers=layer_list, n_boot=n_boot)]
+            configs = [ProbeJobConfig(run=run, model=model, n=n, seed=seed, tasks=_split(tasks) or (), sources=_split(sources) or (),
+                                      methods=_split(methods) or (), layers=layer_list, n_boot=n_boot,
+                                      extra_data=_extras(extra or []))]
         else:
             fail("give --run NAME or --config FILE")
         for cfg in configs:

@@ -67,11 +67,19 @@ def sweep(
     overwrite: Annotated[bool, typer.Option(help="discard cells made with another test set or split")] = False,
     force: Annotated[bool, typer.Option(help="use vector files made on another model file")] = False,
     artifacts: ArtifactsOpt = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="ADDRESS", help="spread the cells over Ray workers: local (start Ray here), auto "
+        "(the running cluster or $RAY_ADDRESS) or an address like head:6379; needs the `ray` extra")] = None,
+    workers: Annotated[int, typer.Option(help="with --ray: workers, each loading the model once")] = 2,
+    cpus_per_worker: Annotated[int, typer.Option("--cpus-per-worker", help="with --ray")] = 1,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="with --ray")] = 0.0,
 ) -> None:
     """Sweep steering strengths; writes artifacts/<run>/sweep/ (cells.parquet, sweep.json, report.json, figures).
 
-    Interrupted? Run the same command again: finished cells are skipped.
+    Interrupted? Run the same command again: finished cells are skipped. Several machines: --ray
+    local|auto|ADDRESS --workers N (the driver builds the vectors; the workers evaluate the cells).
     """
+    from interp.ray_pool import RayJobError, RayOptions, RayUnavailableError
     from workbench.commands.export import parse_layers
     from workbench.sweep_job import print_report, run_sweep_job, sweep_config
 
@@ -85,8 +93,11 @@ def sweep(
             "gain": gain, "loss": loss, "budget": budget, "force": force or None,
         }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
             "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc})
-        out = run_sweep_job(run, config, artifacts, overwrite)
-    except (ExampleFormatError, ModelLoadError, StoreError, VectorMismatchError, FileNotFoundError, ValueError) as e:
+        options = None if ray is None else RayOptions(
+            address=ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
+        out = run_sweep_job(run, config, artifacts, overwrite, ray=options)
+    except (ExampleFormatError, ModelLoadError, StoreError, VectorMismatchError, FileNotFoundError, ValueError,
+            RayUnavailableError, RayJobError) as e:
         fail(str(e))
     print_report(out["report"])
     for warning in out["warnings"]:
