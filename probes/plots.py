@@ -211,14 +211,20 @@ def save_heatmap(
     """
     rows, cols = [str(v) for v in table.index], [str(v) for v in table.columns]
     values = table.to_numpy(dtype=np.float64)  # [rows, cols]
-    html = go.Figure(go.Heatmap(z=values, x=cols, y=rows, zmin=vmin, zmax=vmax, colorscale="RdBu_r"))
+    annotate = max(len(rows), len(cols)) <= 12  # small tables show their numbers in the cells
+    html = go.Figure(go.Heatmap(z=values, x=cols, y=rows, zmin=vmin, zmax=vmax, colorscale="RdBu_r",
+                                texttemplate="%{z:.2f}" if annotate else None))
     html.update_layout(title=title, template="plotly_white", yaxis={"autorange": "reversed"})
-    png = Figure(figsize=(1.5 + 0.35 * len(cols), 1 + 0.35 * len(rows)))
+    png = Figure(figsize=(max(4.0, 1.5 + 0.35 * len(cols)), max(3.0, 1 + 0.35 * len(rows))))
     ax = png.subplots()
     image = ax.imshow(values, vmin=vmin, vmax=vmax, cmap="RdBu_r")
     ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
-    ax.set_title(title)
+    if annotate:
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_title(title, fontsize=8, wrap=True)
     png.colorbar(image, ax=ax)
     return _write(html, png, out_dir, stem, plotlyjs)
 

@@ -29,7 +29,9 @@ def eval_examples(tasks: str, n: int | None, data: str | None, data_format: str 
     (task renamed `<task>_letters`, so content and letter results sit side by side)."""
     if data:
         examples = resolve_examples(data, format=data_format)
-        examples = examples[:n] if n else examples
+        if n:  # the first n records (an A/B record is two examples sharing its pair_id)
+            keep = set(list(dict.fromkeys(ex.pair_id for ex in examples))[:n])
+            examples = [ex for ex in examples if ex.pair_id in keep]
     else:
         examples = []
         for task in [t.strip() for t in tasks.split(",") if t.strip()]:

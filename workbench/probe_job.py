@@ -262,8 +262,8 @@ def _geometry_and_generalisation(cfg: ProbeJobConfig, store: ActivationStore, ex
         _write_parquet(gen, out / "generalisation.parquet")
     contrast = _contrast_generalisation(cfg, store, examples, best)
     if contrast is not None:
-        log(f"{cfg.run}: contrast generalisation {', '.join(contrast['train'].unique())} at "
-            f"{contrast['site'].iloc[0]} answer")
+        log(f"{cfg.run}: contrast generalisation {', '.join(contrast['train'].unique())} with "
+            f"{contrast['method'].iloc[0]} at {contrast['site'].iloc[0]} answer")
         extras["generalisation_contrast"] = contrast
         _write_parquet(contrast, out / "generalisation_contrast.parquet")
     return extras
@@ -271,20 +271,22 @@ def _geometry_and_generalisation(cfg: ProbeJobConfig, store: ActivationStore, ex
 
 def _contrast_generalisation(cfg: ProbeJobConfig, store: ActivationStore, examples: list[Example],
                              best: dict[tuple[str, str, str], dict[str, Any]]) -> pd.DataFrame | None:
-    """Train on our CAA pairs / test on each extra A/B file (and back), at the best contrast layer's answer letter."""
+    """Train on our CAA pairs / test on each extra A/B file (and back) with the best contrast probe (method and
+    layer with the highest held-out AUROC at the answer letter on our pairs)."""
     if not cfg.extra_data or "contrast" not in cfg.sources or "answer" not in cfg.positions:
         return None
-    anchor = best.get(("contrast", "answer", "logreg"))
-    if anchor is None:
+    candidates = [b for (source, position, _), b in best.items() if (source, position) == ("contrast", "answer")]
+    if not candidates:
         return None
+    anchor = max(candidates, key=lambda b: b["auroc"])
     ls = contrast_labels(examples, tasks=("caa", *cfg.extra_data))
     subsets = np.array([ex.task for ex, m in zip(examples, ls.mask, strict=True) if m])
     if len(set(subsets.tolist())) < 2 or not store.has("answer")[ls.mask].all():
         return None
     site = f"blocks.{anchor['layer']}.hook_resid_post"
-    gen = generalisation_matrix(make_probe("logreg", cfg.seed), ls.select(store.get(site, "answer")), ls.y,
+    gen = generalisation_matrix(make_probe(anchor["method"], cfg.seed), ls.select(store.get(site, "answer")), ls.y,
                                 ls.groups, subsets, cfg.n_splits, cfg.seed, min(cfg.n_boot, 500))
-    gen["site"], gen["position"], gen["method"] = site, "answer", "logreg"
+    gen["site"], gen["position"], gen["method"] = site, "answer", anchor["method"]
     return gen
 
 
