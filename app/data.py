@@ -239,7 +239,7 @@ def _probe_report(path: str, mtime: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @shown
 def probe_table(folder: Path, name: str) -> pd.DataFrame | None:
-    """probes/<name>.parquet: cosines_methods, cosines_layers, projections, generalisation."""
+    """probes/<name>.parquet: cosines_methods, cosines_layers, projections, generalisation(_contrast)."""
     return table(folder / "probes" / f"{name}.parquet")
 
 

@@ -85,16 +85,25 @@ with geometry:
         column.plotly_chart(figures.heatmap(table, f"cosine {title}", -1.0, 1.0, "cosine"), key=f"probe_{name}")
 
 with transfer:
-    st.caption("A probe trained on one task (rows) and tested on another (columns), AUROC: does the opinion "
-               "signal of one kind of pressure generalise to the others? 0.5 is chance.")
-    gen = data.probe_table(folder, "generalisation")
-    if gen is None or gen.empty:
-        st.info("This run has no generalisation matrix (it needs probes on at least two tasks).")
-    else:
+    matrices = (
+        ("generalisation", "A probe trained on one task (rows) and tested on another (columns), AUROC: does the "
+         "opinion signal of one kind of pressure generalise to the others? 0.5 is chance.",
+         "This run has no generalisation matrix (it needs probes on at least two tasks)."),
+        ("generalisation_contrast", "The contrast probe (sycophantic vs honest letter at the answer) trained on our "
+         "CAA pairs or on an external A/B file (`workbench probe --extra NAME=PATH::caa`), tested on each.",
+         None),
+    )
+    for name, caption, missing in matrices:
+        gen = data.probe_table(folder, name)
+        if gen is None or gen.empty:
+            if missing:
+                st.info(missing)
+            continue
+        st.caption(caption)
         matrix = gen.pivot(index="train", columns="test", values="auroc")
         where = f"{gen['method'].iloc[0]} at {gen['site'].iloc[0]}, {gen['position'].iloc[0]}" if "site" in gen else ""
         st.plotly_chart(figures.heatmap(matrix, f"AUROC, train (rows) → test (columns) {where}", 0.0, 1.0, "AUROC"),
-                        key="probe_generalisation")
+                        key=f"probe_{name}")
         with st.expander("table with CIs"):
             ui.table(gen.round(3))
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -118,6 +122,22 @@ def test_probes_page_widgets_change_the_curves_and_projections(fixture_root, ope
     assert f"projection on {other}" in titles(at)  # computed from the cached activations
     projection = next(c for c in charts(at) if c["layout"]["title"]["text"] == f"projection on {other}")
     assert any("answer:user_wrong" in trace["name"] for trace in projection["data"])
+
+
+def test_probes_page_shows_the_contrast_generalisation_when_the_run_has_one(fixture_root, open_app, tmp_path):
+    shutil.copytree(fixture_root / FIXTURE_RUN, tmp_path / FIXTURE_RUN)
+    before = [t for t in titles(ok(open_app(tmp_path, page="probes"))) if t.startswith("AUROC, train")]
+    rows = [{"train": a, "test": b, "auroc": v, "method": "lda", "site": "blocks.2.hook_resid_post",
+             "position": "answer"} for a, b, v in (("caa", "caa", 0.8), ("caa", "caa_file", 0.45),
+                                                   ("caa_file", "caa", 0.55), ("caa_file", "caa_file", 0.6))]
+    pd.DataFrame(rows).to_parquet(tmp_path / FIXTURE_RUN / "probes" / "generalisation_contrast.parquet")
+    at = ok(open_app(tmp_path, page="probes"))
+    after = [t for t in titles(at) if t.startswith("AUROC, train")]
+    assert len(after) == len(before) + 1 and after[-1].endswith("lda at blocks.2.hook_resid_post, answer")
+    z = next(c for c in charts(at) if c["layout"]["title"]["text"] == after[-1])["data"][0]["z"]
+    if isinstance(z, dict):  # plotly's typed-array encoding
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(2, 2).tolist()
+    assert z == [[0.8, 0.45], [0.55, 0.6]]
 
 
 # -- trade-off -------------------------------------------------------------------------------------
