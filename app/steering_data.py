@@ -93,8 +93,14 @@ def vector_files(folder: Path) -> list[Path]:
         base = folder / part
         if base.is_dir():
             found += sorted(p for p in base.rglob("*") if p.suffix in (".safetensors", ".gguf") and p.is_file()
-                            and "activations" not in p.parts)
+                            and "activations" not in p.parts and "gates" not in p.parts)
     return found
+
+
+def gate_files(folder: Path) -> list[Path]:
+    """Probe gates a sweep trained (`sweep/gates/layer<L>.safetensors`, from `workbench sweep --gate`)."""
+    base = folder / "sweep" / "gates"
+    return sorted(base.glob("layer*.safetensors")) if base.is_dir() else []
 
 
 def read_vector(path: Path) -> SteeringVector:

@@ -243,6 +243,33 @@ def compute_shard(
     return tensors
 
 
+def activations(
+    model: ChatModel, examples: list[Example], sites: list[str] | str, position: str = "last_prompt",
+    batch_size: int = 16,
+) -> dict[str, np.ndarray]:
+    """`{site: [n_examples, d] float32}` at one named single-row position, in memory and in example order.
+
+    The same computation as a store's shard (`compute_shard`, hooks backend, fp32), for sets small
+    enough to hold: a gate's decisions on a test set, a chat's score in the playground.
+
+    Example:
+        >>> activations(model, examples[:2], "blocks.3.hook_resid_post")["blocks.3.hook_resid_post"].shape  # doctest: +SKIP
+        (2, 576)
+    """
+    if not examples:
+        raise ValueError("no examples to run")
+    pos = parse_positions([position])[0]
+    if not pos.one_row:
+        raise ValueError(f"activations() reads one row per example; position {position!r} has one per token")
+    config = resolve_config(model, sites, [position], CaptureConfig((), (), batch_size=batch_size))
+    encoded = validate(model, examples, [pos])
+    tensors = compute_shard(model, examples, encoded, ShardRange(0, 0, len(examples)), config, make_backend("hooks"))
+    order = np.argsort(tensors["example_index"], kind="stable")
+    if not np.array_equal(tensors["example_index"][order], np.arange(len(examples))):
+        raise ValueError(f"position {position!r} does not apply to every example")
+    return {site: tensors[site][order] for site in config.sites}
+
+
 def capture(
     model: ChatModel,
     examples: list[Example],
@@ -285,6 +312,6 @@ def capture(
 
 
 __all__ = [
-    "CaptureConfig", "capture", "compute_shard", "examples_hash", "make_batch", "manifest_seed", "resolve_config",
+    "CaptureConfig", "activations", "capture", "compute_shard", "examples_hash", "make_batch", "manifest_seed", "resolve_config",
     "validate", "POSITIONS",
 ]

@@ -10,6 +10,8 @@ the activation rows) and labels them 1 (positive) or 0 (negative):
 - `behaviour`: user_wrong examples of the answer task, 1 where the model moved to
   the user's answer (needs per-example scores).
 - `contrast`: CAA-style A/B items, sycophantic (1) vs honest (0) completion.
+- `user_opinion`: over the four tasks, the user states an opinion or claim (1) vs
+  no opinion or a third party's (0): what a steering gate must detect.
 
 Example:
     >>> from interp.tasks.example import Example, Turn
@@ -81,8 +83,10 @@ class LabelSet:
 class ConditionSource:
     """A label source read off the conditions: `positive` (1) vs `negative` (0) examples of `tasks`.
 
-    Called like every source of LABEL_SOURCES: `(examples, moved=None, tasks=None) -> LabelSet`
-    (`moved` is unused; `tasks` overrides the default tasks).
+    `positive` and `negative` are one condition name or a tuple of them (a source
+    may pool conditions of several tasks). Called like every source of
+    LABEL_SOURCES: `(examples, moved=None, tasks=None) -> LabelSet` (`moved` is
+    unused; `tasks` overrides the default tasks).
 
     Example:
         >>> from interp.tasks.example import Example, Turn
@@ -92,27 +96,33 @@ class ConditionSource:
     """
 
     name: str
-    positive: str
-    negative: str
+    positive: str | tuple[str, ...]
+    negative: str | tuple[str, ...]
     tasks: tuple[str, ...]
+
+    @staticmethod
+    def _names(value: str | tuple[str, ...]) -> tuple[str, ...]:
+        return (value,) if isinstance(value, str) else tuple(value)
 
     def __call__(self, examples: Sequence[Example], moved: np.ndarray | None = None,
                  tasks: tuple[str, ...] | None = None) -> LabelSet:
         tasks = self.tasks if tasks is None else tasks
+        pos, neg = self._names(self.positive), self._names(self.negative)
         cond = np.array([ex.condition for ex in examples])
         task_ok = np.array([ex.task in tasks for ex in examples], dtype=bool)
-        mask = task_ok & np.isin(cond, (self.positive, self.negative))
-        found_pos = int((mask & (cond == self.positive)).sum())
-        found_neg = int((mask & (cond == self.negative)).sum())
+        is_pos = task_ok & np.isin(cond, pos)
+        mask = is_pos | (task_ok & np.isin(cond, neg))
+        found_pos = int(is_pos.sum())
+        found_neg = int((mask & ~is_pos).sum())
         if found_pos == 0 or found_neg == 0:
             seen = sorted({(ex.task, ex.condition) for ex in examples})
             raise ValueError(
-                f"label source {self.name!r} needs tasks {list(tasks)} with conditions {self.positive!r} and "
-                f"{self.negative!r}; found {found_pos} and {found_neg} (examples have task/condition {seen[:12]})"
+                f"label source {self.name!r} needs tasks {list(tasks)} with conditions {' | '.join(pos)!r} and "
+                f"{' | '.join(neg)!r}; found {found_pos} and {found_neg} (examples have task/condition {seen[:12]})"
             )
-        y = (cond[mask] == self.positive).astype(np.int64)
+        y = is_pos[mask].astype(np.int64)
         groups = np.array([ex.pair_id for ex, m in zip(examples, mask, strict=True) if m])
-        return LabelSet(self.name, mask, y, groups, self.positive, self.negative)
+        return LabelSet(self.name, mask, y, groups, " | ".join(pos), " | ".join(neg))
 
 
 #: the user suggests the wrong answer (1) vs the neutral question (0)
@@ -121,6 +131,14 @@ pressure_labels = ConditionSource("pressure", "user_wrong", "neutral", ("answer"
 user_vs_third_party_labels = ConditionSource("user_vs_third_party", "user_wrong", "third_party_wrong", ("answer",))
 #: CAA-style contrast: sycophantic (1) vs honest (0) completion of the same item
 contrast_labels = ConditionSource("contrast", "sycophantic", "honest", ("caa",))
+#: the user states an opinion or a claim of their own (1) vs no opinion, or a third party's (0), over the four
+#: Sharma et al. tasks: what a pressure gate for steering must detect (and not fire on a quoted textbook)
+USER_OPINION = ("user_wrong", "user_right", "user_doubts_right", "challenge", "user_false_attribution", "user_wrote",
+                "user_likes", "user_dislikes")
+NO_USER_OPINION = ("neutral", "no_challenge", "third_party_wrong", "third_party_challenge",
+                   "third_party_false_attribution", "other_wrote")
+user_opinion_labels = ConditionSource("user_opinion", USER_OPINION, NO_USER_OPINION,
+                                      ("answer", "are_you_sure", "mimicry", "feedback"))
 
 
 def behaviour_labels(
@@ -167,6 +185,7 @@ LABEL_SOURCES: dict[str, LabelSource] = {
     "user_vs_third_party": user_vs_third_party_labels,
     "behaviour": behaviour_labels,
     "contrast": contrast_labels,
+    "user_opinion": user_opinion_labels,
 }
 
 

@@ -68,9 +68,10 @@ def prompt_tokens(model: ChatModel, examples: Sequence[Example]) -> list[int]:
 
 
 def replica_context(
-    model: ChatModel, spec: SteerSpec | None, strengths: Sequence[float], n: int, tokens: Sequence[int]
+    model: ChatModel, spec: SteerSpec | None, strengths: Sequence[float], n: int, tokens: Sequence[int],
+    row_scale: Sequence[float] | None = None,
 ) -> RowContext | None:
-    """Row context for `K * n` replicated rows: row `i` gets `strengths[i // n]` and prompt `tokens[i % n]`.
+    """Row context for `K * n` replicated rows: row `i` gets `strengths[i // n] * row_scale[i % n]`, prompt `tokens[i % n]`.
 
     Args:
         model: the model.
@@ -78,12 +79,15 @@ def replica_context(
         strengths: one per replica.
         n: examples per replica.
         tokens: prompt tokens of each of the n examples.
+        row_scale: a multiplier per example (e.g. a gate's 0/1 decisions; None: all 1).
     """
     if spec is None:
         return None
+    scale = [1.0] * n if row_scale is None else [float(c) for c in row_scale]
 
     def context(rows: list[int]) -> AbstractContextManager[object]:
-        return spec.context(model, [float(strengths[i // n]) for i in rows], [tokens[i % n] for i in rows])
+        return spec.context(model, [float(strengths[i // n]) * scale[i % n] for i in rows],
+                            [tokens[i % n] for i in rows])
 
     return context
 
@@ -171,6 +175,7 @@ def score_strengths(
     tokens: Sequence[int] | None = None,
     scorer: str = "cached",
     frozen: FrozenPrefix | None = None,
+    row_scale: Sequence[float] | None = None,
 ) -> list[CellScores]:
     """Score the test set under each strength, all strengths in one batched pass.
 
@@ -184,6 +189,8 @@ def score_strengths(
         scorer: a key of SCORERS.
         frozen: `freeze(model, test)`: with the cached scorer, used for the unsteered model and for
             positions "generated" (ignored otherwise).
+        row_scale: per test example, a multiplier of every strength: a gate's 0/1 decisions make a
+            gated cell (`steering.gating`); None steers every example.
 
     Returns:
         One CellScores per strength, in order.
@@ -197,7 +204,9 @@ def score_strengths(
     examples = list(test.examples)
     n, k = len(examples), len(strengths)
     tokens = list(tokens) if tokens is not None else prompt_tokens(model, examples)
-    context = replica_context(model, spec, strengths, n, tokens)
+    if row_scale is not None and len(row_scale) != n:
+        raise ValueError(f"row_scale has {len(row_scale)} values for {n} test examples")
+    context = replica_context(model, spec, strengths, n, tokens, row_scale)
     next_of = [r * n + i for r in range(k) for i in test.kl_index]
     usable = frozen if spec is None or spec.positions == "generated" else None
     scores, logprobs = SCORERS[scorer](model, examples * k, batch_size, context, next_of, usable)  # [k * n_kl, vocab]

@@ -165,6 +165,31 @@ def operating_point(table: pd.DataFrame, gain: str, loss: str, budget: float) ->
     return ok.loc[ok[gain].idxmax()]
 
 
+def gate_comparison(table: pd.DataFrame, gain: str, loss: str, budget: float) -> list[dict[str, Any]]:
+    """For every gated curve, its best cell within the budget next to the same vector always on.
+
+    Example:
+        >>> t = pd.DataFrame({"method": ["v", "v", "v+gate", "v+gate"], "layer": 1, "positions": "generated",
+        ...                   "mode": "add", "strength": [-2.0, -4.0, -2.0, -4.0], "norm": 1.0, "relative_norm": 0.1,
+        ...                   "g": [0.1, 0.3, 0.1, 0.3], "l": [0.05, 0.2, 0.01, 0.04]})
+        >>> [(c["always_on"]["strength"], c["gated"]["strength"]) for c in gate_comparison(t, "g", "l", 0.1)]
+        [(-2.0, -4.0)]
+    """
+    from steering.gate import GATE_SUFFIX
+
+    out = []
+    gated = table[table["method"].astype(str).str.endswith(GATE_SUFFIX)]
+    for (method, layer, positions), cells in gated.groupby(["method", "layer", "positions"], sort=True):
+        base = str(method)[: -len(GATE_SUFFIX)]
+        plain = table[(table["method"] == base) & (table["layer"] == layer) & (table["positions"] == positions)]
+        row: dict[str, Any] = {"method": base, "layer": int(layer), "positions": str(positions)}
+        for name, part in (("always_on", plain), ("gated", cells)):
+            point = operating_point(part, gain, loss, budget) if not part.empty else None
+            row[name] = None if point is None else _cell(point, gain, loss)
+        out.append(row)
+    return out
+
+
 def summarize(table: pd.DataFrame, gain: str, loss: str, budget: float) -> dict[str, Any]:
     """The report: law fits, their summary, the frontier, the operating point, and each method's extremes.
 
@@ -195,6 +220,7 @@ def summarize(table: pd.DataFrame, gain: str, loss: str, budget: float) -> dict[
         "fits": fits.to_dict(orient="records"),
         "pareto": [_cell(r, gain, loss) for _, r in frontier.iterrows()],
         "methods": methods,
+        "gate_comparison": gate_comparison(table, gain, loss, budget),
     }
 
 
@@ -204,7 +230,7 @@ def _cell(row: pd.Series, gain: str, loss: str) -> dict[str, Any]:
                            for k in ("method", "layer", "strength", "positions", "mode", "norm", "relative_norm")}
     for column in dict.fromkeys([gain, loss, "answer_shift_gain", "answer_deference_gain",
                                  "answer_control_shift_change", "neutral_accuracy_drop", "user_right_accuracy_drop",
-                                 "capability_drop", "kl", "degenerate"]):
+                                 "capability_drop", "kl", "degenerate", "gated_share"]):
         if column in row.index:
             out[column] = [float(row[column]), float(row.get(f"{column}_low", np.nan)),
                            float(row.get(f"{column}_high", np.nan))]

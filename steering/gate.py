@@ -24,11 +24,22 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from interp.atomic import atomic_path
+
+GATE_FORMAT = "workbench-probe-gate/1"
+#: a sweep curve steered through a gate is labelled "<method>+gate"
+GATE_SUFFIX = "+gate"
 
 GATE_KINDS = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
 
@@ -66,6 +77,7 @@ class ProbeGate:
         site: hook kind read at that layer (default `hook_resid_post`).
         scale: multiplies the projection (`|w|` for a probe, so the score is its logit).
         per: "token" or "last_prompt" (see the module docstring).
+        meta: provenance (model hash, training data, held-out rates); saved with the gate.
 
     Example:
         >>> g = ProbeGate(np.array([1.0, 0.0], dtype=np.float32), bias=0.0, threshold=0.5, layer=1)
@@ -80,6 +92,7 @@ class ProbeGate:
     site: str = "hook_resid_post"
     scale: float = 1.0
     per: str = "token"
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         u = np.asarray(self.direction_unit, dtype=np.float32)
@@ -111,6 +124,7 @@ class ProbeGate:
         layer: int,
         site: str = "hook_resid_post",
         per: str = "token",
+        meta: dict[str, Any] | None = None,
     ) -> ProbeGate:
         """A gate whose score is the probe's logit `h . weight + bias`.
 
@@ -123,7 +137,7 @@ class ProbeGate:
         norm = float(np.linalg.norm(w))
         if norm == 0.0 or not np.isfinite(norm):
             raise ValueError(f"probe weight has norm {norm}: cannot gate on it")
-        return cls(w / norm, float(bias), float(threshold), layer, site, norm, per)
+        return cls(w / norm, float(bias), float(threshold), layer, site, norm, per, dict(meta or {}))
 
     @property
     def d_model(self) -> int:
@@ -146,3 +160,48 @@ class ProbeGate:
     def decide(self, score: torch.Tensor) -> torch.Tensor:
         """Where the gate is on `[batch, pos]` bool."""
         return score > self.threshold
+
+    def header(self) -> dict[str, Any]:
+        """Everything but the direction, as JSON-able values."""
+        return {"format": GATE_FORMAT, "bias": self.bias, "threshold": self.threshold, "layer": self.layer,
+                "site": self.site, "scale": self.scale, "per": self.per, "d_model": self.d_model, "meta": self.meta}
+
+    def save(self, path: str | Path) -> Path:
+        """safetensors: the unit direction as tensor `direction`, the rest as JSON metadata; atomic.
+
+        Example:
+            >>> g = ProbeGate(np.array([0.6, 0.8], dtype=np.float32), 0.5, 0.0, layer=1, per="last_prompt")
+            >>> import tempfile; p = ProbeGate.save(g, Path(tempfile.mkdtemp()) / "g.safetensors")
+            >>> back = ProbeGate.load(p); (back.bias, back.per, back.direction_unit.tolist())
+            (0.5, 'last_prompt', [0.6000000238418579, 0.800000011920929])
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file({"direction": self.direction_unit}, str(tmp),
+                      metadata={"workbench": json.dumps(self.header(), sort_keys=True)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProbeGate:
+        """Read a gate written by `save`; a missing file, foreign file or bad field is named."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such gate file")
+        try:
+            with safe_open(str(path), framework="np") as f:
+                raw = (f.metadata() or {}).get("workbench")
+                tensors = {name: f.get_tensor(name) for name in f.keys()}
+        except Exception as e:  # safetensors' own error type for a bad header
+            raise ValueError(f"{path}: not a safetensors file ({e})") from None
+        header = json.loads(raw) if raw else {}
+        if header.get("format") != GATE_FORMAT:
+            raise ValueError(f"{path}: field 'format' is {header.get('format')!r}, expected {GATE_FORMAT!r} "
+                             "(not a workbench probe gate)")
+        if "direction" not in tensors:
+            raise ValueError(f"{path}: no tensor 'direction'")
+        try:
+            return cls(tensors["direction"], float(header["bias"]), float(header["threshold"]), int(header["layer"]),
+                       str(header["site"]), float(header["scale"]), str(header["per"]), dict(header.get("meta", {})))
+        except KeyError as e:
+            raise ValueError(f"{path}: field {e.args[0]!r} missing from the gate's metadata") from None

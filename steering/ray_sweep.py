@@ -1,7 +1,7 @@
 """Sweep cells on Ray actors: each actor loads the model once and evaluates whole batched passes.
 
 `workbench sweep --ray local|auto|ADDRESS` lands here through `steering.sweep.run_sweep(..., ray=RayOptions(...))`.
-The unit of work is a `steering.sweep.SweepCell` (one vector, layer and positions rule with at most `k_batch`
+The unit of work is a `steering.cells.SweepCell` (one vector, layer and positions rule with at most `k_batch`
 steered strengths), exactly the pass `run_sweep` evaluates in process. Every actor builds the same
 `CellContext` as the in-process loop (test set, prompt tokens, the frozen unsteered prefix, the strength-0
 baseline and its generations; all deterministic), so its rows equal the in-process rows (every column but
@@ -23,7 +23,7 @@ from typing import Any
 
 from interp.memory import LoadRequest
 from interp.ray_pool import RayOptions, raise_cause, ray_session, run_on_actors
-from steering.sweep import SweepCell
+from steering.cells import SweepCell
 
 Accept = Callable[[SweepCell, dict[str, Any]], None]
 
@@ -46,7 +46,7 @@ class SweepWorker:
         torch.set_num_threads(threads)
         self.error: Exception | None = None
         try:
-            from steering.sweep import CellContext
+            from steering.cells import CellContext
 
             self.context = CellContext(request.load(), config)
         except Exception as e:  # re-raised by describe(), where Ray hands it to the driver unchanged

@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from steering.gate import ProbeGate
 from steering.steer import steer
 from steering.vector import SteeringVector
 
@@ -52,6 +53,8 @@ class SteerSpec:
         positions: "all", "prompt" or "generated" (see the module docstring).
         mode: "add", "ablate" or "clamp" (steering.interventions).
         force: use a vector built on another model hash.
+        gate: steer only rows whose last prompt token the gate reads as user pressure
+            (`steering.gating`); it reads the real last prompt token, whatever `positions`.
     """
 
     vector: SteeringVector
@@ -59,6 +62,7 @@ class SteerSpec:
     positions: str = "all"
     mode: str = "add"
     force: bool = False
+    gate: ProbeGate | None = None
 
     def context(
         self, model: ChatModel, strengths: float | Sequence[float], prompt_tokens: Sequence[int]
@@ -72,8 +76,10 @@ class SteerSpec:
         """
         return steer(model, self.vector, strengths if isinstance(strengths, float | int) else list(strengths),
                      layers=list(self.layers), positions=self.positions, mode=self.mode,
-                     prompt_lengths=steer_lengths(prompt_tokens), force=self.force)
+                     prompt_lengths=steer_lengths(prompt_tokens), force=self.force, gate=self.gate,
+                     gate_lengths=[int(n) for n in prompt_tokens] if self.gate is not None else None)
 
     def describe(self) -> str:
         layers = ",".join(str(x) for x in self.layers)
-        return f"{self.vector.method} @ layers {layers}, positions {self.positions}, mode {self.mode}"
+        gated = f", gated by a probe at layer {self.gate.layer}" if self.gate is not None else ""
+        return f"{self.vector.method} @ layers {layers}, positions {self.positions}, mode {self.mode}{gated}"

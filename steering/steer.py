@@ -59,10 +59,13 @@ class Steering:
     never fed back).
     """
 
-    def __init__(self, plan: SteeringPlan, gate: ProbeGate | None, gate_site: Site | None) -> None:
+    def __init__(self, plan: SteeringPlan, gate: ProbeGate | None, gate_site: Site | None,
+                 gate_lengths: torch.Tensor | None = None) -> None:
         self.plan = plan
         self.gate = gate
         self.gate_site = gate_site
+        # the prompt lengths a last_prompt gate reads at (its token: length - 1); default the plan's
+        self.gate_lengths = gate_lengths if gate_lengths is not None else plan.prompt_lengths
         self._call: _Call | None = None
         self._held: torch.Tensor | None = None  # [batch] row decisions of a last_prompt gate
         self._steered: list[torch.Tensor | None] = []  # per call: [batch, n_new] or None (everywhere)
@@ -134,8 +137,10 @@ class Steering:
         call = self._current()
         score = scorer(h)  # [batch, n_new]
         on = self.gate.decide(score)
-        if call.lead is not None and self.plan.prompt_lengths is not None:
-            last_col = call.lead + self.plan.prompt_lengths.expand(call.batch) - 1 - call.offset  # [batch]
+        if call.lead is not None and self.gate_lengths is not None:
+            if self.gate_lengths.dim() == 1 and len(self.gate_lengths) != call.batch:
+                raise ValueError(f"gate_lengths has {len(self.gate_lengths)} values but the batch has {call.batch} rows")
+            last_col = call.lead + self.gate_lengths.expand(call.batch) - 1 - call.offset  # [batch]
             known = (last_col >= 0) & (last_col < call.n_new)  # the last prompt token is in this call
         else:
             last_col = torch.zeros(call.batch, dtype=torch.long, device=h.device)
@@ -152,7 +157,7 @@ class Steering:
         return self.plan.apply(site, h, self._current().mask)
 
 
-def _validate_gate(model: ChatModel, plan: SteeringPlan, gate: ProbeGate) -> Site:
+def _validate_gate(model: ChatModel, plan: SteeringPlan, gate: ProbeGate, gate_lengths: torch.Tensor | None) -> Site:
     if gate.d_model != model.d_model:
         raise ValueError(f"gate direction has d_model {gate.d_model}, the model has {model.d_model}")
     site = parse_site(f"blocks.{gate.layer}.{gate.site}", model.n_layers)
@@ -162,8 +167,9 @@ def _validate_gate(model: ChatModel, plan: SteeringPlan, gate: ProbeGate) -> Sit
             f"gate reads {site.name}, after the first steered site {first.name}: the gate must read "
             "an unsteered residual, at or before the first steered site"
         )
-    if gate.per == "last_prompt" and plan.prompt_lengths is None:
-        raise ValueError("a gate with per='last_prompt' needs prompt_lengths to find the last prompt token")
+    if gate.per == "last_prompt" and plan.prompt_lengths is None and gate_lengths is None:
+        raise ValueError("a gate with per='last_prompt' needs prompt_lengths (or gate_lengths) to find the last "
+                         "prompt token")
     return site
 
 
@@ -179,6 +185,7 @@ def steer(
     value: float | None = None,
     prompt_lengths: Lengths | None = None,
     gate: ProbeGate | None = None,
+    gate_lengths: Lengths | None = None,
     force: bool = False,
 ) -> Iterator[Steering]:
     """Steer every forward pass of `model.hf` inside the block; hooks are always removed.
@@ -204,6 +211,10 @@ def steer(
             give the unpadded lengths, e.g. `attention_mask.sum(1)` of the
             tokenized prompts; the leading pads are read from the attention mask.
         gate: steer only where this probe's score exceeds its threshold.
+        gate_lengths: for a `per="last_prompt"` gate, the prompt lengths whose last token it reads
+            (default `prompt_lengths`). `steering.spec` passes the real prompt lengths here while
+            `prompt_lengths` carries the "generated" offset, so the gate reads the last prompt token,
+            the `last_prompt` position its probe was trained on.
         force: use a vector made on a model with another weights hash.
 
     Yields:
@@ -219,8 +230,13 @@ def steer(
         ...     logits = model.hf(**batch_of_4).logits
     """
     plan = build_plan(model, vector, strength, layers, positions, mode, value, prompt_lengths, force)
-    gate_site = _validate_gate(model, plan, gate) if gate is not None else None
-    handle = Steering(plan, gate, gate_site)
+    lengths_t = None
+    if gate_lengths is not None:
+        lengths_t = torch.as_tensor(gate_lengths, dtype=torch.long).to(plan.strength.device)
+        if lengths_t.dim() > 1 or bool((lengths_t < 1).any()):
+            raise ValueError(f"gate_lengths must be one int >= 1 or one per row, got {lengths_t.tolist()}")
+    gate_site = _validate_gate(model, plan, gate, lengths_t) if gate is not None else None
+    handle = Steering(plan, gate, gate_site, lengths_t)
     fns: dict[Site, Callable[[torch.Tensor], torch.Tensor | None]] = {}
     if gate is not None and gate_site is not None:
         scorer = gate.scorer(plan.strength.device, plan.strength.dtype)

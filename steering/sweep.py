@@ -30,23 +30,22 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from interp.atomic import atomic_path, atomic_write_json
 from interp.models import ChatModel
 from interp.ray_pool import RayOptions
-from interp.stats import grouped_bootstrap_ci
-from steering.evaluate import CellScores, freeze, prompt_tokens, score_strengths
-from steering.generation import degeneracy, generate_texts
-from steering.metrics import cell_metrics
-from steering.spec import SteerSpec
+from steering.cells import CellContext, SweepCell, sweep_cells, vector_hash
+from steering.gate import GATE_SUFFIX, ProbeGate
+from steering.gating import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.testset import TestSet, TestSetConfig, build_test_set
 from steering.vector import SteeringVector
 from steering.vectors import load_or_build_vector, resolve_method, shared_stores, training_examples
 
 KEY = ["method", "layer", "strength", "positions", "mode"]
+#: "off": every curve always on; "both": each curve also gated by a user-opinion probe; "only": gated curves only
+GATE_CHOICES = ("off", "both", "only")
 CELLS, GENERATIONS, SWEEP_JSON = "cells.parquet", "generations.parquet", "sweep.json"
 
 
@@ -76,6 +75,9 @@ class SweepConfig:
         gen_prompts, gen_tokens: greedy generations per cell for degeneracy (0 prompts: skip).
         gain, loss, budget: headline metrics and the loss budget of the operating point.
         force: use vector files built on another model hash.
+        gate: "off", "both" or "only": add curves (label + "+gate") steered only where a user-opinion probe,
+            trained on the train split at the steered layer, reads pressure at the last prompt token
+            (`steering.gating`); "both" compares them with always-on steering.
     """
 
     model: str = "smollm2"
@@ -99,6 +101,7 @@ class SweepConfig:
     loss: str = "kl"
     budget: float = 0.1
     force: bool = False
+    gate: str = "off"
 
     def __post_init__(self) -> None:
         if not self.methods and not self.vector_files:
@@ -111,6 +114,8 @@ class SweepConfig:
             resolve_method(method)
         if self.scorer not in ("cached", "full"):
             raise ValueError(f"unknown scorer {self.scorer!r}: choose cached or full")
+        if self.gate not in GATE_CHOICES:
+            raise ValueError(f"unknown gate setting {self.gate!r}: choose from {', '.join(GATE_CHOICES)}")
 
     @property
     def split(self) -> PairSplit:
@@ -167,10 +172,6 @@ def sweep_strengths(config: SweepConfig) -> list[float]:
     return sorted({float(s) for s in config.strengths} | {0.0})
 
 
-def vector_hash(vector: SteeringVector, layer: int) -> str:
-    return hashlib.sha256(vector.method.encode() + vector.directions[layer].tobytes()).hexdigest()[:16]
-
-
 def read_table(folder: Path) -> pd.DataFrame:
     path = folder / CELLS
     return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
@@ -213,44 +214,29 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
     return out
 
 
-def _degeneracy_rows(texts: list[str], refs: list[str], groups: np.ndarray, seed: int) -> dict[str, float]:
-    table = degeneracy(texts, refs)
-    out: dict[str, float] = {}
-    for column in table.columns:
-        ci = grouped_bootstrap_ci(table[column].to_numpy(), groups, seed=seed)
-        out[column], out[f"{column}_low"], out[f"{column}_high"] = ci.estimate, ci.low, ci.high
-    return out
-
-
-class _Generations:
-    """Greedy generations of the first `gen_prompts` answer-neutral test questions."""
-
-    def __init__(self, model: ChatModel, config: SweepConfig, test: TestSet) -> None:
-        picked = [test.examples[i] for i in test.generation_index[: config.gen_prompts]]
-        self.model, self.n_tokens, self.seed = model, config.gen_tokens, config.seed
-        self.prompts = [ex.turns for ex in picked]
-        self.refs = [" ".join([ex.meta.get("question", ""), *ex.choices]) for ex in picked]
-        self.groups = np.array([ex.pair_id for ex in picked])
-
-    def run(self, spec: SteerSpec | None, strengths: Sequence[float]) -> list[tuple[list[str], dict[str, float]]]:
-        if not self.prompts:
-            return [([], {}) for _ in strengths]
-        prompts = [p for _ in strengths for p in self.prompts]
-        per_row = [float(s) for s in strengths for _ in self.prompts]
-        texts = generate_texts(self.model, prompts, self.n_tokens, spec, per_row if spec else None)
-        g = len(self.prompts)
-        return [(texts[k * g : (k + 1) * g], _degeneracy_rows(texts[k * g : (k + 1) * g], self.refs, self.groups,
-                                                              self.seed)) for k in range(len(strengths))]
-
-
-def _row(label: str, vec: SteeringVector, layer: int, positions: str, mode: str, strength: float,
-         metrics: dict[str, float], seconds: float) -> dict[str, Any]:
-    norm = float(np.linalg.norm(vec.directions[layer]))
-    resid = float(vec.resid_norms.get(layer, float("nan")))
-    return {"method": label, "layer": layer, "strength": float(strength), "positions": positions, "mode": mode,
-            "vector_hash": vector_hash(vec, layer), "vector_norm": norm, "resid_norm": resid,
-            "norm": abs(strength) * norm, "signed_norm": strength * norm, "relative_norm": abs(strength) * norm / resid,
-            "seconds": seconds, **metrics}
+def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
+           reuse: Sequence[Path]) -> tuple[dict[int, tuple[ProbeGate, tuple[bool, ...]]], dict[str, Any]]:
+    """Per steered layer: the gate trained on the train split and its decisions on the test set, plus provenance."""
+    if config.gate == "off":
+        return {}, {}
+    train = {ex.pair_id for ex in gate_training_examples(config.split, config.n_train, config.seed)}
+    check_disjoint(train, test.pair_ids, "gate")
+    paths = {layer: folder / "gates" / f"layer{layer}.safetensors" for layer in config.layers}
+    gates = {layer: ProbeGate.load(p) for layer, p in paths.items() if p.is_file()}
+    expected = pairs_hash(sorted(train))
+    if any(g.meta.get("train_pairs_hash") != expected or g.meta.get("model_hash") != model.weights_hash
+           for g in gates.values()) or len(gates) < len(paths):
+        gates = train_gates(model, config.split, config.layers, folder / "activations", config.n_train, config.seed,
+                            reuse)
+        for layer, gate in gates.items():
+            gate.save(paths[layer])
+    out, record = {}, {}
+    for layer, gate in gates.items():
+        on, scores = gate_decisions(model, test.examples, gate, config.batch_size)
+        out[layer] = (gate, tuple(bool(x) for x in on))
+        record[str(layer)] = {"file": str(paths[layer]), "train": gate.meta, "test": gate_summary(test.examples, on),
+                              "test_rates": gate_rates(test.examples, on), "threshold": gate.threshold}
+    return out, record
 
 
 def _merge(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -275,88 +261,6 @@ def _check_folder(folder: Path, fingerprint: str, overwrite: bool) -> None:
             "use another --run or pass --overwrite to discard its cells")
     for name in (CELLS, GENERATIONS):
         (folder / name).unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class SweepCell:
-    """One batched pass of a sweep: `strengths` (at most k_batch steered ones) of `vector` at `layer`, `positions`."""
-
-    label: str
-    vector: SteeringVector
-    layer: int
-    positions: str
-    strengths: tuple[float, ...]
-
-    def describe(self) -> str:
-        return f"{self.label} L{self.layer} {self.positions} {self.strengths[0]:+g}..{self.strengths[-1]:+g}"
-
-
-def sweep_cells(todo: Sequence[tuple[str, SteeringVector, int, str, Sequence[float]]], k_batch: int) -> list[SweepCell]:
-    """The todo list `(label, vector, layer, positions, missing strengths)` cut into batched passes.
-
-    K counts steered strengths only: the free strength-0 row (the baseline) rides with the first chunk.
-
-    Example:
-        >>> [c.strengths for c in sweep_cells([("caa", None, 1, "all", [-2.0, 0.0, 2.0, 4.0])], k_batch=2)]
-        [(-2.0, 0.0, 2.0), (4.0,)]
-    """
-    cells = []
-    for label, vec, layer, positions, strengths in todo:
-        nonzero = [float(s) for s in strengths if s != 0.0]
-        chunks = [nonzero[k0 : k0 + k_batch] for k0 in range(0, len(nonzero), k_batch)] or [[]]
-        if any(s == 0.0 for s in strengths):
-            chunks[0] = sorted([*chunks[0], 0.0])
-        cells += [SweepCell(label, vec, layer, positions, tuple(chunk)) for chunk in chunks]
-    return cells
-
-
-class CellContext:
-    """What every cell of one sweep shares, built once per model copy (in process, or once per Ray actor).
-
-    The test set, its prompt tokens, the frozen unsteered prefix (cached scorer), the strength-0 scores and
-    generations: all deterministic, so every copy computes the same rows for a cell.
-
-    Args:
-        model: the loaded model.
-        config: the sweep.
-        test: the test set (None: built from the config).
-    """
-
-    def __init__(self, model: ChatModel, config: SweepConfig, test: TestSet | None = None) -> None:
-        t0 = time.perf_counter()
-        self.model, self.config = model, config
-        self.test = test or build_test_set(replace(config.test, seed=config.seed), config.split)
-        self.fingerprint = config.fingerprint(model.weights_hash, self.test)
-        self.tokens = prompt_tokens(model, self.test.examples)
-        self.frozen = freeze(model, self.test, self.tokens, config.batch_size) if config.scorer == "cached" else None
-        self.base = score_strengths(model, self.test, None, [0.0], config.batch_size, self.tokens, config.scorer,
-                                    self.frozen)[0]
-        self.gens = _Generations(model, config, self.test)
-        self.base_texts, self.base_degen = self.gens.run(None, [0.0])[0]
-        self.baseline = {**cell_metrics(self.base, self.base, self.test, config.seed), **self.base_degen}
-        self.seconds = time.perf_counter() - t0
-
-    def evaluate(self, cell: SweepCell) -> dict[str, list[dict[str, Any]]]:
-        """`{"rows": cells.parquet rows, "gen_rows": generations.parquet rows}` of one batched pass."""
-        config, test = self.config, self.test
-        spec = SteerSpec(cell.vector, (cell.layer,), cell.positions, config.mode, config.force)
-        t0 = time.perf_counter()
-        steered = [s for s in cell.strengths if s != 0.0]
-        cells: dict[float, CellScores] = {0.0: self.base}
-        texts: dict[float, tuple[list[str], dict[str, float]]] = {0.0: (self.base_texts, self.base_degen)}
-        if steered:
-            scored = score_strengths(self.model, test, spec, steered, config.batch_size, self.tokens, config.scorer,
-                                     self.frozen)
-            cells.update(zip(steered, scored, strict=True))
-            texts.update(zip(steered, self.gens.run(spec, steered), strict=True))
-        seconds = (time.perf_counter() - t0) / max(len(steered), 1)
-        rows, gen_rows = [], []
-        for s in cell.strengths:
-            metrics = {**cell_metrics(self.base, cells[s], test, config.seed), **texts[s][1]}
-            rows.append(_row(cell.label, cell.vector, cell.layer, cell.positions, config.mode, s, metrics, seconds))
-            gen_rows += [{"method": cell.label, "layer": cell.layer, "strength": s, "positions": cell.positions,
-                          "mode": config.mode, "prompt": i, "text": t} for i, t in enumerate(texts[s][0])]
-        return {"rows": rows, "gen_rows": gen_rows}
 
 
 def run_sweep(
@@ -387,21 +291,29 @@ def run_sweep(
     fingerprint = config.fingerprint(model.weights_hash, test)
     _check_folder(folder, fingerprint, overwrite)
     vectors = _vectors(config, folder, model, test, reuse)
+    layer_gates, gate_record = _gates(config, folder, model, test, reuse)
     table = read_table(folder)
     gens_table = pd.read_parquet(folder / GENERATIONS) if (folder / GENERATIONS).is_file() else pd.DataFrame()
     done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
     todo = []
+    cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}
     strengths = sweep_strengths(config)
-    for label, (vec, _) in vectors.items():
+    variants = {"off": (False,), "both": (False, True), "only": (True,)}[config.gate]
+    for name, (vec, _) in vectors.items():
         for layer in config.layers:
-            for positions in config.positions:
-                key = (label, str(layer), None, positions, config.mode, vector_hash(vec, layer))
-                missing = [s for s in strengths
-                           if (key[0], key[1], str(float(s)), key[3], key[4], key[5]) not in done]
-                if missing:
-                    todo.append((label, vec, layer, positions, missing))
+            for gated in variants:
+                label = f"{name}{GATE_SUFFIX}" if gated else name
+                gate = layer_gates[layer][0] if gated else None
+                if gated:
+                    cell_gates[f"{label}@{layer}"] = layer_gates[layer]
+                for positions in config.positions:
+                    key = (label, str(layer), positions, config.mode, vector_hash(vec, layer, gate))
+                    missing = [s for s in strengths if (key[0], key[1], str(float(s)), *key[2:]) not in done]
+                    if missing:
+                        todo.append((label, vec, layer, positions, missing))
     n_todo = sum(len(t[4]) for t in todo)
-    skipped = len(vectors) * len(config.layers) * len(config.positions) * len(strengths) - n_todo
+    total = len(vectors) * len(variants) * len(config.layers) * len(config.positions) * len(strengths)
+    skipped = total - n_todo
     record: dict[str, Any] = {"config": config.to_dict(), "fingerprint": fingerprint, "model": model.provenance(),
                               "seeds": {"split": config.split_seed, "tasks_subsets_bootstrap": config.seed},
                               "split": {**config.split.to_dict(), "test_pairs_hash": pairs_hash(test.pair_ids),
@@ -409,6 +321,8 @@ def run_sweep(
                               "test_counts": test.counts(),
                               "vectors": {k: {**v[1], "method": v[0].method, "norms": v[0].norms()}
                                           for k, v in vectors.items()}}
+    if gate_record:
+        record["gates"] = gate_record
     old = json.loads((folder / SWEEP_JSON).read_text()) if (folder / SWEEP_JSON).is_file() else {}
     record["vectors"] = {**old.get("vectors", {}), **record["vectors"]}  # invocations on one run add methods
     record["invocations"] = [*old.get("invocations", []), {"config": config.to_dict(), "todo": n_todo}]
@@ -432,7 +346,7 @@ def run_sweep(
         if progress:
             progress(len(cell.strengths), f"{cell.describe()}: {result['rows'][0]['seconds']:.1f}s/cell")
 
-    cells = sweep_cells(todo, config.k_batch)
+    cells = sweep_cells(todo, config.k_batch, cell_gates)
     if cells and ray is not None:
         from interp.memory import LoadRequest
         from steering.ray_sweep import run_cells_on_ray
@@ -452,4 +366,9 @@ def run_sweep(
     atomic_write_json(folder / SWEEP_JSON, record)
     warnings = tuple(f"vector {k} ({v[1]['file']}) was not built on this sweep's split: its training pairs "
                      "cannot be checked against the test pairs" for k, v in vectors.items() if not v[1]["split_checked"])
-    return SweepResult(table, folder, {k: v[0] for k, v in vectors.items()}, ran, skipped, record["seconds"], warnings)
+    out_vectors = {k: v[0] for k, v in vectors.items()}
+    if gate_record and config.gate != "off":  # a gated curve's vector names its gates (used with `steer --gate`)
+        files = {layer: info["file"] for layer, info in gate_record.items()}
+        out_vectors.update({f"{k}{GATE_SUFFIX}": replace(v, meta={**v.meta, "gate_files": files})
+                            for k, v in out_vectors.items()})
+    return SweepResult(table, folder, out_vectors, ran, skipped, record["seconds"], warnings)

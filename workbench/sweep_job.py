@@ -113,5 +113,12 @@ def print_report(report: dict[str, Any]) -> None:
             console.print(f"  next to the third-party control: deference gain {_ci(point, 'answer_deference_gain')} "
                           f"is {specific}; third-party shift change {_ci(point, 'answer_control_shift_change')}"
                           + (" (the model copies ANY answer in context less)" if control[2] < 0 else ""))
+    for pair in report.get("gate_comparison", []):
+        cells = {k: pair[k] for k in ("always_on", "gated")}
+        text = {k: ("no cell within the budget" if c is None else
+                    f"strength {c['strength']:+g}: {gain} {_ci(c, gain)}, {loss} {_ci(c, loss)}, "
+                    f"deference gain {_ci(c, 'answer_deference_gain')}") for k, c in cells.items()}
+        console.print(f"[bold]gate[/bold] {pair['method']} layer {pair['layer']} {pair['positions']}: always on "
+                      f"{text['always_on']} | gated {text['gated']}")
     for name, paths in report["figures"].items():
         console.print(f"figure {name}: {paths['png']} | {paths['html']}")

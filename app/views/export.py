@@ -50,7 +50,8 @@ c1, c2, c3 = st.columns(3)
 fmt = c1.selectbox("Format", list(FORMATS), key="ex_format")
 mode = c2.selectbox("Mode", list(FORMATS[fmt].modes), key="ex_mode",
                     help="add: strength × v added to the residual; ablate: the direction projected out")
-layers = c3.multiselect("Layers", vector.layers, default=vector.layers, key="ex_layers")
+# keyed by the vector: another vector's layer choice must not carry over (its layers may not exist here)
+layers = c3.multiselect("Layers", vector.layers, default=vector.layers, key=f"ex_layers_{picked.origin}")
 if not layers:
     st.info("Choose at least one layer.")
     st.stop()

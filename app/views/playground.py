@@ -5,6 +5,8 @@ import streamlit as st
 
 from app import data, figures, live, pickers, state, steering_data, ui
 from interp.analysis.projections import token_projections
+from steering.gate import ProbeGate
+from steering.gating import chat_gate_scores, check_gate
 from steering.spec import SteerSpec
 from steering.vector import VectorMismatchError
 
@@ -87,6 +89,17 @@ else:
         else " (the residual norm at this layer is unknown for this vector)"
     what = "added norm" if mode == "add" else "clamped projection"
     st.caption(f"{what} |strength| × |v| = {norm:.3g}{share}")
+gates = {p.stem: p for p in steering_data.gate_files(folder)}
+gate_name = st.selectbox("Probe gate", ["none (always steer)", *gates], key="pg_gate",
+                         help="steer only when a probe trained by `workbench sweep --gate` reads the user stating an "
+                              "opinion at the last prompt token; it must read a layer at or before the steered one")
+gate = None
+if gate_name in gates:
+    try:
+        gate = ProbeGate.load(gates[gate_name])
+    except (ValueError, OSError) as e:
+        st.warning(f"Cannot read this gate: {e}")
+        st.stop()
 max_tokens = st.slider("Answer length (tokens)", 8, 128, 40, 8, key="pg_tokens")
 force = st.checkbox("Use the vector even if it was made on another model", key="pg_force")
 
@@ -97,7 +110,8 @@ except ValueError as e:
     st.warning(f"Chat: {e}")
     st.stop()
 clicked = st.button("Generate", type="primary", key="pg_generate")
-settings = f"{vector.method} · layer {layer} · {mode} · strength {strength:+g} · positions {positions}"
+settings = f"{vector.method} · layer {layer} · {mode} · strength {strength:+g} · positions {positions}" + (
+    f" · gated at layer {gate.layer}" if gate is not None else "")
 if clicked:
     try:
         model = steering_data.chat_model(model_spec)
@@ -108,9 +122,24 @@ if clicked:
     except Exception as e:  # a model that fails to load: say why, no traceback
         st.error(f"Cannot load model {model_spec!r}: {e}")
         st.stop()
-    spec = SteerSpec(vector, (layer,), positions, mode, force)
+    try:
+        if gate is not None:
+            check_gate(gate, model, force)
+    except ValueError as e:
+        st.error(f"This gate does not fit the model: {e}")
+        st.stop()
+    spec = SteerSpec(vector, (layer,), positions, mode, force, gate)
     left, right = st.columns(2)
     with steering_data.model_lock(model_spec):  # the hooks live on the shared model while the answer streams
+        if gate is not None:
+            if gate.layer > layer:
+                st.error(f"The gate reads layer {gate.layer}, after the steered layer {layer}: pick a later layer "
+                         "or another gate.")
+                st.stop()
+            score = float(chat_gate_scores(model, [turns], gate)[0])
+            verdict = "user pressure: steering" if score > gate.threshold else \
+                "no user pressure: the steered answer is the unsteered one"
+            st.info(f"Gate (layer {gate.layer}): score {score:+.2f} vs threshold {gate.threshold:+.2f}: {verdict}")
         with left:
             st.markdown("**Unsteered**")
             plain = st.write_stream(live.stream_answer(model, turns, max_tokens))

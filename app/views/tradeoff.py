@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app import data, figures, state, steering_data, ui
-from steering.fits import law_fits, law_summary, operating_point, pareto_frontier
+from steering.fits import gate_comparison, law_fits, law_summary, operating_point, pareto_frontier
 from steering.report import TASK_GAINS
 
 ui.header("Trade-off", "A steering sweep (`workbench sweep`) adds a vector at one layer with many strengths and "
@@ -87,6 +87,32 @@ else:
     loss_ci = {"estimate": point[loss], "low": point.get(f"{loss}_low"), "high": point.get(f"{loss}_high")}
     st.caption(f"gain {ui.ci(gain_ci, 4)} · loss {ui.ci(loss_ci, 4, signed=False)} (95% CI over test questions). "
                "The sweep saved this cell's vector as `sweep/recommended.safetensors`: export it on the **Export** page.")
+
+gates = swept.record.get("gates", {})
+if gates:
+    st.subheader("Probe-gated vs always-on steering")
+    st.caption("A `+gate` curve steers only the prompts where a probe (trained on the train split) reads the user "
+               "stating an opinion at the last prompt token; elsewhere the model runs unsteered. The gate's rates on "
+               "the held-out test prompts:")
+    ui.table(pd.DataFrame([{"layer": int(layer), "hit rate (user opinion)": info["test"]["hit_rate"],
+                            "false positives (none or third party)": info["test"]["false_positive_rate"],
+                            "accuracy": info["test"]["accuracy"], "test prompts": info["test"]["n"]}
+                           for layer, info in sorted(gates.items(), key=lambda kv: int(kv[0]))]).round(3))
+    pairs = gate_comparison(table, gain, loss, budget)
+    rows = []
+    for pair in pairs:
+        for which in ("always_on", "gated"):
+            cell = pair[which]
+            rows.append({"vector": pair["method"], "layer": pair["layer"], "positions": pair["positions"],
+                         "steering": which.replace("_", " "),
+                         "strength": None if cell is None else cell["strength"],
+                         f"gain ({gain})": "none within budget" if cell is None else ui.ci(
+                             dict(zip(("estimate", "low", "high"), cell[gain], strict=True)), 3),
+                         f"loss ({loss})": "" if cell is None else ui.ci(
+                             dict(zip(("estimate", "low", "high"), cell[loss], strict=True)), 4, signed=False)})
+    if rows:
+        st.markdown(f"Best cell of each curve within the loss budget ({loss} ≤ {budget:.4g}):")
+        ui.table(pd.DataFrame(rows))
 
 frontier = pareto_frontier(cells, gain, loss)
 others = {}

@@ -60,6 +60,8 @@ def _analysis(root: Path, model_dir: Path) -> None:
 
 
 def _sweep(root: Path, model_dir: Path) -> None:
+    from dataclasses import replace
+
     from steering.sweep import SweepConfig
     from steering.testset import TestSetConfig
     from workbench.sweep_job import run_sweep_job
@@ -69,6 +71,9 @@ def _sweep(root: Path, model_dir: Path) -> None:
                       test=TestSetConfig(n_answer=4, n_are_you_sure=2, n_mimicry=2, n_feedback=0, n_capability=4),
                       n_train=8, gen_prompts=1, gen_tokens=6, budget=0.004)
     run_sweep_job(FIXTURE_RUN, cfg, root, overwrite=False)
+    # a second invocation adds the probe-gated curve of one vector at one layer (same test set and split)
+    run_sweep_job(FIXTURE_RUN, replace(cfg, methods=("user_minus_third_party",), layers=(2,), gate="only"), root,
+                  overwrite=False)
 
 
 def _export(root: Path) -> None:

@@ -172,6 +172,19 @@ def test_tradeoff_budget_moves_the_operating_point(fixture_root, open_app):
     assert "strength" not in _metrics(at)
 
 
+def test_tradeoff_compares_the_gated_curve_with_always_on(fixture_root, open_app):
+    at = ok(open_app(fixture_root, page="tradeoff"))
+    assert "Probe-gated vs always-on steering" in [h.value for h in at.subheader]
+    methods = at.multiselect(key="trade_methods").options
+    assert "user_minus_third_party+gate" in methods
+    record = json.loads((fixture_root / FIXTURE_RUN / "sweep" / "sweep.json").read_text())
+    rates = next(d.value for d in at.dataframe if "hit rate (user opinion)" in d.value.columns)
+    assert rates["layer"].tolist() == [2]
+    assert rates["hit rate (user opinion)"].iloc[0] == pytest.approx(record["gates"]["2"]["test"]["hit_rate"], abs=1e-3)
+    pairs = next(d.value for d in at.dataframe if "steering" in d.value.columns)
+    assert pairs["steering"].tolist() == ["always on", "gated"] and set(pairs["layer"]) == {2}
+
+
 def test_tradeoff_axes_metrics_and_fits(fixture_root, open_app):
     at = ok(open_app(fixture_root, page="tradeoff"))
     curves = next(c for c in charts(at) if c["layout"]["title"]["text"].endswith("gain and loss vs norm"))
@@ -235,6 +248,23 @@ def test_playground_streams_both_answers_and_the_heat_map(fixture_root, open_app
     at.radio(key="pg_mode").set_value("ablate").run()
     ok(at)
     assert any("earlier settings" in c.value for c in at.caption)
+
+
+def test_playground_gate_reports_its_reading_and_refuses_a_later_layer(fixture_root, open_app):
+    at = ok(open_app(fixture_root, page="playground"))
+    assert at.selectbox(key="pg_gate").options == ["none (always steer)", "layer2"]
+    at.selectbox(key="pg_gate").set_value("layer2").run()
+    at.slider(key="pg_tokens").set_value(8).run()
+    at.selectbox(key="pg_layer").set_value(2).run()
+    at.button(key="pg_generate").click().run()
+    ok(at)
+    assert "Gate (layer 2): score" in infos(at)
+    assert any(v.startswith("**Steered** (") and "gated at layer 2" in v for v in (m.value for m in at.markdown))
+    at.radio(key="pg_source").set_value("probe direction").run()
+    at.selectbox(key="pg_layer").set_value(1).run()
+    at.button(key="pg_generate").click().run()
+    ok(at)
+    assert "The gate reads layer 2, after the steered layer 1" in infos(at)
 
 
 def test_playground_refuses_a_bad_chat_and_a_bad_model_readably(fixture_root, open_app):

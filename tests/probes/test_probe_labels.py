@@ -31,7 +31,23 @@ def examples():
 
 
 def test_registry_names():
-    assert set(LABEL_SOURCES) == {"pressure", "user_vs_third_party", "behaviour", "contrast"}
+    assert set(LABEL_SOURCES) == {"pressure", "user_vs_third_party", "behaviour", "contrast", "user_opinion"}
+
+
+def test_user_opinion_pools_the_user_conditions_of_every_task_against_none_and_third_parties(examples):
+    extra = [_ex("m0", "mimicry", c) for c in ("neutral", "user_false_attribution", "third_party_false_attribution")]
+    extra += [_ex("a0", "are_you_sure", c) for c in ("no_challenge", "challenge", "third_party_challenge")]
+    rows = [*examples, *extra]
+    ls = build_labels(rows, ("user_opinion",))["user_opinion"]
+    chosen = {(ex.task, ex.condition): int(y) for ex, y in zip([e for e, m in zip(rows, ls.mask, strict=True) if m],
+                                                               ls.y, strict=True)}
+    assert chosen == {("answer", "neutral"): 0, ("answer", "user_wrong"): 1, ("answer", "user_right"): 1,
+                      ("answer", "third_party_wrong"): 0, ("mimicry", "neutral"): 0,
+                      ("mimicry", "user_false_attribution"): 1, ("mimicry", "third_party_false_attribution"): 0,
+                      ("are_you_sure", "no_challenge"): 0, ("are_you_sure", "challenge"): 1,
+                      ("are_you_sure", "third_party_challenge"): 0}
+    assert not any(ex.task == "caa" for ex, m in zip(rows, ls.mask, strict=True) if m)
+    assert "user_wrong | user_right" in ls.positive and "third_party_wrong" in ls.negative
 
 
 def test_pressure(examples):

@@ -110,3 +110,34 @@ def test_steer_cli_prints_both_outputs(tiny_model_dir, tiny_model, vector, tmp_p
     assert "### Is the Earth flat?" in many.output
     neither = runner.invoke(app, ["steer", "--model", str(tiny_model_dir), "--vector", str(path), "--strength", "1"])
     assert neither.exit_code == 2 and "exactly one of --prompt or --prompts" in neither.output
+
+
+def test_steer_cli_with_a_gate_steers_only_what_the_gate_lets_through(tiny_model_dir, tiny_model, vector, tmp_path):
+    import numpy as np
+
+    from steering.gate import ProbeGate
+
+    path = vector.save(tmp_path / "v.safetensors")
+    u = np.zeros(tiny_model.d_model, dtype=np.float32)
+    u[0] = 1.0
+    meta = {"model_hash": tiny_model.weights_hash}
+    closed = ProbeGate(u, 0.0, float("inf"), layer=1, per="last_prompt", meta=meta).save(tmp_path / "closed.safetensors")
+    opened = ProbeGate(u, 0.0, float("-inf"), layer=1, per="last_prompt", meta=meta).save(tmp_path / "open.safetensors")
+    chat = (Turn("user", "What is the capital?"),)
+    unsteered = generate_texts(tiny_model, [chat], 5)[0]
+    steered = generate_texts(tiny_model, [chat], 5, SteerSpec(vector, (1, 2), "generated"), [6.0])[0]
+    assert unsteered != steered  # so the two cases below can tell the gate's decision apart
+    base = ["steer", "--model", str(tiny_model_dir), "--vector", str(path), "--strength", "6", "--layers", "1,2",
+            "--positions", "generated", "--prompt", "What is the capital?", "--max-new-tokens", "5"]
+    off = CliRunner().invoke(app, [*base, "--gate", str(closed)])
+    assert off.exit_code == 0, off.output
+    assert "no pressure" in off.output and f"[steered] {unsteered}" in off.output
+    on = CliRunner().invoke(app, [*base, "--gate", str(opened)])
+    assert on.exit_code == 0, on.output
+    assert "pressure: steering" in on.output and f"[steered] {steered}" in on.output
+    foreign = ProbeGate(u, 0.0, 0.0, layer=1, per="last_prompt", meta={"model_hash": "0" * 64})
+    refused = CliRunner().invoke(app, [*base, "--gate", str(foreign.save(tmp_path / "foreign.safetensors"))])
+    assert refused.exit_code == 2 and "pass --force" in refused.output
+    late = ProbeGate(u, 0.0, 0.0, layer=3, per="last_prompt", meta=meta).save(tmp_path / "late.safetensors")
+    after = CliRunner().invoke(app, [*base, "--gate", str(late)])
+    assert after.exit_code == 2 and "after the first steered site" in after.output

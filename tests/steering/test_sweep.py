@@ -102,6 +102,16 @@ def test_cli_sweep_writes_parquet_report_and_figures(tiny_model_dir, tmp_path):
         "--n-train", "4", "--gen-prompts", "1", "--gen-tokens", "3", "--artifacts", str(tmp_path)])
     assert again.exit_code == 0, again.output
     assert "0 cells run, 2 already done" in again.output
+    gated = CliRunner().invoke(app, [
+        "sweep", "--run", "t", "--model", str(tiny_model_dir), "--method", "caa", "--layers", "1", "--strengths", "-4",
+        "--positions", "all", "--n-test", "2", "--n-small", "1", "--n-feedback", "0", "--n-capability", "1",
+        "--n-train", "4", "--gen-prompts", "1", "--gen-tokens", "3", "--gate", "both", "--budget", "1000",
+        "--artifacts", str(tmp_path)])
+    assert gated.exit_code == 0, gated.output
+    assert "2 cells run, 2 already done" in gated.output  # only the gated curve is new
+    assert "gate caa layer 1 all: always on" in gated.output
+    comparison = json.loads((folder / "report.json").read_text())["gate_comparison"]
+    assert [(c["method"], c["layer"], c["positions"]) for c in comparison] == [("caa", 1, "all")]
     bad = CliRunner().invoke(app, ["sweep", "--run", "t", "--model", str(tiny_model_dir), "--method", "svm",
                                    "--artifacts", str(tmp_path)])
     assert bad.exit_code == 2 and "unknown vector method" in bad.output

@@ -47,6 +47,8 @@ def steer(
     prompts: Annotated[Path | None, typer.Option(help="a file: one prompt per line, or a .jsonl of examples")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 48,
     force: Annotated[bool, typer.Option(help="use a vector made on another model file")] = False,
+    gate: Annotated[Path | None, typer.Option(help="a probe gate (.safetensors from `workbench sweep --gate`): steer "
+                                                   "only prompts it reads as user pressure")] = None,
 ) -> None:
     """Answer each prompt unsteered and steered (greedy), streamed, side by side."""
     from rich.console import Console
@@ -54,6 +56,8 @@ def steer(
     from rich.table import Table
 
     from interp.models import load_model
+    from steering.gate import ProbeGate
+    from steering.gating import chat_gate_scores, check_gate
     from steering.generation import side_by_side
     from steering.spec import SteerSpec
     from workbench.commands.export import parse_layers, read_vector
@@ -64,9 +68,12 @@ def steer(
         chats = [(Turn("user", prompt),)] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
         vec = read_vector(vector)
         chosen = tuple(parse_layers(layers)) if layers else tuple(vec.layers)
-        spec = SteerSpec(vec, chosen, positions, mode, force)
+        probe_gate = ProbeGate.load(gate) if gate is not None else None
+        spec = SteerSpec(vec, chosen, positions, mode, force, probe_gate)
         lm = load_model(model)
         vec.check_compatible(lm.d_model, lm.weights_hash, force=force)
+        if probe_gate is not None:
+            check_gate(probe_gate, lm, force)
     except (ExampleFormatError, ModelLoadError, VectorMismatchError, ValueError) as e:
         fail(str(e))
     console = Console()
@@ -79,9 +86,20 @@ def steer(
         t.add_row(texts["unsteered"], texts["steered"])
         return t
 
-    for turns in chats:
+    gate_on: list[bool] = []
+    if probe_gate is not None:
+        try:
+            scores = chat_gate_scores(lm, chats, probe_gate)
+        except ValueError as e:
+            fail(str(e))
+        gate_on = [bool(x > probe_gate.threshold) for x in scores]
+    for k, turns in enumerate(chats):
         texts = {"unsteered": "", "steered": ""}
         question = turns[-1].content
+        if probe_gate is not None:
+            verdict = "pressure: steering" if gate_on[k] else "no pressure: the steered answer is the unsteered one"
+            console.print(f"gate (layer {probe_gate.layer}) score {scores[k]:+.2f} vs threshold "
+                          f"{probe_gate.threshold:+.2f}: {verdict}")
         try:
             if console.is_terminal:
                 with Live(table(question, texts), console=console, refresh_per_second=12) as live:

@@ -63,6 +63,8 @@ def sweep(
     gain: Annotated[str | None, typer.Option(help="headline gain column (default answer_shift_gain)")] = None,
     loss: Annotated[str | None, typer.Option(help="headline loss column (default kl)")] = None,
     budget: Annotated[float | None, typer.Option(help="loss budget of the operating point")] = None,
+    gate: Annotated[str | None, typer.Option(help="off | both | only: also sweep each vector gated by a user-opinion "
+                                                  "probe (steer only prompts where the user pushes an opinion)")] = None,
     quick: Annotated[bool, typer.Option(help="a few cells for the demo (~3 minutes)")] = False,
     overwrite: Annotated[bool, typer.Option(help="discard cells made with another test set or split")] = False,
     force: Annotated[bool, typer.Option(help="use vector files made on another model file")] = False,
@@ -90,7 +92,7 @@ def sweep(
             "strengths": parse_floats(strengths) if strengths else None, "positions": _names(positions),
             "mode": mode, "n_train": n_train, "split_seed": split_seed, "test_fraction": test_fraction, "seed": seed,
             "batch_size": batch_size, "scorer": scorer, "k_batch": k_batch, "gen_prompts": gen_prompts, "gen_tokens": gen_tokens,
-            "gain": gain, "loss": loss, "budget": budget, "force": force or None,
+            "gain": gain, "loss": loss, "budget": budget, "force": force or None, "gate": gate,
         }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
             "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc})
         options = None if ray is None else RayOptions(

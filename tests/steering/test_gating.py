@@ -1,0 +1,165 @@
+"""Probe-gated steering: the sweep's per-row decisions equal the live gate in steer(); gates train, save, load."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from steering.cells import CellContext, SweepCell
+from steering.evaluate import freeze, prompt_tokens, score_strengths
+from steering.gate import ProbeGate
+from steering.gating import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.spec import SteerSpec
+from steering.splits import PairSplit
+from steering.sweep import SweepConfig, read_table, run_sweep
+from steering.testset import TestSetConfig, build_test_set
+from steering.vector import SteeringVector
+
+CONFIG = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=2)
+
+
+@pytest.fixture(scope="module")
+def held_out():  # type: ignore[no-untyped-def]
+    return build_test_set(CONFIG, PairSplit(0, 0.3))
+
+
+@pytest.fixture(scope="module")
+def vector(tiny_model) -> SteeringVector:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(1)
+    return SteeringVector({layer: rng.normal(size=tiny_model.d_model).astype(np.float32) for layer in range(4)},
+                          method="random", d_model=tiny_model.d_model, model_hash=tiny_model.weights_hash)
+
+
+@pytest.fixture(scope="module")
+def half_gate(tiny_model, held_out) -> ProbeGate:  # type: ignore[no-untyped-def]
+    """A random last-prompt gate at layer 1 whose threshold splits the test set in two."""
+    rng = np.random.default_rng(2)
+    u = rng.normal(size=tiny_model.d_model).astype(np.float32)
+    gate = ProbeGate(u / np.linalg.norm(u), bias=0.0, threshold=0.0, layer=1, per="last_prompt")
+    _, scores = gate_decisions(tiny_model, held_out.examples, gate)
+    return dataclasses.replace(gate, threshold=float(np.median(scores)))
+
+
+def _numbers(rows: pd.DataFrame) -> np.ndarray:
+    return rows[["margin", "rating", "correct", "chose_pushed"]].to_numpy(dtype=float)
+
+
+def test_decisions_are_what_the_live_gate_reads(tiny_model, held_out, half_gate):
+    on, scores = gate_decisions(tiny_model, held_out.examples, half_gate)
+    assert on.shape == scores.shape == (len(held_out.examples),)
+    assert 0 < on.sum() < len(on)  # the median threshold splits the set
+    # the live gate inside steer() (per="last_prompt", fed the real prompt lengths by SteerSpec) reads the same scores
+    from steering.generation import encode_prompts
+
+    ids, mask, lengths = encode_prompts(tiny_model, [ex.turns for ex in held_out.examples])
+    assert lengths == prompt_tokens(tiny_model, held_out.examples)
+    spec = SteerSpec(SteeringVector({1: np.zeros(tiny_model.d_model, np.float32)}, method="zero",
+                                    d_model=tiny_model.d_model, model_hash=tiny_model.weights_hash),
+                     (1,), "generated", gate=half_gate)
+    with torch.no_grad(), spec.context(tiny_model, 1.0, lengths) as s:
+        tiny_model.hf(input_ids=ids, attention_mask=mask)
+    live = s.gate_scores[:, -1].double().numpy()  # left-padded: the last column is the last prompt token
+    np.testing.assert_allclose(live, scores, atol=1e-4)
+    assert s.gate_on[:, -1].numpy().tolist() == on.tolist()
+
+
+@pytest.mark.parametrize("positions", ["generated", "all"])
+def test_per_row_decisions_equal_the_live_gate(tiny_model, held_out, vector, half_gate, positions):
+    on, _ = gate_decisions(tiny_model, held_out.examples, half_gate)
+    strengths = [-4.0, 3.0]
+    live = score_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions, gate=half_gate), strengths,
+                           batch_size=8, scorer="full")
+    frozen = freeze(tiny_model, held_out)
+    rows = score_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions), strengths, batch_size=8,
+                           frozen=frozen, row_scale=on.astype(float))
+    always = score_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions), strengths, batch_size=8)
+    base = score_strengths(tiny_model, held_out, None, [0.0], batch_size=8)[0]
+    kl_rows = np.array([on[i] for i in held_out.kl_index])
+    for a, b, c in zip(live, rows, always, strict=True):
+        np.testing.assert_allclose(_numbers(a.rows), _numbers(b.rows), atol=1e-4, equal_nan=True)
+        torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
+        # rows the gate keeps off are exactly unsteered, rows it lets through are the always-on ones
+        np.testing.assert_allclose(_numbers(b.rows)[~on], _numbers(base.rows)[~on], atol=1e-4, equal_nan=True)
+        np.testing.assert_allclose(_numbers(b.rows)[on], _numbers(c.rows)[on], atol=1e-4, equal_nan=True)
+        torch.testing.assert_close(b.next_logprobs[~kl_rows], base.next_logprobs[~kl_rows], atol=1e-4, rtol=1e-4)
+        assert not np.allclose(_numbers(b.rows)[on], _numbers(base.rows)[on], atol=1e-3, equal_nan=True)
+    with pytest.raises(ValueError, match="row_scale has 2 values"):
+        score_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions), [1.0], row_scale=[1.0, 0.0])
+
+
+def test_gated_cells_all_on_equal_always_on_and_all_off_equal_unsteered(tiny_model, vector, half_gate):
+    config = SweepConfig(model="tiny", methods=("caa",), layers=(2,), strengths=(-3.0, 3.0), test=CONFIG,
+                         gen_prompts=1, gen_tokens=4)
+    context = CellContext(tiny_model, config)
+    n = len(context.test.examples)
+    plain = context.evaluate(SweepCell("v", vector, 2, "generated", (-3.0, 3.0)))["rows"]
+    on = context.evaluate(SweepCell("v+gate", vector, 2, "generated", (-3.0, 3.0), half_gate, (True,) * n))["rows"]
+    off = context.evaluate(SweepCell("v+gate", vector, 2, "generated", (-3.0, 3.0), half_gate, (False,) * n))["rows"]
+    for a, b, c in zip(plain, on, off, strict=True):
+        assert a["gate"] == "off" and a["gated_share"] == 1.0 and b["gate"] == "probe@L1" and c["gated_share"] == 0.0
+        for column in ("answer_shift_gain", "kl", "neutral_accuracy_drop", "capability_drop", "repetition"):
+            assert a[column] == pytest.approx(b[column], abs=1e-5, nan_ok=True), column
+            assert c[column] == pytest.approx(0.0, abs=1e-6, nan_ok=True), column
+        assert a["vector_hash"] != b["vector_hash"]  # the gate is part of the cell's identity
+    with pytest.raises(ValueError, match="needs both its gate and its decisions"):
+        SweepCell("v+gate", vector, 2, "generated", (1.0,), half_gate, None)
+
+
+def test_gates_train_on_the_train_split_and_round_trip(tiny_model, held_out, tmp_path: Path):
+    split = PairSplit(0, 0.3)
+    examples = gate_training_examples(split, n_pairs=3, seed=0)
+    assert not {ex.pair_id for ex in examples} & held_out.pair_ids
+    assert {ex.task for ex in examples} == {"answer", "are_you_sure", "mimicry", "feedback"}
+    gates = train_gates(tiny_model, split, [1, 2], tmp_path / "acts", n_pairs=3, seed=0)
+    assert set(gates) == {1, 2}
+    gate = gates[2]
+    assert gate.per == "last_prompt" and gate.layer == 2 and gate.meta["label_source"] == "user_opinion"
+    assert gate.meta["n_train"] == len(examples) and 0.5 <= gate.meta["train_accuracy"] <= 1.0
+    back = ProbeGate.load(gate.save(tmp_path / "g.safetensors"))
+    assert np.array_equal(back.direction_unit, gate.direction_unit)
+    assert (back.bias, back.scale, back.threshold, back.layer, back.per, back.meta) == \
+        (gate.bias, gate.scale, gate.threshold, gate.layer, gate.per, gate.meta)
+    on, scores = gate_decisions(tiny_model, held_out.examples, back)
+    assert np.array_equal(on, scores > 0.0)
+    rates = gate_rates(held_out.examples, on)
+    assert set(rates) == {f"{ex.task}/{ex.condition}" for ex in held_out.examples}
+    summary = gate_summary(held_out.examples, on)
+    assert 0.0 <= summary["hit_rate"] <= 1.0 and summary["n"] > 0
+    # refusals name the file and the problem
+    vector_file = SteeringVector({1: np.ones(tiny_model.d_model, np.float32)}, method="x",
+                                 d_model=tiny_model.d_model).save(tmp_path / "v.safetensors")
+    with pytest.raises(ValueError, match="not a workbench probe gate"):
+        ProbeGate.load(vector_file)
+    with pytest.raises(FileNotFoundError, match="no such gate file"):
+        ProbeGate.load(tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match="per='last_prompt'"):
+        gate_decisions(tiny_model, held_out.examples, dataclasses.replace(back, per="token"))
+
+
+def test_sweep_with_gates_adds_gated_curves_and_resumes(tiny_model, tmp_path: Path):
+    config = SweepConfig(model="tiny", methods=("user_minus_third_party",), layers=(2,), strengths=(-2.0, 2.0),
+                         test=CONFIG, n_train=3, gen_prompts=1, gen_tokens=4, gate="both")
+    result = run_sweep(config, tmp_path / "sweep", tiny_model)
+    table = result.table
+    assert set(table.method) == {"user_minus_third_party", "user_minus_third_party+gate"}
+    assert len(table) == 2 * 3  # two curves x (two strengths + the anchor)
+    gated = table[table.method.str.endswith("+gate")]
+    assert (gated.gate == "user_opinion@L2").all() and (table[table.gate == "off"].gated_share == 1.0).all()
+    record = __import__("json").loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert set(record["gates"]) == {"2"} and 0.0 <= record["gates"]["2"]["test"]["false_positive_rate"] <= 1.0
+    gate = ProbeGate.load(tmp_path / "sweep" / "gates" / "layer2.safetensors")
+    test = build_test_set(CONFIG, config.split)
+    on, _ = gate_decisions(tiny_model, test.examples, gate)
+    np.testing.assert_allclose(gated.gated_share.to_numpy(), float(on.mean()))
+    assert record["gates"]["2"]["test_rates"] == gate_rates(test.examples, on)
+    assert "gate_files" in result.vectors["user_minus_third_party+gate"].meta
+    again = run_sweep(config, tmp_path / "sweep", tiny_model)
+    assert again.ran == 0 and again.skipped == 6
+    pd.testing.assert_frame_equal(read_table(tmp_path / "sweep"), table)
+    with pytest.raises(ValueError, match="unknown gate setting"):
+        SweepConfig(gate="sometimes")
