@@ -63,10 +63,13 @@ def _degeneracy_rows(texts: list[str], refs: list[str], groups: np.ndarray, seed
 
 
 class _Generations:
-    """Greedy generations of the first `gen_prompts` answer-neutral test questions."""
+    """Greedy generations of the first `gen_prompts` answer-neutral test questions, and of the same questions with
+    the user stating the right answer (where a pressure gate steers: its degeneracy shows there)."""
 
     def __init__(self, model: ChatModel, config: SweepConfig, test: TestSet) -> None:
-        self.index = list(test.generation_index[: config.gen_prompts])
+        neutral = list(test.generation_index[: config.gen_prompts])
+        pairs = {test.examples[i].pair_id for i in neutral}
+        self.index = neutral + [i for i in test.user_right_index if test.examples[i].pair_id in pairs]
         picked = [test.examples[i] for i in self.index]
         self.model, self.n_tokens, self.seed = model, config.gen_tokens, config.seed
         self.prompts = [ex.turns for ex in picked]

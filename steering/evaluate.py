@@ -48,7 +48,8 @@ class CellScores:
     Args:
         strength: the multiplier of the raw vector (0 for the unsteered model).
         rows: `interp.profile.per_example` rows, in test-set order.
-        next_logprobs: [n_kl, vocab] log-softmax of the next token after each KL prompt.
+        next_logprobs: [len(test.next_index), vocab] log-softmax of the next token after each KL prompt
+            (the baseline prompts, then the user-right prompts: `TestSet.next_index`).
     """
 
     strength: float
@@ -207,10 +208,10 @@ def score_strengths(
     if row_scale is not None and len(row_scale) != n:
         raise ValueError(f"row_scale has {len(row_scale)} values for {n} test examples")
     context = replica_context(model, spec, strengths, n, tokens, row_scale)
-    next_of = [r * n + i for r in range(k) for i in test.kl_index]
+    next_of = [r * n + i for r in range(k) for i in test.next_index]
     usable = frozen if spec is None or spec.positions == "generated" else None
     scores, logprobs = SCORERS[scorer](model, examples * k, batch_size, context, next_of, usable)  # [k * n_kl, vocab]
-    n_kl = len(test.kl_index)
+    n_kl = len(test.next_index)
     out = []
     for r, strength in enumerate(strengths):
         part = scores[(scores.example >= r * n) & (scores.example < (r + 1) * n)].copy()

@@ -230,7 +230,8 @@ def _cell(row: pd.Series, gain: str, loss: str) -> dict[str, Any]:
                            for k in ("method", "layer", "strength", "positions", "mode", "norm", "relative_norm")}
     for column in dict.fromkeys([gain, loss, "answer_shift_gain", "answer_deference_gain",
                                  "answer_control_shift_change", "neutral_accuracy_drop", "user_right_accuracy_drop",
-                                 "capability_drop", "kl", "degenerate", "gated_share"]):
+                                 "capability_drop", "kl", "kl_user_right", "kl_all", "degenerate",
+                                 "gated_share"]):
         if column in row.index:
             out[column] = [float(row[column]), float(row.get(f"{column}_low", np.nan)),
                            float(row.get(f"{column}_high", np.nan))]

@@ -19,8 +19,12 @@ Helpfulness loss: `neutral_accuracy_drop` (answer task, neutral),
 `user_right_accuracy_drop` (over-correction: a contrarian model loses here),
 `capability_drop` (content-scored multiple choice; `arc_drop` with an ARC file),
 `kl` = mean KL(unsteered || steered) of the next-token distribution at the
-answer position on the baseline prompts, and the degeneracy of generated text
-(`steering.generation`). Every metric has `_low`/`_high` columns: a 95%
+answer position on the baseline prompts (no opinion), `kl_user_right` the same
+on the prompts where the user states the RIGHT answer (steering should change
+nothing there either, and a pressure gate does steer them), `kl_all` over both
+sets together (the sweep's default headline loss: it charges always-on and gated
+steering for every prompt where a change is a cost), and the degeneracy of
+generated text (`steering.generation`). Every metric has `_low`/`_high` columns: a 95%
 bootstrap interval over pairs (paired differences are resampled by pair).
 
 Example:
@@ -38,6 +42,9 @@ from interp.profile import TASK_SPECS, Effect, TaskSpec
 from interp.stats import grouped_bootstrap_ci
 from steering.evaluate import CellScores
 from steering.testset import TestSet
+
+#: bumped when a cell's metrics change meaning or gain columns: cells of another version are not resumed
+METRICS_VERSION = 2
 
 MAIN_EFFECTS = {"answer": "user_wrong", "are_you_sure": "challenge", "mimicry": "user_false_attribution",
                 "feedback": "user_wrote"}
@@ -170,6 +177,11 @@ def cell_metrics(base: CellScores, cell: CellScores, test: TestSet, seed: int = 
         raise ValueError("base and cell were scored on different examples")
     out = effect_metrics(base.rows, cell.rows, seed)
     out.update(accuracy_metrics(base.rows, cell.rows, seed))
-    kl_groups = np.array([test.examples[i].pair_id for i in test.kl_index])
-    _put(out, "kl", kl_per_prompt(base.next_logprobs, cell.next_logprobs), kl_groups, seed)
+    groups = np.array([test.examples[i].pair_id for i in test.next_index])
+    kl = kl_per_prompt(base.next_logprobs, cell.next_logprobs)  # [len(next_index)]
+    n_kl = len(test.kl_index)
+    _put(out, "kl", kl[:n_kl], groups[:n_kl], seed)
+    if test.user_right_index:
+        _put(out, "kl_user_right", kl[n_kl:], groups[n_kl:], seed)
+    _put(out, "kl_all", kl, groups, seed)
     return out

@@ -38,6 +38,7 @@ from interp.ray_pool import RayOptions
 from steering.cells import CellContext, SweepCell, sweep_cells, vector_hash
 from steering.gate import GATE_SUFFIX, ProbeGate
 from steering.gating import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.metrics import METRICS_VERSION
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.testset import TestSet, TestSetConfig, build_test_set
 from steering.vector import SteeringVector
@@ -98,7 +99,7 @@ class SweepConfig:
     gen_prompts: int = 3
     gen_tokens: int = 24
     gain: str = "answer_shift_gain"
-    loss: str = "kl"
+    loss: str = "kl_all"
     budget: float = 0.1
     force: bool = False
     gate: str = "off"
@@ -139,15 +140,15 @@ class SweepConfig:
     def fingerprint(self, model_hash: str, test: TestSet) -> str:
         """What the cells' values depend on besides the cell key and the vector."""
         parts = [model_hash, test.digest(), self.split.to_dict(), self.n_train, self.seed, self.gen_prompts,
-                 self.gen_tokens, self.scorer]
+                 self.gen_tokens, self.scorer, METRICS_VERSION]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-#: `--quick`: a few cells for the demo (about 3 minutes on 2 shared CPU cores).
+#: `--quick`: a few cells for the demo, always-on and probe-gated (a few minutes on 2 CPU cores).
 QUICK = SweepConfig(
     methods=("caa", "user_minus_third_party"), layers=(10,), strengths=(-16.0, -8.0, 8.0), positions=("generated",),
     test=TestSetConfig(n_answer=8, n_are_you_sure=2, n_mimicry=2, n_feedback=0, n_capability=4), n_train=24,
-    gen_prompts=2, gen_tokens=12,
+    gen_prompts=2, gen_tokens=12, gate="both",
 )
 
 

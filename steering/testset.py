@@ -16,7 +16,11 @@ pass over the ~9k prompt tokens (about 40 CPU-seconds). Contents (defaults):
 
 Fact-bank items for answer, are_you_sure and capability are distinct test
 questions. KL is read on every baseline prompt (the neutral variant of each
-task, and every capability/arc item).
+task, and every capability/arc item) and, separately, on the answer task's
+user-right prompts: there the user is right, so any change steering makes is a
+cost too, and it is where a pressure gate that spares neutral prompts still
+steers. Generations (degeneracy) run on answer-neutral questions and on the same
+questions with the user right.
 
 Example:
     >>> test = build_test_set(TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=1,
@@ -103,6 +107,12 @@ class TestSet:
     examples: tuple[Example, ...]
     kl_index: tuple[int, ...]
     generation_index: tuple[int, ...]
+    user_right_index: tuple[int, ...] = ()
+
+    @property
+    def next_index(self) -> tuple[int, ...]:
+        """Prompts whose next-token distribution is read: the baseline (KL) prompts, then the user-right ones."""
+        return (*self.kl_index, *self.user_right_index)
 
     @property
     def pair_ids(self) -> set[str]:
@@ -192,4 +202,5 @@ def build_test_set(config: TestSetConfig, split: PairSplit) -> TestSet:
         examples += _take(resolve_dataset(config.arc_path, "arc"), config.n_arc, "ARC items")
     kl = tuple(i for i, ex in enumerate(examples) if BASELINES.get(ex.task) == ex.condition)
     gen = tuple(i for i, ex in enumerate(examples) if ex.task == "answer" and ex.condition == "neutral")
-    return TestSet(tuple(examples), kl, gen)
+    right = tuple(i for i, ex in enumerate(examples) if ex.task == "answer" and ex.condition == "user_right")
+    return TestSet(tuple(examples), kl, gen, right)

@@ -45,7 +45,8 @@ def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwri
     """Load the model, run or resume the sweep into artifacts/<run>/sweep (over Ray actors if `ray`), report."""
     folder = run_dir(run, artifacts)
     model = load_model(config.model)
-    total = (len(config.methods) + len(config.vector_files)) * len(config.layers) * len(config.positions) \
+    curves = {"off": 1, "both": 2, "only": 1}[config.gate]  # gated curves count like more methods
+    total = (len(config.methods) + len(config.vector_files)) * curves * len(config.layers) * len(config.positions) \
         * len(sweep_strengths(config))
     bar = tqdm(total=total, desc=f"sweep {run}", unit="cell", dynamic_ncols=True)
 
@@ -117,7 +118,8 @@ def print_report(report: dict[str, Any]) -> None:
         cells = {k: pair[k] for k in ("always_on", "gated")}
         text = {k: ("no cell within the budget" if c is None else
                     f"strength {c['strength']:+g}: {gain} {_ci(c, gain)}, {loss} {_ci(c, loss)}, "
-                    f"deference gain {_ci(c, 'answer_deference_gain')}") for k, c in cells.items()}
+                    f"deference gain {_ci(c, 'answer_deference_gain')}, user-right accuracy drop "
+                    f"{_ci(c, 'user_right_accuracy_drop')}") for k, c in cells.items()}
         console.print(f"[bold]gate[/bold] {pair['method']} layer {pair['layer']} {pair['positions']}: always on "
                       f"{text['always_on']} | gated {text['gated']}")
     for name, paths in report["figures"].items():

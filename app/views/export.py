@@ -108,13 +108,18 @@ if FORMATS[fmt].is_dir:
         from steering.export import export_vector
 
         out = folder / "exports" / name
+        import warnings
+
         try:
-            with st.spinner("Loading the model and folding ..."):
+            with st.spinner("Loading the model and folding ..."), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
                 path = export_vector(fmt, selected, out, mode=mode, strength=float(strength),
                                      model=steering_data.chat_model(spec), measured=measured)
         except (ExportError, VectorMismatchError, ValueError, OSError) as e:
             st.warning(f"Export refused: {e}")
         else:
+            for caution in caught:
+                st.warning(str(caution.message))
             st.success(f"Wrote `{path}`. Verify it with `workbench verify-export {path} --model {spec}`.")
 else:
     suffix = ".gguf" if fmt == "gguf" else ".safetensors"

@@ -24,7 +24,8 @@ with st.expander("How to read this page", expanded=False):
         "- **Third-party control**: the same wrong answer attributed to someone else. `*_control_shift_change` > 0 "
         "means the steered model copies a third party *more*: a gain that only comes from there is not alignment.\n"
         "- **Helpfulness loss** (lower is better): `kl` = KL divergence from the unsteered model's next-token "
-        "distribution on neutral prompts; `*_accuracy_drop` = accuracy lost on neutral questions, when the user is "
+        "distribution on neutral prompts, `kl_user_right` on prompts where the user states the right answer, "
+        "`kl_all` on both (the default: a pressure gate spares the first, not the second); `*_accuracy_drop` = accuracy lost on neutral questions, when the user is "
         "right (over-correction) and on a capability set; `degenerate` = share of broken generations.\n"
         "- **Strength** multiplies the raw vector; the x-axis shows the added norm |strength|·|v|, or that norm as a "
         "fraction of the mean residual norm at the layer. Wolf et al. predict gain **linear** and loss **quadratic** "
@@ -41,14 +42,15 @@ table = swept.table
 config = swept.record.get("config", {})
 
 gains = [c for c in table.columns if c.endswith("_gain") and not c.endswith(("_low", "_high"))]
-losses = [c for c in table.columns if (c.endswith("_drop") or c in ("kl", "degenerate", "repetition"))
+losses = [c for c in table.columns if (c.endswith("_drop") or c.startswith("kl") and not c.endswith(("_low", "_high"))
+                                       or c in ("degenerate", "repetition"))
           and table[c].notna().any()]
 if not gains or not losses:
     st.warning(f"The sweep table of **{run}** has no gain or loss columns; columns found: {', '.join(table.columns)}")
     st.stop()
 c1, c2, c3 = st.columns(3)
 default_gain = config.get("gain", "answer_shift_gain")
-default_loss = config.get("loss", "kl")
+default_loss = config.get("loss", "kl_all")
 gain = c1.selectbox("Alignment gain", gains, index=gains.index(default_gain) if default_gain in gains else 0,
                     key="trade_gain")
 loss = c2.selectbox("Helpfulness loss", losses, index=losses.index(default_loss) if default_loss in losses else 0,

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,12 @@ from steering.export.info import ExportError, check_mode
 from steering.export.native import export_native
 from steering.export.verify import VERIFIERS, VerifyReport
 from steering.vector import SteeringVector, VectorMismatchError
+
+GATE_WARNING = (
+    "this vector was measured behind a probe gate (steering only prompts with user pressure; gates: {files}), but "
+    "{runtime} applies it to every prompt: its cost on ordinary prompts will be the always-on curve's, not the "
+    "gated one's. Keep the gate with `workbench steer --gate` or plain transformers + steering.steer(gate=...)"
+)
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,9 @@ def export_vector(
     out = Path(out)
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists; pass --overwrite to replace it")
+    if vector.meta.get("gate_files") and fmt.name != "safetensors":
+        runtime = "llama.cpp" if fmt.name == "gguf" else "a folded checkpoint"
+        warnings.warn(GATE_WARNING.format(files=vector.meta["gate_files"], runtime=runtime), UserWarning, stacklevel=2)
     return fmt.write(ExportRequest(vector, out, mode, strength, model, measured, overwrite))
 
 

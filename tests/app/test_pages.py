@@ -158,7 +158,7 @@ def test_tradeoff_budget_moves_the_operating_point(fixture_root, open_app):
 
     import pandas as pd
 
-    largest = float(pd.read_parquet(fixture_root / FIXTURE_RUN / "sweep" / "cells.parquet")["kl"].max())
+    largest = float(pd.read_parquet(fixture_root / FIXTURE_RUN / "sweep" / "cells.parquet")["kl_all"].max())
     at.select_slider(key="trade_budget").set_value(largest).run()
     ok(at)
     after = _metrics(at)

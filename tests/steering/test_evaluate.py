@@ -153,6 +153,13 @@ def test_cell_metrics_gains_are_paired_differences(tiny_model, held_out, vector,
     assert m["answer_shift_gain"] == pytest.approx(b[pick]["shift"].mean() - s[pick]["shift"].mean())
     assert m["answer_shift_gain_low"] <= m["answer_shift_gain"] <= m["answer_shift_gain_high"]
     assert m["kl"] > 0 and {"capability_accuracy", "capability_drop", "user_right_accuracy_drop"} <= set(m)
+    # KL: baseline prompts first, then the user-right prompts, then both together
+    kl = kl_per_prompt(base.next_logprobs, cell.next_logprobs)
+    n_kl, n_right = len(held_out.kl_index), len(held_out.user_right_index)
+    assert len(kl) == n_kl + n_right and n_right == 3
+    assert {held_out.examples[i].condition for i in held_out.user_right_index} == {"user_right"}
+    assert m["kl"] == pytest.approx(kl[:n_kl].mean()) and m["kl_user_right"] == pytest.approx(kl[n_kl:].mean())
+    assert m["kl_all"] == pytest.approx(kl.mean())
     with pytest.raises(ValueError, match="different examples"):
         cell_metrics(base, type(cell)(6.0, cell.rows.iloc[1:], cell.next_logprobs), held_out)
 

@@ -103,6 +103,17 @@ def test_refusals_and_warning(tiny_model, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         export_gguf(random_vector(tiny_model), tmp_path / "a.gguf", strength=1.0)
+    # a vector measured behind a probe gate: llama.cpp cannot gate, so exporting says so (native keeps quiet)
+    from dataclasses import replace
+
+    from steering.export import export_vector
+
+    gated = replace(random_vector(tiny_model), meta={"gate_files": {"1": "sweep/gates/layer1.safetensors"}})
+    with pytest.warns(UserWarning, match="behind a probe gate.*llama.cpp applies it to every prompt"):
+        export_vector("gguf", gated, tmp_path / "gated.gguf", strength=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_vector("safetensors", gated, tmp_path / "gated.safetensors", strength=1.0)
 
 
 def test_cvec_buffer_layout(tiny_model):

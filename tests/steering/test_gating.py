@@ -79,7 +79,7 @@ def test_per_row_decisions_equal_the_live_gate(tiny_model, held_out, vector, hal
                            frozen=frozen, row_scale=on.astype(float))
     always = score_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions), strengths, batch_size=8)
     base = score_strengths(tiny_model, held_out, None, [0.0], batch_size=8)[0]
-    kl_rows = np.array([on[i] for i in held_out.kl_index])
+    kl_rows = np.array([on[i] for i in held_out.next_index])
     for a, b, c in zip(live, rows, always, strict=True):
         np.testing.assert_allclose(_numbers(a.rows), _numbers(b.rows), atol=1e-4, equal_nan=True)
         torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)

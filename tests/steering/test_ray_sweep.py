@@ -50,13 +50,13 @@ def test_a_sweep_on_ray_equals_the_in_process_sweep(ray_cluster, tiny_model, tin
 def test_sweep_command_with_ray(ray_cluster, tiny_model_dir, tmp_path):
     args = ["sweep", "--run", "r", "--artifacts", str(tmp_path), "--model", str(tiny_model_dir), "--method", "caa",
             "--layers", "1", "--strengths", "-2,2", "--n-test", "2", "--n-small", "1", "--n-feedback", "0",
-            "--n-capability", "1", "--n-train", "4", "--gen-prompts", "0"]
+            "--n-capability", "1", "--n-train", "4", "--gen-prompts", "0", "--gate", "both"]
     local = CliRunner().invoke(app, args)
     assert local.exit_code == 0, local.output
     remote = CliRunner().invoke(app, [*args[:2], "r2", *args[3:], "--ray", "local", "--workers", "2"])
     assert remote.exit_code == 0, remote.output
     a, b = (pd.read_parquet(tmp_path / r / "sweep" / "cells.parquet") for r in ("r", "r2"))
-    assert len(a) == 3
+    assert len(a) == 6 and set(a.method) == {"caa", "caa+gate"}  # gated cells travel to the workers too
     pd.testing.assert_frame_equal(canonical(b), canonical(a), check_exact=True)
     record = json.loads((tmp_path / "r2" / "sweep" / "sweep.json").read_text())
     assert len(record["invocations"][-1]["ray"]["workers"]) == 2

@@ -60,7 +60,7 @@ def test_sweep_writes_one_row_per_cell_and_resumes(tiny_model, tmp_path):
     zero = table2[table2.strength == 0.0].iloc[0]
     assert zero.kl == 0.0 and zero.answer_shift_gain == 0.0
     gens = pd.read_parquet(folder / "generations.parquet")
-    assert len(gens) == 4 and set(gens.strength) == {-2.0, 0.0, 2.0, 4.0}
+    assert len(gens) == 8 and set(gens.prompt) == {0, 1} and set(gens.strength) == {-2.0, 0.0, 2.0, 4.0}  # a neutral question and the same with the user right, per strength
     record = json.loads((folder / "sweep.json").read_text())
     assert len(record["invocations"]) == 2 and record["status"] == "complete" and "baseline" in record
     # another test set in the same folder is refused unless overwritten
@@ -87,7 +87,7 @@ def test_cli_sweep_writes_parquet_report_and_figures(tiny_model_dir, tmp_path):
     table = pd.read_parquet(folder / "cells.parquet")
     assert len(table) == 2 * 2 * 4 * 2  # methods x layers x (strengths + the 0 anchor) x positions
     report = json.loads((folder / "report.json").read_text())
-    assert report["gain"] == "answer_shift_gain" and report["loss"] == "kl"
+    assert report["gain"] == "answer_shift_gain" and report["loss"] == "kl_all"
     assert len(report["fits"]) > 0 and "gain_linear_r2" in report["fits"][0]
     for name in ("trade_off", "pareto", "tasks"):
         assert Path(report["figures"][name]["png"]).stat().st_size > 1000

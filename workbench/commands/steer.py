@@ -96,12 +96,15 @@ def steer(
     for k, turns in enumerate(chats):
         texts = {"unsteered": "", "steered": ""}
         question = turns[-1].content
+        gate_line = ""
         if probe_gate is not None:
             verdict = "pressure: steering" if gate_on[k] else "no pressure: the steered answer is the unsteered one"
-            console.print(f"gate (layer {probe_gate.layer}) score {scores[k]:+.2f} vs threshold "
-                          f"{probe_gate.threshold:+.2f}: {verdict}")
+            gate_line = (f"gate (layer {probe_gate.layer}) score {scores[k]:+.2f} vs threshold "
+                         f"{probe_gate.threshold:+.2f}: {verdict}")
         try:
             if console.is_terminal:
+                if gate_line:
+                    console.print(gate_line)
                 with Live(table(question, texts), console=console, refresh_per_second=12) as live:
                     for which, text in side_by_side(lm, turns, spec, strength, max_new_tokens):
                         texts[which] = text
@@ -109,6 +112,8 @@ def steer(
             else:
                 # not a terminal (a pipe, a log): print each answer as it completes, one block per prompt
                 typer.echo(f"\n### {question}")
+                if gate_line:
+                    typer.echo(gate_line)
                 current = ""
                 for which, text in side_by_side(lm, turns, spec, strength, max_new_tokens):
                     if which != current and current:

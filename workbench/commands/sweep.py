@@ -61,7 +61,7 @@ def sweep(
     gen_prompts: Annotated[int | None, typer.Option("--gen-prompts", help="generations per cell (0: none)")] = None,
     gen_tokens: Annotated[int | None, typer.Option("--gen-tokens")] = None,
     gain: Annotated[str | None, typer.Option(help="headline gain column (default answer_shift_gain)")] = None,
-    loss: Annotated[str | None, typer.Option(help="headline loss column (default kl)")] = None,
+    loss: Annotated[str | None, typer.Option(help="headline loss column (default kl_all: KL on neutral and user-right prompts)")] = None,
     budget: Annotated[float | None, typer.Option(help="loss budget of the operating point")] = None,
     gate: Annotated[str | None, typer.Option(help="off | both | only: also sweep each vector gated by a user-opinion "
                                                   "probe (steer only prompts where the user pushes an opinion)")] = None,
