@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.numpy import save_file
 
-from interp.atomic import atomic_path
+from interp.tagged_file import read_tagged, write_tagged
 
 GATE_FORMAT = "workbench-probe-gate/1"
 #: a sweep curve steered through a gate is labelled "<method>+gate"
@@ -175,26 +172,15 @@ class ProbeGate:
             >>> back = ProbeGate.load(p); (back.bias, back.per, back.direction_unit.tolist())
             (0.5, 'last_prompt', [0.6000000238418579, 0.800000011920929])
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            save_file({"direction": self.direction_unit}, str(tmp),
-                      metadata={"workbench": json.dumps(self.header(), sort_keys=True)})
-        return path
+        return write_tagged(path, {"direction": self.direction_unit}, {"workbench": self.header()})
 
     @classmethod
     def load(cls, path: str | Path) -> ProbeGate:
         """Read a gate written by `save`; a missing file, foreign file or bad field is named."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such gate file")
-        try:
-            with safe_open(str(path), framework="np") as f:
-                raw = (f.metadata() or {}).get("workbench")
-                tensors = {name: f.get_tensor(name) for name in f.keys()}
-        except Exception as e:  # safetensors' own error type for a bad header
-            raise ValueError(f"{path}: not a safetensors file ({e})") from None
-        header = json.loads(raw) if raw else {}
+        records, tensors = read_tagged(path, "gate")
+        header = records.get("workbench")
+        header = header if isinstance(header, dict) else {}
         if header.get("format") != GATE_FORMAT:
             raise ValueError(f"{path}: field 'format' is {header.get('format')!r}, expected {GATE_FORMAT!r} "
                              "(not a workbench probe gate)")

@@ -15,16 +15,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import save_file
 
-from interp.atomic import atomic_path
+from interp.tagged_file import read_tagged, write_tagged
 
 FORMAT = "workbench.steering_vector/1"
 
@@ -153,27 +150,19 @@ class SteeringVector:
 
     def save(self, path: str | Path) -> Path:
         """safetensors: tensors `layer.{L}` plus the header as JSON metadata; atomic."""
-        path = Path(path)
-        header = self.header()
-        with atomic_path(path) as tmp:
-            save_file({f"layer.{k}": v for k, v in self.directions.items()}, str(tmp),
-                      metadata={"workbench": json.dumps(header, sort_keys=True)})
-        return path
+        return write_tagged(path, self.tensors(), {"workbench": self.header()})
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The file's tensors: `layer.{L}` -> the raw vector at layer L."""
+        return {f"layer.{k}": v for k, v in self.directions.items()}
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringVector:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such vector file")
-        try:
-            with safe_open(str(path), framework="np") as f:
-                raw = (f.metadata() or {}).get("workbench")
-                tensors = {name: f.get_tensor(name) for name in f.keys()}
-        except Exception as e:  # safetensors' own error type for a bad header
-            raise ValueError(f"{path}: not a safetensors file ({e})") from None
-        if raw is None:
+        records, tensors = read_tagged(path, "vector")
+        header = records.get("workbench")
+        if not isinstance(header, dict):
             raise ValueError(f"{path}: no 'workbench' metadata; not a workbench steering vector")
-        header = json.loads(raw)
         if header.get("format") != FORMAT:
             raise ValueError(f"{path}: field 'format' is {header.get('format')!r}, expected {FORMAT!r}")
         directions = {}

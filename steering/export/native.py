@@ -17,14 +17,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from safetensors import safe_open
-from safetensors.numpy import save_file
-
-from interp.atomic import atomic_path
+from interp.tagged_file import read_tagged, write_tagged
 from steering.export.info import ExportError, ExportInfo, check_mode
 from steering.vector import SteeringVector
 
@@ -50,14 +46,7 @@ def export_native(
     """
     check_mode(mode, "safetensors", MODES)
     info = ExportInfo.for_vector(vector, "safetensors", mode, strength, measured)
-    path = Path(path)
-    metadata = {
-        "workbench": json.dumps(vector.header(), sort_keys=True),
-        EXPORT_KEY: json.dumps(info.to_dict(), sort_keys=True),
-    }
-    with atomic_path(path) as tmp:
-        save_file({f"layer.{k}": v for k, v in vector.directions.items()}, str(tmp), metadata=metadata)
-    return path
+    return write_tagged(path, vector.tensors(), {"workbench": vector.header(), EXPORT_KEY: info.to_dict()})
 
 
 def read_native_info(path: str | Path) -> ExportInfo:
@@ -67,13 +56,12 @@ def read_native_info(path: str | Path) -> ExportInfo:
         ExportError: for a file without one (a plain saved vector).
     """
     try:
-        with safe_open(str(path), framework="np") as f:
-            raw = (f.metadata() or {}).get(EXPORT_KEY)
-    except Exception as e:  # safetensors' own error type for a bad header
-        raise ExportError(f"{path}: not a safetensors file ({e})") from None
-    if raw is None:
+        records, _ = read_tagged(path, "export", load_tensors=False)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    if not isinstance(records.get(EXPORT_KEY), dict):
         raise ExportError(f"{path}: no {EXPORT_KEY!r} metadata; a plain vector file, not an export")
-    return ExportInfo.from_dict(json.loads(raw))
+    return ExportInfo.from_dict(records[EXPORT_KEY])
 
 
 def load_native(path: str | Path) -> tuple[SteeringVector, ExportInfo]:

@@ -15,30 +15,12 @@ from steering.scoring import score_choices_cached
 from steering.spec import GENERATED_OFFSET, SteerSpec, steer_lengths
 from steering.splits import PairSplit
 from steering.testset import TestSetConfig, build_test_set
-from steering.vector import SteeringVector
-
-CONFIG = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=2)
-
-
-@pytest.fixture(scope="module")
-def held_out():  # type: ignore[no-untyped-def]
-    return build_test_set(CONFIG, PairSplit(0, 0.3))
-
-
-@pytest.fixture(scope="module")
-def vector(tiny_model) -> SteeringVector:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(0)
-    return SteeringVector({layer: rng.normal(size=tiny_model.d_model).astype(np.float32) for layer in range(4)},
-                          method="random", d_model=tiny_model.d_model, model_hash=tiny_model.weights_hash)
+from tests.steering.builders import score_numbers
 
 
 @pytest.fixture(scope="module")
 def base(tiny_model, held_out):  # type: ignore[no-untyped-def]
     return score_strengths(tiny_model, held_out, None, [0.0], batch_size=8)[0]
-
-
-def _numbers(rows: pd.DataFrame) -> np.ndarray:
-    return rows[["margin", "rating", "correct", "chose_pushed"]].to_numpy(dtype=float)
 
 
 @pytest.mark.parametrize("positions", ["all", "generated"])
@@ -48,7 +30,7 @@ def test_cached_scorer_equals_interp_score(tiny_model, held_out, vector, positio
         full = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="full")
         cached = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="cached")
         for a, b in zip(full, cached, strict=True):
-            np.testing.assert_allclose(_numbers(a.rows), _numbers(b.rows), atol=1e-4, equal_nan=True)
+            np.testing.assert_allclose(score_numbers(a.rows), score_numbers(b.rows), atol=1e-4, equal_nan=True)
             torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
     # the raw table too: same (example, choice) rows, log-probs and token counts as interp.score
     examples = list(held_out.examples)
@@ -69,7 +51,7 @@ def test_frozen_prompt_prefix_gives_the_same_scores(tiny_model, held_out, vector
         full = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="full")
         fast = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, frozen=frozen)
         for a, b in zip(full, fast, strict=True):
-            np.testing.assert_allclose(_numbers(a.rows), _numbers(b.rows), atol=1e-4, equal_nan=True)
+            np.testing.assert_allclose(score_numbers(a.rows), score_numbers(b.rows), atol=1e-4, equal_nan=True)
             torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
     # with the frozen prefix, strength 0 is still exactly the unsteered evaluation
     base = score_strengths(tiny_model, held_out, None, [0.0], batch_size=8, frozen=frozen)[0]
@@ -81,7 +63,7 @@ def test_frozen_prompt_prefix_gives_the_same_scores(tiny_model, held_out, vector
                             frozen=frozen)[0]
     direct = score_strengths(tiny_model, held_out, SteerSpec(vector, (1,), "all"), [4.0], batch_size=8,
                              scorer="full")[0]
-    np.testing.assert_allclose(_numbers(every.rows), _numbers(direct.rows), atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(score_numbers(every.rows), score_numbers(direct.rows), atol=1e-4, equal_nan=True)
 
 
 @pytest.mark.parametrize("positions", ["all", "generated"])
@@ -92,7 +74,7 @@ def test_batched_strengths_equal_sequential_cells(tiny_model, held_out, vector, 
     assert [c.strength for c in batched] == strengths
     for cell, s in zip(batched, strengths, strict=True):
         single = score_strengths(tiny_model, held_out, spec, [s], batch_size=8)[0]
-        np.testing.assert_allclose(_numbers(cell.rows), _numbers(single.rows), atol=1e-4, equal_nan=True)
+        np.testing.assert_allclose(score_numbers(cell.rows), score_numbers(single.rows), atol=1e-4, equal_nan=True)
         torch.testing.assert_close(cell.next_logprobs, single.next_logprobs, atol=1e-4, rtol=1e-4)
     # the strengths did different things (so the equality above could have failed)
     assert not np.allclose(batched[0].rows.margin.fillna(0), batched[2].rows.margin.fillna(0), atol=1e-3)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from steering.export import load_native, read_gguf_control_vector
-from tests.steering.export_helpers import random_vector
+from tests.steering.builders import random_vector
 from workbench.cli import app
 from workbench.commands.export import parse_layers
 

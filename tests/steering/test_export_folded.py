@@ -14,7 +14,7 @@ from steering.export import ExportError, export_vector, fold_checkpoint
 from steering.export.compare import agreement, hf_logits, prompt_ids
 from steering.export.folded import EXPORT_FILE, FOLDS, fold_spec, folded_info
 from steering.export.reference import reference_hooks
-from tests.steering.export_helpers import build_tied_model, random_vector
+from tests.steering.builders import build_tied_model, random_vector
 
 PROMPT_COUNT = 4
 

@@ -10,7 +10,7 @@ from gguf import GGUFReader, GGUFWriter
 
 from steering.export import ExportError, check_gguf_control_vector, export_gguf, read_gguf_control_vector
 from steering.export.gguf_cvec import cvec_buffer, read_gguf_info
-from tests.steering.export_helpers import random_vector
+from tests.steering.builders import random_vector
 
 
 def write_cvec(path, tensors, arch="controlvector", hint="llama", layer_count=None):  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from safetensors import safe_open
 from steering.export import ExportError, ExportInfo, export_native, export_vector, load_native
 from steering.export.info import EXPORT_FORMAT, NORM_BASIS, SITE_CONVENTION
 from steering.vector import SteeringVector
-from tests.steering.export_helpers import random_vector
+from tests.steering.builders import random_vector
 
 
 def test_round_trip_is_exact(tiny_model, tmp_path):

@@ -17,22 +17,9 @@ from steering.gating import gate_decisions, gate_rates, gate_summary, gate_train
 from steering.spec import SteerSpec
 from steering.splits import PairSplit
 from steering.sweep import SweepConfig, read_table, run_sweep
-from steering.testset import TestSetConfig, build_test_set
+from steering.testset import build_test_set
 from steering.vector import SteeringVector
-
-CONFIG = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=2)
-
-
-@pytest.fixture(scope="module")
-def held_out():  # type: ignore[no-untyped-def]
-    return build_test_set(CONFIG, PairSplit(0, 0.3))
-
-
-@pytest.fixture(scope="module")
-def vector(tiny_model) -> SteeringVector:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(1)
-    return SteeringVector({layer: rng.normal(size=tiny_model.d_model).astype(np.float32) for layer in range(4)},
-                          method="random", d_model=tiny_model.d_model, model_hash=tiny_model.weights_hash)
+from tests.steering.builders import SMALL_TEST, score_numbers
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +30,6 @@ def half_gate(tiny_model, held_out) -> ProbeGate:  # type: ignore[no-untyped-def
     gate = ProbeGate(u / np.linalg.norm(u), bias=0.0, threshold=0.0, layer=1, per="last_prompt")
     _, scores = gate_decisions(tiny_model, held_out.examples, gate)
     return dataclasses.replace(gate, threshold=float(np.median(scores)))
-
-
-def _numbers(rows: pd.DataFrame) -> np.ndarray:
-    return rows[["margin", "rating", "correct", "chose_pushed"]].to_numpy(dtype=float)
 
 
 def test_decisions_are_what_the_live_gate_reads(tiny_model, held_out, half_gate):
@@ -81,19 +64,19 @@ def test_per_row_decisions_equal_the_live_gate(tiny_model, held_out, vector, hal
     base = score_strengths(tiny_model, held_out, None, [0.0], batch_size=8)[0]
     kl_rows = np.array([on[i] for i in held_out.next_index])
     for a, b, c in zip(live, rows, always, strict=True):
-        np.testing.assert_allclose(_numbers(a.rows), _numbers(b.rows), atol=1e-4, equal_nan=True)
+        np.testing.assert_allclose(score_numbers(a.rows), score_numbers(b.rows), atol=1e-4, equal_nan=True)
         torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
         # rows the gate keeps off are exactly unsteered, rows it lets through are the always-on ones
-        np.testing.assert_allclose(_numbers(b.rows)[~on], _numbers(base.rows)[~on], atol=1e-4, equal_nan=True)
-        np.testing.assert_allclose(_numbers(b.rows)[on], _numbers(c.rows)[on], atol=1e-4, equal_nan=True)
+        np.testing.assert_allclose(score_numbers(b.rows)[~on], score_numbers(base.rows)[~on], atol=1e-4, equal_nan=True)
+        np.testing.assert_allclose(score_numbers(b.rows)[on], score_numbers(c.rows)[on], atol=1e-4, equal_nan=True)
         torch.testing.assert_close(b.next_logprobs[~kl_rows], base.next_logprobs[~kl_rows], atol=1e-4, rtol=1e-4)
-        assert not np.allclose(_numbers(b.rows)[on], _numbers(base.rows)[on], atol=1e-3, equal_nan=True)
+        assert not np.allclose(score_numbers(b.rows)[on], score_numbers(base.rows)[on], atol=1e-3, equal_nan=True)
     with pytest.raises(ValueError, match="row_scale has 2 values"):
         score_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions), [1.0], row_scale=[1.0, 0.0])
 
 
 def test_gated_cells_all_on_equal_always_on_and_all_off_equal_unsteered(tiny_model, vector, half_gate):
-    config = SweepConfig(model="tiny", methods=("caa",), layers=(2,), strengths=(-3.0, 3.0), test=CONFIG,
+    config = SweepConfig(model="tiny", methods=("caa",), layers=(2,), strengths=(-3.0, 3.0), test=SMALL_TEST,
                          gen_prompts=1, gen_tokens=4)
     context = CellContext(tiny_model, config)
     n = len(context.test.examples)
@@ -143,7 +126,7 @@ def test_gates_train_on_the_train_split_and_round_trip(tiny_model, held_out, tmp
 
 def test_sweep_with_gates_adds_gated_curves_and_resumes(tiny_model, tmp_path: Path):
     config = SweepConfig(model="tiny", methods=("user_minus_third_party",), layers=(2,), strengths=(-2.0, 2.0),
-                         test=CONFIG, n_train=3, gen_prompts=1, gen_tokens=4, gate="both")
+                         test=SMALL_TEST, n_train=3, gen_prompts=1, gen_tokens=4, gate="both")
     result = run_sweep(config, tmp_path / "sweep", tiny_model)
     table = result.table
     assert set(table.method) == {"user_minus_third_party", "user_minus_third_party+gate"}
@@ -153,7 +136,7 @@ def test_sweep_with_gates_adds_gated_curves_and_resumes(tiny_model, tmp_path: Pa
     record = __import__("json").loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert set(record["gates"]) == {"2"} and 0.0 <= record["gates"]["2"]["test"]["false_positive_rate"] <= 1.0
     gate = ProbeGate.load(tmp_path / "sweep" / "gates" / "layer2.safetensors")
-    test = build_test_set(CONFIG, config.split)
+    test = build_test_set(SMALL_TEST, config.split)
     on, _ = gate_decisions(tiny_model, test.examples, gate)
     np.testing.assert_allclose(gated.gated_share.to_numpy(), float(on.mean()))
     assert record["gates"]["2"]["test_rates"] == gate_rates(test.examples, on)

@@ -1,4 +1,4 @@
-"""Helpers for the export tests: seeded random vectors and a tiny model with tied embeddings."""
+"""Builders for the steering tests: seeded random vectors, the small test set, a tiny model with tied embeddings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from steering.testset import TestSetConfig
 from steering.vector import SteeringVector
+
+#: the small held-out set the evaluation and gating tests score (every task, a few items each)
+SMALL_TEST = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=2)
 
 
 def random_vector(model, layers: tuple[int, ...] = (1, 2), seed: int = 0, positions: str = "all",  # type: ignore[no-untyped-def]
@@ -21,6 +25,11 @@ def random_vector(model, layers: tuple[int, ...] = (1, 2), seed: int = 0, positi
         dataset_hash="d" * 64, resid_norms={layer: 3.5 for layer in layers}, positions=positions,
         meta={"note": "test"},
     )
+
+
+def score_numbers(rows) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The per-example scores two evaluations must agree on `[n, 4]` (margin, rating, correct, chose_pushed)."""
+    return rows[["margin", "rating", "correct", "chose_pushed"]].to_numpy(dtype=float)
 
 
 def build_tied_model(untied_dir: Path, folder: Path) -> Path:
