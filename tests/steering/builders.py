@@ -32,6 +32,21 @@ def score_numbers(rows) -> np.ndarray:  # type: ignore[no-untyped-def]
     return rows[["margin", "rating", "correct", "chose_pushed"]].to_numpy(dtype=float)
 
 
+def tie_free_threshold(scores: np.ndarray, min_gap: float = 1e-3) -> float:
+    """A threshold halfway across the widest gap between sorted scores near the middle, never on a score.
+
+    Two code paths (the batch gate and the live gate inside steer()) compute the scores in different batch layouts,
+    so they agree only to ~1e-6: a threshold on or near a score would test float noise, not the decision.
+    """
+    ordered = np.sort(scores)
+    n = len(ordered)
+    middle = range(max(1, n // 4), min(n, 3 * n // 4 + 1))  # keep both sides populated
+    i = max(middle, key=lambda k: ordered[k] - ordered[k - 1])
+    gap = ordered[i] - ordered[i - 1]
+    assert gap > min_gap, f"no clear gap between the middle scores (widest {gap:.2e})"
+    return float((ordered[i] + ordered[i - 1]) / 2)
+
+
 def build_tied_model(untied_dir: Path, folder: Path) -> Path:
     """The tiny Llama of `untied_dir` rebuilt with tie_word_embeddings=True (same tokenizer)."""
     from transformers import AutoConfig, LlamaForCausalLM

@@ -19,7 +19,7 @@ from steering.splits import PairSplit
 from steering.sweep import SweepConfig, read_table, run_sweep
 from steering.testset import build_test_set
 from steering.vector import SteeringVector
-from tests.steering.builders import SMALL_TEST, score_numbers
+from tests.steering.builders import SMALL_TEST, score_numbers, tie_free_threshold
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,15 @@ def half_gate(tiny_model, held_out) -> ProbeGate:  # type: ignore[no-untyped-def
     u = rng.normal(size=tiny_model.d_model).astype(np.float32)
     gate = ProbeGate(u / np.linalg.norm(u), bias=0.0, threshold=0.0, layer=1, per="last_prompt")
     _, scores = gate_decisions(tiny_model, held_out.examples, gate)
-    return dataclasses.replace(gate, threshold=float(np.median(scores)))
+    return dataclasses.replace(gate, threshold=tie_free_threshold(scores))
+
 
 
 def test_decisions_are_what_the_live_gate_reads(tiny_model, held_out, half_gate):
     on, scores = gate_decisions(tiny_model, held_out.examples, half_gate)
     assert on.shape == scores.shape == (len(held_out.examples),)
-    assert 0 < on.sum() < len(on)  # the median threshold splits the set
+    assert 0 < on.sum() < len(on)  # the mid-gap threshold splits the set
+    assert np.abs(scores - half_gate.threshold).min() > 5e-4  # no decision sits within float noise of the threshold
     # the live gate inside steer() (per="last_prompt", fed the real prompt lengths by SteerSpec) reads the same scores
     from steering.generation import encode_prompts
 
