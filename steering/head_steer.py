@@ -28,8 +28,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from interp.architectures import module_at
 from interp.hooks import TensorFn, hooks_on
 from interp.sites import Site
 from steering.interventions import POSITIONS, Lengths, Strength, leading_pads, real_positions
+from steering.spec import steer_lengths
 
 if TYPE_CHECKING:
     from interp.models import ChatModel
@@ -226,3 +227,36 @@ def steer_heads(
             yield edit
     finally:
         pre.remove()
+
+
+@dataclass(frozen=True, eq=False)
+class HeadSpec:
+    """A head edit without its strength: the head-level counterpart of `steering.spec.SteerSpec`.
+
+    It has SteerSpec's `positions`, `context(model, strengths, prompt_tokens)` and `describe()`, so
+    `steering.evaluate.score_strengths` scores it the same way (K strengths in one batched pass, the frozen
+    prefix for positions "generated", whose start follows `steering.spec.GENERATED_OFFSET`).
+
+    Args:
+        edit: the per-head shifts and scales.
+        positions: "all", "prompt" or "generated".
+        label: the curve's name in a sweep.
+
+    Example:
+        >>> spec = HeadSpec(HeadEdit(9, 64, scales={(23, 0): 0.0}), positions="generated")  # doctest: +SKIP
+        >>> cells = score_strengths(model, test, spec, [0.5, 1.0])  # doctest: +SKIP
+    """
+
+    edit: HeadEdit
+    positions: str = "all"
+    label: str = "heads"
+
+    def context(self, model: ChatModel, strengths: float | Sequence[float],
+                prompt_tokens: Sequence[int]) -> AbstractContextManager[object]:
+        """`steer_heads(...)` for a batch: one strength per row (or one for all) and each row's prompt tokens."""
+        return steer_heads(model, self.edit, strengths if isinstance(strengths, float | int) else list(strengths),
+                           positions=self.positions, prompt_lengths=steer_lengths(prompt_tokens))
+
+    def describe(self) -> str:
+        heads = ",".join(f"L{layer}H{head}" for layer, head in self.edit.heads)
+        return f"{self.label} @ heads {heads}, positions {self.positions}"

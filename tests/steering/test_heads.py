@@ -12,10 +12,10 @@ from interp.analysis.heads import set_heads
 from interp.hooks import hooks_on
 from interp.score import score_choices
 from interp.sites import Site
-from steering.evaluate import prompt_tokens
-from steering.head_steer import HeadEdit, head_shift_residual, steer_heads
+from steering.evaluate import freeze, prompt_tokens, score_strengths
+from steering.head_steer import HeadEdit, HeadSpec, head_shift_residual, steer_heads
 from steering.heads import CONTROL, METHOD, USER, head_edit, head_examples, head_shift_vector, rank_heads
-from steering.spec import steer_lengths
+from steering.spec import SteerSpec, steer_lengths
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.steer import steer
 from steering.vector import SteeringVector
@@ -233,3 +233,20 @@ def test_folded_attn_out_vector_equals_steer(tiny_model, ranking, tmp_path):
     assert (got - _real(_logits(tiny_model, batch), batch)).abs().max() > 1e-3
     with pytest.raises(ExportError, match="positions"):
         fold_attn_out_vector(tiny_model, dataclasses.replace(vector, positions="generated"), tmp_path / "g", -1.0)
+
+
+def test_head_spec_scores_like_the_exported_vector_in_the_sweep_scorer(tiny_model, held_out):
+    """score_strengths (cached scorer, frozen prefix for "generated") takes a HeadSpec like a SteerSpec."""
+    edit = _edit(tiny_model, seed=2)
+    vector = _residual_vector(tiny_model, edit)
+    tokens = prompt_tokens(tiny_model, held_out.examples)
+    frozen = freeze(tiny_model, held_out, tokens, 8)
+    strengths = [-3.0, 2.0]
+    heads = score_strengths(tiny_model, held_out, HeadSpec(edit, "generated"), strengths, 8, tokens, frozen=frozen)
+    resid = score_strengths(tiny_model, held_out, SteerSpec(vector, (1, 2), "generated"), strengths, 8, tokens,
+                            frozen=frozen)
+    for a, b in zip(heads, resid, strict=True):
+        assert np.allclose(a.rows["margin"], b.rows["margin"], atol=1e-5, equal_nan=True)  # NaN: rating tasks
+        assert torch.allclose(a.next_logprobs, b.next_logprobs, atol=1e-5)
+    base = score_strengths(tiny_model, held_out, None, [0.0], 8, tokens, frozen=frozen)[0]
+    assert not np.allclose(heads[0].rows["margin"], base.rows["margin"], atol=1e-4, equal_nan=True)
