@@ -55,6 +55,15 @@ Export (see also `steering.head_fold`):
 - scaling or ablating a head is input-dependent: no vector, only a folded
   checkpoint with the head's o_proj columns scaled.
 
+Measured on SmolLM2-135M (48 train pairs, split seed 0 / 0.3, 30 held-out
+questions, positions "generated"): top heads L20H3, L17H1, L17H0, L23H3,
+L18H4, L18H5, L21H7, L14H5 (L23H0, the head patching found copying the
+suggested answer from the neutral run, ranks 256/270: it copies for the user
+and the third party alike). The K=8 vector at strength -2: user-wrong accuracy
+0.23 -> 0.30, user-right 0.97 -> 0.90, kl_all 0.041; at -4: 0.33, 0.87, 0.146.
+Ranking costs one forward and backward per choice of each pair (~160 s for
+48 pairs on 2 busy cores).
+
 Example:
     >>> ranking = rank_heads(model, PairSplit(seed=0, test_fraction=0.3), n_pairs=48, seed=0)  # doctest: +SKIP
     >>> ranking.table.head(8)[["name", "attribution", "shift_norm"]]  # doctest: +SKIP
@@ -113,9 +122,16 @@ class HeadRanking:
     pair_ids: tuple[str, ...]
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def top(self, k: int) -> list[Head]:
-        """The first k (layer, head), best first."""
-        return [(int(r.layer), int(r.head)) for r in self.table.head(k).itertuples()]
+    def top(self, k: int, layers: Sequence[int] | None = None) -> list[Head]:
+        """The first k (layer, head) whose score is positive (best first), optionally only in `layers`.
+
+        A head with a negative attribution is expected to INCREASE deference when shifted toward the control,
+        so it never enters a top-k.
+        """
+        table = self.table[self.table[str(self.meta.get("score", "attribution"))] > 0]
+        if layers is not None:
+            table = table[table.layer.isin(list(layers))]
+        return [(int(r.layer), int(r.head)) for r in table.head(k).itertuples()]
 
 
 def head_examples(split: PairSplit, n_pairs: int | None, seed: int) -> list[Example]:
@@ -216,23 +232,29 @@ def head_edit(model: ChatModel, ranking: HeadRanking, heads: Sequence[Head]) -> 
 
 def head_shift_vector(
     model: ChatModel, ranking: HeadRanking, k: int | None = 8, heads: Sequence[Head] | None = None,
+    layers: Sequence[int] | None = None,
 ) -> SteeringVector:
     """The mass-mean shift of the top-k heads (or `heads`) as a residual vector at `hook_attn_out`.
+
+    The vector has one direction per layer holding a chosen head; a sweep cell that steers one layer
+    (`SteerSpec(vector, (layer,))`) would steer only that layer's heads: steer all of `vector.layers`
+    together, or pass `layers=[L]` to take the top k heads of layer L only.
 
     Args:
         model: the model the ranking was made on (gives W_O).
         ranking: from `rank_heads`.
-        k: take the ranking's first k heads (ignored when `heads` is given).
+        k: take the ranking's first k heads with a positive score (ignored when `heads` is given).
         heads: explicit (layer, head) list.
+        layers: with k, choose only among heads of these layers.
 
     Example:
         >>> v = head_shift_vector(model, ranking, k=8)  # doctest: +SKIP
         >>> v.site_kind, v.meta["heads"][:2]  # doctest: +SKIP
         ('hook_attn_out', ['L23H0', 'L20H4'])
     """
-    chosen = list(heads) if heads is not None else ranking.top(int(k or 0))
+    chosen = list(heads) if heads is not None else ranking.top(int(k or 0), layers)
     if not chosen:
-        raise ValueError("head_shift_vector: no heads chosen (k=0 or an empty list)")
+        raise ValueError("head_shift_vector: no heads chosen (k=0, an empty list, or no positive score there)")
     edit = head_edit(model, ranking, chosen)
     directions = head_shift_residual(model, edit)
     scores = ranking.table.set_index("name")

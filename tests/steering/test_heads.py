@@ -144,6 +144,8 @@ def test_ranking_reads_only_train_pairs(tiny_model, ranking, held_out):
     assert ranking.meta["train_pairs_hash"] == pairs_hash(ranking.pair_ids)
     assert ranking.meta["split"] == SPLIT.to_dict() and len(ranking.pair_ids) == 4
     assert ranking.shifts.shape == (tiny_model.n_layers, tiny_model.n_heads, tiny_model.d_head)
+    assert all(ranking.table.set_index("name").loc[f"L{a}H{b}", "attribution"] > 0 for a, b in ranking.top(50))
+    assert {layer for layer, _ in ranking.top(3, layers=[2])} <= {2}
 
 
 def test_attribution_matches_finite_difference(tiny_model, ranking):
@@ -183,8 +185,9 @@ def test_head_shift_vector_is_the_ranked_heads_shift(tiny_model, ranking):
     with steer_heads(tiny_model, head_edit(tiny_model, ranking, top), -1.0):
         heads = _logits(tiny_model, batch)
     assert (heads - resid).abs().max() < 1e-5
-    with steer(tiny_model, vector, 0.0):
-        assert torch.equal(_logits(tiny_model, batch), _logits(tiny_model, batch))
+    ref = _logits(tiny_model, batch)
+    with steer(tiny_model, vector, 0.0), steer_heads(tiny_model, head_edit(tiny_model, ranking, top), 0.0):
+        assert torch.equal(_logits(tiny_model, batch), ref)
 
 
 def _folded_logits(folder, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # type: ignore[no-untyped-def]
@@ -250,3 +253,17 @@ def test_head_spec_scores_like_the_exported_vector_in_the_sweep_scorer(tiny_mode
         assert torch.allclose(a.next_logprobs, b.next_logprobs, atol=1e-5)
     base = score_strengths(tiny_model, held_out, None, [0.0], 8, tokens, frozen=frozen)[0]
     assert not np.allclose(heads[0].rows["margin"], base.rows["margin"], atol=1e-4, equal_nan=True)
+
+
+def test_exports_of_a_head_shift_vector(tiny_model, ranking, tmp_path):
+    """Native keeps site_kind hook_attn_out (exact); gguf and the down_proj fold refuse it (llama.cpp adds after
+    the MLP: only approximate); `steering.head_fold.fold_attn_out_vector` is its exact fold."""
+    from steering.export import ExportError, export_vector
+    from steering.export.native import load_native
+
+    vector = head_shift_vector(tiny_model, ranking, k=2)
+    loaded, info = load_native(export_vector("safetensors", vector, tmp_path / "v.safetensors", strength=-2.0))
+    assert loaded == vector and loaded.site_kind == "hook_attn_out" and info.strength == -2.0
+    for fmt, out in (("gguf", tmp_path / "v.gguf"), ("hf-folded", tmp_path / "folded")):
+        with pytest.raises(ExportError, match="hook_attn_out"):
+            export_vector(fmt, vector, out, strength=-2.0, model=tiny_model)
