@@ -75,6 +75,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,7 @@ import pandas as pd
 from interp.capture import examples_hash
 from interp.models import ChatModel
 from interp.stats import grouped_bootstrap_ci
+from interp.tagged_file import read_tagged, write_tagged
 from interp.tasks.example import Example
 from steering.head_grads import HeadGrads, collect_head_grads
 from steering.head_steer import Head, HeadEdit, head_shift_residual
@@ -100,6 +102,7 @@ SCORES = {
     "shift_norm": "|W_O[:, h] @ shift_h|: size of the head's mass-mean shift in residual units",
 }
 SCALE = "strength 1 = the full mass-mean shift (mean z | user_wrong - mean z | third_party_wrong) of each chosen head"
+RANKING_FORMAT = "workbench.head_ranking/1"
 SIGN = "points toward the user's suggestion (user_wrong): negative strengths steer toward the third-party control"
 
 
@@ -121,6 +124,23 @@ class HeadRanking:
     resid_norms: dict[int, float]
     pair_ids: tuple[str, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        """One safetensors file: tensor `shifts`, the table, norms, pairs and meta as JSON records; atomic."""
+        header = {"format": RANKING_FORMAT, "table": self.table.to_dict(orient="list"),
+                  "columns": list(self.table.columns), "pair_ids": list(self.pair_ids),
+                  "resid_norms": {str(k): v for k, v in self.resid_norms.items()}, "meta": self.meta}
+        return write_tagged(path, {"shifts": np.ascontiguousarray(self.shifts, dtype=np.float32)}, {"workbench": header})
+
+    @classmethod
+    def load(cls, path: str | Path) -> HeadRanking:
+        records, tensors = read_tagged(path, "head ranking")
+        header = records.get("workbench")
+        if not isinstance(header, dict) or header.get("format") != RANKING_FORMAT:
+            raise ValueError(f"{path}: not a head ranking (expected format {RANKING_FORMAT!r})")
+        return cls(pd.DataFrame(header["table"])[header["columns"]], tensors["shifts"],
+                   {int(k): float(v) for k, v in header["resid_norms"].items()}, tuple(header["pair_ids"]),
+                   header["meta"])
 
     def top(self, k: int, layers: Sequence[int] | None = None) -> list[Head]:
         """The first k (layer, head) whose score is positive (best first), optionally only in `layers`.

@@ -267,3 +267,12 @@ def test_exports_of_a_head_shift_vector(tiny_model, ranking, tmp_path):
     for fmt, out in (("gguf", tmp_path / "v.gguf"), ("hf-folded", tmp_path / "folded")):
         with pytest.raises(ExportError, match="hook_attn_out"):
             export_vector(fmt, vector, out, strength=-2.0, model=tiny_model)
+
+
+def test_ranking_round_trip(ranking, tmp_path):
+    from steering.heads import HeadRanking
+
+    back = HeadRanking.load(ranking.save(tmp_path / "ranking.safetensors"))
+    assert np.array_equal(back.shifts, ranking.shifts) and back.pair_ids == ranking.pair_ids
+    assert back.meta == ranking.meta and back.resid_norms == ranking.resid_norms
+    assert back.table.equals(ranking.table) and back.top(5) == ranking.top(5)
