@@ -44,14 +44,16 @@ from steering.evaluate import CellScores
 from steering.testset import TestSet
 
 #: bumped when a cell's metrics change meaning or gain columns: cells of another version are not resumed
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 
 MAIN_EFFECTS = {"answer": "user_wrong", "are_you_sure": "challenge", "mimicry": "user_false_attribution",
                 "feedback": "user_wrote"}
 #: metric name -> (task, condition) whose accuracy it reads
 ACCURACIES = {"neutral_accuracy": ("answer", "neutral"), "user_right_accuracy": ("answer", "user_right"),
+              "user_wrong_accuracy": ("answer", "user_wrong"), "third_party_accuracy": ("answer", "third_party_wrong"),
               "capability_accuracy": ("capability", "neutral"), "arc_accuracy": ("arc", "neutral")}
 DROP_NAMES = {"neutral_accuracy": "neutral_accuracy_drop", "user_right_accuracy": "user_right_accuracy_drop",
+              "user_wrong_accuracy": "user_wrong_accuracy_drop", "third_party_accuracy": "third_party_accuracy_drop",
               "capability_accuracy": "capability_drop", "arc_accuracy": "arc_drop"}
 
 

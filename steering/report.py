@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pandas as pd
 
 from interp.atomic import atomic_path, atomic_write_json, atomic_write_text
 from steering.fits import LAWS, curves, fit_curve, pareto_frontier, summarize
+from steering.gate import GATE_SUFFIX
 from steering.vector import SteeringVector
 
 TASK_GAINS = ("answer_shift_gain", "are_you_sure_shift_gain", "mimicry_shift_gain", "feedback_shift_gain")
@@ -185,6 +187,45 @@ def recommended_vector(point: dict[str, Any], vector: SteeringVector) -> Steerin
     return replace(scaled, positions=str(point["positions"]),
                    meta={**vector.meta, "operating_point": point, "folded_strength": strength,
                          "use": f"strength 1.0 at layer {layer}, positions {point['positions']}, mode {point['mode']}"})
+
+
+def operating_point_vector(folder: Path) -> tuple[SteeringVector, float, dict[str, Any]]:
+    """A sweep folder's recommended operating point, ready to export: the vector at its layer with the positions
+    it was measured with, its strength (unfolded), and the point's measured metrics.
+
+    Raises:
+        ValueError: no report, no operating point, or its vector file is gone.
+
+    Example:
+        >>> vector, strength, measured = operating_point_vector(Path("artifacts/x/sweep"))  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    report_path, sweep_path = folder / "report.json", folder / "sweep.json"
+    for path in (report_path, sweep_path):
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file; run `workbench sweep` into {folder.parent.name!r} first")
+    try:
+        report, record = json.loads(report_path.read_text()), json.loads(sweep_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{folder}: report.json or sweep.json is not JSON ({e})") from None
+    point = report.get("operating_point") if isinstance(report, dict) else None
+    if not point:
+        raise ValueError(f"{report_path}: the sweep has no operating point (no cell gains within the loss budget "
+                         f"{report.get('budget') if isinstance(report, dict) else '?'}): nothing to recommend")
+    method = str(point["method"])
+    base = method[: -len(GATE_SUFFIX)] if method.endswith(GATE_SUFFIX) else method
+    info = record.get("vectors", {}).get(base)
+    if not info or "file" not in info:
+        raise ValueError(f"{sweep_path}: no vector file recorded for method {base!r}")
+    vector = SteeringVector.load(info["file"]).select([int(point["layer"])])
+    meta = {**vector.meta, "operating_point": {k: v for k, v in point.items()}}
+    if base != method:
+        meta["gate_files"] = record.get("gates", {}) and {k: g["file"] for k, g in record["gates"].items()}
+    vector = replace(vector, positions=str(point["positions"]), meta=meta)
+    measured = {"sweep": str(folder), "gain": report.get("gain"), "loss": report.get("loss"),
+                "budget": report.get("budget"), "mode": point.get("mode"), "method": method,
+                **{k: v for k, v in point.items() if isinstance(v, list | float | int) and k not in ("layer",)}}
+    return vector, float(point["strength"]), measured
 
 
 def write_report(folder: Path, table: pd.DataFrame, vectors: dict[str, SteeringVector], gain: str, loss: str,

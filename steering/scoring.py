@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -150,9 +151,13 @@ def frozen_prefix(
 
 def _frozen_pass(
     model: ChatModel, items: list[_Item], examples: Sequence[Example], frozen: FrozenPrefix, batch_size: int,
-    row_context: RowContext | None, want: set[int],
-) -> tuple[dict[tuple[int, int], list[float]], dict[int, torch.Tensor]]:
-    """Every (example, choice) row as one short sequence on top of its example's frozen KV."""
+    row_context: RowContext | None, want: set[int], grad: bool = False,
+) -> tuple[dict[tuple[int, int], list[Any]], dict[int, torch.Tensor]]:
+    """Every (example, choice) row as one short sequence on top of its example's frozen KV.
+
+    With `grad` the pass runs with autograd on and the log-probabilities stay tensors (0-dim per read,
+    on the model's device) so a loss can flow back into whatever `row_context` adds (a learned vector).
+    """
     from transformers import DynamicCache
 
     # rows: (item, frozen row, input ids, reads [(choice, position in the row, token)], next-token position or -1);
@@ -176,7 +181,7 @@ def _frozen_pass(
     rows.sort(key=lambda r: (frozen.lengths[r[1]], len(r[2])))
     pad = int(model.tokenizer.pad_token_id or 0)
     device = model.device
-    values: dict[tuple[int, int], list[float]] = {}
+    values: dict[tuple[int, int], list[Any]] = {}
     nexts: dict[int, torch.Tensor] = {}
     for b0 in range(0, len(rows), batch_size):
         batch = rows[b0 : b0 + batch_size]
@@ -208,19 +213,47 @@ def _frozen_pass(
                                    [*(p for _, p, _ in row[3]), row[4]] if pos >= 0))
         if not picks:
             continue
-        with torch.inference_mode(), ctx:
+        with torch.enable_grad() if grad else torch.inference_mode(), ctx:
             hidden = model.hf.base_model(input_ids=ids.to(device), attention_mask=mask.to(device),
                                          position_ids=position.to(device), past_key_values=cache if n_layers else None,
                                          use_cache=True).last_hidden_state  # [rows, width, d_model]
             at = hidden[torch.tensor([p[0] for p in picks]), torch.tensor([p[1] for p in picks])]  # [n_picks, d]
-            logp = torch.log_softmax(model.unembed(at).float(), dim=-1).cpu()  # [n_picks, vocab]
+            logp = torch.log_softmax(model.unembed(at).float(), dim=-1)  # [n_picks, vocab]
+            if not grad:
+                logp = logp.cpu()
         got = {p: logp[i] for i, p in enumerate(picks)}
         for r, (it, _, _, reads, nxt) in enumerate(batch):
             for choice, pos, token in reads:
-                values.setdefault((it.example, choice), []).append(float(got[(r, pos)][token]))
+                lp = got[(r, pos)][token]
+                values.setdefault((it.example, choice), []).append(lp if grad else float(lp))
             if nxt >= 0:
                 nexts[it.example] = got[(r, nxt)]
     return values, nexts
+
+
+def frozen_logprobs(
+    model: ChatModel, examples: Sequence[Example], frozen: FrozenPrefix, batch_size: int = 16,
+    row_context: RowContext | None = None, next_token_of: Collection[int] = (), grad: bool = False,
+) -> tuple[dict[tuple[int, int], list[Any]], dict[int, torch.Tensor]]:
+    """The frozen-prefix pass itself: every choice token's log-probability, and next-token log-probs.
+
+    What `score_choices_cached(frozen=...)` sums into its table, kept per token; with `grad=True` the
+    values are tensors a loss can backpropagate through (`steering.learned` trains vectors on it).
+
+    Args:
+        model: the model.
+        examples: records with `choices` (ids must be in `frozen`).
+        frozen: unsteered KV of each example's first tokens (`frozen_prefix`; lengths 0 freeze nothing).
+        batch_size: rows per forward pass.
+        row_context: given the example index of each row, the context to run it in.
+        next_token_of: example indices whose next-token log-probabilities to return.
+        grad: keep autograd on and return tensors instead of floats.
+
+    Returns:
+        `{(example, choice): [log p of each choice token]}`, `{example: [vocab] log-probs}`.
+    """
+    return _frozen_pass(model, _items(model, examples), examples, frozen, batch_size, row_context,
+                        set(next_token_of), grad)
 
 
 def _suffix_pass(

@@ -42,7 +42,9 @@ from steering.metrics import METRICS_VERSION
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.testset import TestSet, TestSetConfig, build_test_set
 from steering.vector import SteeringVector
-from steering.vectors import load_or_build_vector, resolve_method, shared_stores, training_examples
+from steering.learned import LearnConfig
+from steering.methods import FAMILY_STRENGTHS, load_or_build_method_vector, resolve_method, train_pairs, vector_family
+from steering.vectors import shared_stores
 
 KEY = ["method", "layer", "strength", "positions", "mode"]
 #: "off": every curve always on; "both": each curve also gated by a user-opinion probe; "only": gated curves only
@@ -79,6 +81,10 @@ class SweepConfig:
         gate: "off", "both" or "only": add curves (label + "+gate") steered only where a user-opinion probe,
             trained on the train split at the steered layer, reads pressure at the last prompt token
             (`steering.gating`); "both" compares them with always-on steering.
+        learned_strengths, heads_strengths: the strength grids of the learned and heads families
+            (`steering.methods`; a learned vector is trained at -1), instead of `strengths`.
+        learn: how learned vectors train (`steering.learned.LearnConfig`; layer, positions and target come
+            from the method, seed and pairs from the sweep).
     """
 
     model: str = "smollm2"
@@ -103,6 +109,9 @@ class SweepConfig:
     budget: float = 0.1
     force: bool = False
     gate: str = "off"
+    learned_strengths: tuple[float, ...] = FAMILY_STRENGTHS["learned"]
+    heads_strengths: tuple[float, ...] = FAMILY_STRENGTHS["heads"]
+    learn: LearnConfig = field(default_factory=LearnConfig)
 
     def __post_init__(self) -> None:
         if not self.methods and not self.vector_files:
@@ -125,6 +134,7 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["test"] = self.test.to_dict()
+        d["learn"] = self.learn.to_dict()
         return d
 
     @classmethod
@@ -135,7 +145,16 @@ class SweepConfig:
                 known[name] = tuple(known[name])
         if "test" in known:
             known["test"] = TestSetConfig.from_dict(known["test"])
+        if "learn" in known:
+            known["learn"] = LearnConfig.from_dict(known["learn"])
+        for name in ("learned_strengths", "heads_strengths"):
+            if name in known:
+                known[name] = tuple(known[name])
         return cls(**known)
+
+    def family_strengths(self, family: str) -> tuple[float, ...]:
+        """The strength grid of a method family (`steering.methods.FAMILIES`)."""
+        return {"learned": self.learned_strengths, "heads": self.heads_strengths}.get(family, self.strengths)
 
     def fingerprint(self, model_hash: str, test: TestSet) -> str:
         """What the cells' values depend on besides the cell key and the vector."""
@@ -163,14 +182,16 @@ class SweepResult:
     warnings: tuple[str, ...] = ()
 
 
-def sweep_strengths(config: SweepConfig) -> list[float]:
-    """The configured strengths plus 0 (the unsteered anchor of every curve: free, it is the baseline).
+def sweep_strengths(config: SweepConfig, family: str = "statistics") -> list[float]:
+    """A family's configured strengths plus 0 (the unsteered anchor of every curve: free, it is the baseline).
 
     Example:
         >>> sweep_strengths(SweepConfig(strengths=(-2.0, 2.0)))
         [-2.0, 0.0, 2.0]
+        >>> sweep_strengths(SweepConfig(learned_strengths=(-1.0,)), "learned")
+        [-1.0, 0.0]
     """
-    return sorted({float(s) for s in config.strengths} | {0.0})
+    return sorted({float(s) for s in config.family_strengths(family)} | {0.0})
 
 
 def read_table(folder: Path) -> pd.DataFrame:
@@ -188,20 +209,21 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
     """Label -> (vector, provenance); built vectors are checked disjoint from the test pairs."""
     out: dict[str, tuple[SteeringVector, dict[str, Any]]] = {}
     split = config.split
-    paths = {resolve_method(m).name: folder / "vectors" / f"{resolve_method(m).name.replace(':', '-')}.safetensors"
-             for m in config.methods}
-    if any(not p.is_file() for p in paths.values()):  # one capture per task serves every method on it
-        reuse = [*reuse, *shared_stores(model, config.methods, split, config.layers, folder / "activations",
+    methods = [resolve_method(m) for m in config.methods]
+    paths = {m.name: folder / "vectors" / f"{m.name.replace(':', '-').replace('@', '-')}.safetensors"
+             for m in methods}
+    statistics = [m.name for m in methods if m.family == "statistics"]
+    if statistics and any(not paths[m].is_file() for m in statistics):  # one capture per task serves them all
+        reuse = [*reuse, *shared_stores(model, statistics, split, config.layers, folder / "activations",
                                         config.n_train, config.seed)]
-    for method in config.methods:
-        resolved = resolve_method(method)
-        train = {ex.pair_id for ex in training_examples(resolved, split, config.n_train, config.seed)}
-        check_disjoint(train, test.pair_ids, f"vector {resolved.name}")
-        path = paths[resolved.name]
-        vec = load_or_build_vector(path, model, method, split, config.layers, folder / "activations",
-                                   config.n_train, config.seed, reuse)
-        out[resolved.name] = (vec, {"file": str(path), "train_pairs_hash": pairs_hash(train),
-                                    "n_train_pairs": len(train), "split_checked": True})
+    for method in methods:
+        train = train_pairs(method, split, config.n_train, config.seed, config.learn)
+        check_disjoint(train, test.pair_ids, f"vector {method.name}")
+        path = paths[method.name]
+        vec = load_or_build_method_vector(path, model, method, split, config.layers, folder / "activations",
+                                          config.n_train, config.seed, reuse, config.learn)
+        out[method.name] = (vec, {"file": str(path), "train_pairs_hash": pairs_hash(train), "family": method.family,
+                                  "n_train_pairs": len(train), "split_checked": True})
     for file in config.vector_files:
         vec = SteeringVector.load(file)
         vec.check_compatible(model.d_model, model.weights_hash, force=config.force)
@@ -211,7 +233,7 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
         label = vec.method if vec.method not in out else f"{vec.method}[{Path(file).stem}]"
         checked = vec.meta.get("split") == split.to_dict()
         out[label] = (vec, {"file": str(file), "train_pairs_hash": vec.meta.get("train_pairs_hash"),
-                            "split_checked": checked})
+                            "split_checked": checked, "family": vector_family(vec)})
     return out
 
 
@@ -298,9 +320,11 @@ def run_sweep(
     done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
     todo = []
     cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}
-    strengths = sweep_strengths(config)
     variants = {"off": (False,), "both": (False, True), "only": (True,)}[config.gate]
-    for name, (vec, _) in vectors.items():
+    total = 0
+    for name, (vec, info) in vectors.items():
+        strengths = sweep_strengths(config, info.get("family", "statistics"))
+        total += len(variants) * len(config.layers) * len(config.positions) * len(strengths)
         for layer in config.layers:
             for gated in variants:
                 label = f"{name}{GATE_SUFFIX}" if gated else name
@@ -313,7 +337,6 @@ def run_sweep(
                     if missing:
                         todo.append((label, vec, layer, positions, missing))
     n_todo = sum(len(t[4]) for t in todo)
-    total = len(vectors) * len(variants) * len(config.layers) * len(config.positions) * len(strengths)
     skipped = total - n_todo
     record: dict[str, Any] = {"config": config.to_dict(), "fingerprint": fingerprint, "model": model.provenance(),
                               "seeds": {"split": config.split_seed, "tasks_subsets_bootstrap": config.seed},

@@ -41,7 +41,7 @@ from interp.tasks.answer import answer_examples
 from interp.tasks.example import Example, Turn
 from interp.tasks.factbank import Fact
 from interp.tasks.sampling import task_rng
-from interp.tasks.templates import question_prompt
+from interp.tasks.templates import ANSWER_WORDINGS, question_prompt
 from steering.splits import PairSplit
 
 ANSWER_CONDITIONS = ("neutral", "user_wrong", "third_party_wrong", "user_right")
@@ -65,6 +65,10 @@ class TestSetConfig:
         arc_path: an ARC-format JSONL for extra capability items (never required).
         n_arc: ARC items to use (the first n of the file).
         seed: seeds the item selection and the task generators.
+        wording: the answer task's opinion sentences (`interp.tasks.templates.ANSWER_WORDINGS`): "bank",
+            or "heldout", paraphrases no learned vector trains on.
+        categories: fact-bank categories the answer, are-you-sure and capability questions come from
+            (empty: all); e.g. the categories a learned vector never trained on.
     """
 
     __test__ = False  # not a pytest class
@@ -78,8 +82,13 @@ class TestSetConfig:
     arc_path: str | None = None
     n_arc: int = 0
     seed: int = 0
+    wording: str = "bank"
+    categories: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "categories", tuple(self.categories))
+        if self.wording not in ANSWER_WORDINGS:
+            raise ValueError(f"unknown wording {self.wording!r}: choose from {', '.join(ANSWER_WORDINGS)}")
         counts = (self.n_answer, self.n_are_you_sure, self.n_mimicry, self.n_feedback, self.n_capability, self.n_arc)
         if any(n < 0 for n in counts):
             raise ValueError("test-set sizes must be >= 0")
@@ -177,14 +186,16 @@ def build_test_set(config: TestSetConfig, split: PairSplit) -> TestSet:
     """
     seed = config.seed
     rng = task_rng("steering-test-facts", seed)
-    facts = [f for f in load_fact_bank() if split.is_test(f.id)]
+    facts = [f for f in load_fact_bank() if split.is_test(f.id)
+             and (not config.categories or f.category in config.categories)]
     rng.shuffle(facts)
     need = config.n_answer + config.n_are_you_sure + config.n_capability
     _take(facts, need, "fact-bank questions (answer + are_you_sure + capability)")
     answer_facts = facts[: config.n_answer]
     ays_facts = facts[config.n_answer : config.n_answer + config.n_are_you_sure]
     cap_facts = facts[config.n_answer + config.n_are_you_sure : need]
-    examples = [ex for ex in answer_examples(answer_facts, seed) if ex.condition in ANSWER_CONDITIONS]
+    examples = [ex for ex in answer_examples(answer_facts, seed, wording=config.wording)
+                if ex.condition in ANSWER_CONDITIONS]
     if ays_facts:
         examples += are_you_sure_task(n=None, seed=seed, facts=ays_facts)
     if config.n_mimicry:

@@ -18,13 +18,15 @@ from tqdm import tqdm
 from interp.models import load_model
 from interp.ray_pool import RayOptions
 from interp.runs import record_run, run_dir
+from steering.methods import resolve_method
 from steering.report import write_report
 from steering.sweep import QUICK, SweepConfig, run_sweep, sweep_strengths
 from steering.testset import TestSetConfig
 
 
 def sweep_config(
-    quick: bool, overrides: dict[str, Any], test_overrides: dict[str, Any]
+    quick: bool, overrides: dict[str, Any], test_overrides: dict[str, Any],
+    learn_overrides: dict[str, Any] | None = None,
 ) -> SweepConfig:
     """The preset (`QUICK` or the README default) with the options the user gave (None = not given).
 
@@ -37,7 +39,8 @@ def sweep_config(
     given = {k: v for k, v in overrides.items() if v is not None}
     if "vector_files" in given and "methods" not in given:
         given["methods"] = ()
-    return replace(base, test=TestSetConfig.from_dict(test.to_dict()), **given)
+    learn = replace(base.learn, **{k: v for k, v in (learn_overrides or {}).items() if v is not None})
+    return replace(base, test=TestSetConfig.from_dict(test.to_dict()), learn=learn, **given)
 
 
 def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwrite: bool,
@@ -46,8 +49,8 @@ def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwri
     folder = run_dir(run, artifacts)
     model = load_model(config.model)
     curves = {"off": 1, "both": 2, "only": 1}[config.gate]  # gated curves count like more methods
-    total = (len(config.methods) + len(config.vector_files)) * curves * len(config.layers) * len(config.positions) \
-        * len(sweep_strengths(config))
+    families = [resolve_method(m).family for m in config.methods] + ["statistics"] * len(config.vector_files)
+    total = sum(curves * len(config.layers) * len(config.positions) * len(sweep_strengths(config, f)) for f in families)
     bar = tqdm(total=total, desc=f"sweep {run}", unit="cell", dynamic_ncols=True)
 
     def progress(n: int, message: str) -> None:
@@ -78,10 +81,12 @@ def print_report(report: dict[str, Any]) -> None:
     console = Console(width=max(Console().width, 150))
     gain, loss = report["gain"], report["loss"]
     columns = dict.fromkeys([gain, "answer_deference_gain", "answer_control_shift_change", loss,
+                             "user_wrong_accuracy", "third_party_accuracy",
                              "neutral_accuracy_drop", "user_right_accuracy_drop", "capability_drop"])
     short = {gain: f"gain ({gain})", "answer_deference_gain": "deference gain",
              "answer_control_shift_change": "3rd-party shift change", loss: f"loss ({loss})",
              "neutral_accuracy_drop": "neutral acc drop", "user_right_accuracy_drop": "user-right acc drop",
+             "user_wrong_accuracy": "user-wrong acc", "third_party_accuracy": "3rd-party-wrong acc",
              "capability_drop": "capability drop"}
     table = Table(title=f"per method: best and worst cell by {gain} (95% CI); loss budget {loss} <= {report['budget']}")
     for name in ("method", "cell", "layer", "strength", "positions", *(short.get(c, c) for c in columns)):

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from interp.tasks.example import Example, Turn
 from interp.tasks.factbank import Fact, load_fact_bank
 from interp.tasks.sampling import balanced_flags, pick, select, task_rng
-from interp.tasks.templates import ANSWER_CLAIMS, THIRD_PARTY_CLAIMS, question_prompt
+from interp.tasks.templates import ANSWER_CLAIMS, ANSWER_WORDINGS, question_prompt
 
 ANSWER_CONDITIONS = ("neutral", "user_wrong", "user_right", "user_doubts_right", "third_party_wrong")
 
@@ -53,25 +53,32 @@ DEMO_FACT_IDS = (
 )
 
 
-def answer_examples(facts: Sequence[Fact], seed: int, id_prefix: str = "answer") -> list[Example]:
+def answer_examples(facts: Sequence[Fact], seed: int, id_prefix: str = "answer", wording: str = "bank") -> list[Example]:
     """All five conditions for each given fact, with balanced choice order.
 
     Args:
         facts: the questions, in output order.
         seed: seeds the wrong-answer pick, the choice order and the third-party wording.
         id_prefix: first part of each example id ("answer", "demo"); also salts the seed.
+        wording: a key of `templates.ANSWER_WORDINGS`: "bank" (the fact bank's one sentence), or a pool of
+            paraphrases ("train", "heldout") from which each question draws its user and third-party sentence.
 
     Example:
         >>> bank = load_fact_bank()
         >>> [e.condition for e in answer_examples(bank[:1], seed=0)][:2]
         ['neutral', 'user_wrong']
     """
+    if wording not in ANSWER_WORDINGS:
+        raise ValueError(f"unknown wording {wording!r}: choose from {', '.join(ANSWER_WORDINGS)}")
+    user_pool, third_pool = ANSWER_WORDINGS[wording]
     rng = task_rng(id_prefix, seed)
+    wording_rng = task_rng(f"{id_prefix}-wording-{wording}", seed)  # a separate stream: "bank" ids stay as they were
     correct_first = balanced_flags(len(facts), rng)
     examples: list[Example] = []
     for fact, first in zip(facts, correct_first, strict=True):
         wrong = pick(fact.wrong, rng)
-        third_party = pick(THIRD_PARTY_CLAIMS, rng)
+        third_party = pick(third_pool, rng)
+        user = ANSWER_CLAIMS["user_wrong"] if wording == "bank" else pick(user_pool, wording_rng)
         choices = (fact.answer, wrong) if first else (wrong, fact.answer)
         index = {"correct": choices.index(fact.answer), "wrong": choices.index(wrong)}
         text = {"correct": fact.answer, "wrong": wrong}
@@ -81,7 +88,8 @@ def answer_examples(facts: Sequence[Fact], seed: int, id_prefix: str = "answer")
             pushed: int | None = None
             if variant is not None:
                 named, pushes = variant
-                template = third_party if condition == "third_party_wrong" else ANSWER_CLAIMS[condition]
+                template = (third_party if condition == "third_party_wrong"
+                            else user if condition in ("user_wrong", "user_right") else ANSWER_CLAIMS[condition])
                 claim = template.format(x=text[named])
                 pushed = index[pushes]
             examples.append(

@@ -59,6 +59,8 @@ class ExportInfo:
         method, model_hash, arch, dataset_hash, d_model, resid_norms: copied from the vector.
         strength_folded: True where the file holds strength * v (GGUF, folded checkpoint).
         measured: gain/loss measured at this operating point (free JSON), if known.
+        site_kind: where the vector is added: `blocks.L.<site_kind>` (hook_resid_post, or hook_attn_out for
+            head-level shifts).
         site_convention, norm_basis: the conventions the numbers are in.
         workbench_version: the package version that wrote the export.
     """
@@ -76,6 +78,7 @@ class ExportInfo:
     resid_norms: dict[int, float] = field(default_factory=dict)
     strength_folded: bool = False
     measured: dict[str, Any] | None = None
+    site_kind: str = "hook_resid_post"
     site_convention: str = SITE_CONVENTION
     norm_basis: str = NORM_BASIS
     workbench_version: str = ""
@@ -101,7 +104,7 @@ class ExportInfo:
             model_hash=vector.model_hash, arch=vector.arch, dataset_hash=vector.dataset_hash,
             d_model=vector.d_model, resid_norms=dict(vector.resid_norms),
             strength_folded=STRENGTH_FOLDED[format], measured=None if measured is None else dict(measured),
-            workbench_version=_version(),
+            site_kind=vector.site_kind, workbench_version=_version(),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +132,7 @@ class ExportInfo:
                 model_hash=data["model_hash"], arch=data["arch"], dataset_hash=data["dataset_hash"],
                 d_model=int(data["d_model"]), resid_norms={int(k): float(v) for k, v in data["resid_norms"].items()},
                 strength_folded=bool(data["strength_folded"]), measured=data.get("measured"),
+                site_kind=str(data.get("site_kind", "hook_resid_post")),
                 site_convention=data["site_convention"], norm_basis=data["norm_basis"],
                 workbench_version=data.get("workbench_version", ""),
             )

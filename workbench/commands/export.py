@@ -76,9 +76,13 @@ def _warn(caught: list[warnings.WarningMessage]) -> None:
 
 @app.command("export")
 def export(
-    vector: Annotated[Path, typer.Option("--vector", help="steering vector (.safetensors, or a .gguf control vector)")],
     format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)],
     out: Annotated[Path, typer.Option("--out", help="output file (safetensors, gguf) or folder (hf-folded)")],
+    vector: Annotated[Path | None, typer.Option("--vector", help="steering vector (.safetensors, or a .gguf "
+                                                "control vector)")] = None,
+    sweep: Annotated[Path | None, typer.Option("--sweep", help="a sweep folder (artifacts/<run>/sweep): export its "
+                                               "recommended operating point (vector, layer, strength, positions, "
+                                               "measured gain and loss)")] = None,
     strength: Annotated[float | None, typer.Option(
         help="add: multiplier of the raw vector; ablate: of the removed part (default 1)")] = None,
     layers: Annotated[str | None, typer.Option(help="layers to export: '5-20' or '5,7,9-12' (default: all)")] = None,
@@ -93,14 +97,24 @@ def export(
     from steering.export.formats import export_vector
 
     try:
-        source = read_vector(vector)
+        if (vector is None) == (sweep is None):
+            raise ValueError("give one of --vector FILE or --sweep artifacts/<run>/sweep")
+        if sweep is not None:
+            from steering.report import operating_point_vector
+
+            source, point_strength, recorded = operating_point_vector(sweep)
+            strength = point_strength if strength is None else strength
+        else:
+            assert vector is not None
+            source, recorded = read_vector(vector), None
         if layers is not None:
             source = source.select(parse_layers(layers))
         chat_model = load_model(model) if model else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             path = export_vector(format, source, out, mode=mode, strength=strength, model=chat_model,
-                                 measured=_measured(measured), force=force, overwrite=overwrite)
+                                 measured=_measured(measured) if measured is not None else recorded, force=force,
+                                 overwrite=overwrite)
     except (ModelLoadError, ValueError, OSError) as e:
         fail(str(e))
     _warn(caught)

@@ -39,7 +39,8 @@ def sweep(
     run: RunOpt,
     model: Annotated[str | None, typer.Option("--model", help="smollm2 | .gguf | HF folder | hub id")] = None,
     method: Annotated[str | None, typer.Option(help="comma list: caa, opinion_minus_neutral, user_minus_third_party, "
-                                                    "logreg|mean_diff|lda|pca_diff[:label_source]")] = None,
+                                                    "logreg|mean_diff|lda|pca_diff[:label_source], "
+                                                    "learned[:correct|neutral|third_party][@positions], heads[@K]")] = None,
     vector: Annotated[list[Path] | None, typer.Option(help="a vector file to sweep (repeatable)")] = None,
     layers: Annotated[str | None, typer.Option(help="e.g. 6,10,14 or 8-12")] = None,
     strengths: Annotated[str | None, typer.Option(help="comma list, e.g. -8,-4,-2,2,4,8")] = None,
@@ -65,6 +66,18 @@ def sweep(
     budget: Annotated[float | None, typer.Option(help="loss budget of the operating point")] = None,
     gate: Annotated[str | None, typer.Option(help="off | both | only: also sweep each vector gated by a user-opinion "
                                                   "probe (steer only prompts where the user pushes an opinion)")] = None,
+    learned_strengths: Annotated[str | None, typer.Option("--learned-strengths", help="strengths of learned vectors "
+                                                          "(trained at -1), e.g. -2,-1,-0.5")] = None,
+    heads_strengths: Annotated[str | None, typer.Option("--heads-strengths", help="strengths of head shifts")] = None,
+    learn_steps: Annotated[int | None, typer.Option("--learn-steps", help="max optimiser steps of a learned vector")] = None,
+    learn_tasks: Annotated[str | None, typer.Option("--learn-tasks", help="training mix of learned vectors, "
+                                                    "e.g. answer,are_you_sure,mimicry,feedback")] = None,
+    exclude_categories: Annotated[str | None, typer.Option(
+        "--exclude-categories", help="fact-bank categories learned vectors never train on")] = None,
+    test_categories: Annotated[str | None, typer.Option(
+        "--test-categories", help="measure only on these fact-bank categories (e.g. the excluded ones)")] = None,
+    test_wording: Annotated[str | None, typer.Option(
+        "--test-wording", help="bank | heldout: the answer task's opinion sentences in the test set")] = None,
     quick: Annotated[bool, typer.Option(help="a few cells for the demo (~3 minutes)")] = False,
     overwrite: Annotated[bool, typer.Option(help="discard cells made with another test set or split")] = False,
     force: Annotated[bool, typer.Option(help="use vector files made on another model file")] = False,
@@ -93,8 +106,12 @@ def sweep(
             "mode": mode, "n_train": n_train, "split_seed": split_seed, "test_fraction": test_fraction, "seed": seed,
             "batch_size": batch_size, "scorer": scorer, "k_batch": k_batch, "gen_prompts": gen_prompts, "gen_tokens": gen_tokens,
             "gain": gain, "loss": loss, "budget": budget, "force": force or None, "gate": gate,
+            "learned_strengths": parse_floats(learned_strengths) if learned_strengths else None,
+            "heads_strengths": parse_floats(heads_strengths) if heads_strengths else None,
         }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
-            "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc})
+            "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc, "wording": test_wording,
+            "categories": _names(test_categories)},
+            {"steps": learn_steps, "tasks": _names(learn_tasks), "exclude_categories": _names(exclude_categories)})
         options = None if ray is None else RayOptions(
             address=ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
         out = run_sweep_job(run, config, artifacts, overwrite, ray=options)
