@@ -38,12 +38,12 @@ from interp.ray_pool import RayOptions
 from steering.cells import CellContext, SweepCell, sweep_cells, vector_hash
 from steering.gate import GATE_SUFFIX, ProbeGate
 from steering.gating import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.learned import LearnConfig
+from steering.methods import FAMILY_STRENGTHS, load_or_build_method_vector, resolve_method, train_pairs, vector_family
 from steering.metrics import METRICS_VERSION
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.testset import TestSet, TestSetConfig, build_test_set
 from steering.vector import SteeringVector
-from steering.learned import LearnConfig
-from steering.methods import FAMILY_STRENGTHS, load_or_build_method_vector, resolve_method, train_pairs, vector_family
 from steering.vectors import shared_stores
 
 KEY = ["method", "layer", "strength", "positions", "mode"]
