@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from interp.tasks.example import Example, Turn
 from interp.tasks.factbank import Fact, load_fact_bank
 from interp.tasks.sampling import balanced_flags, pick, select, task_rng
-from interp.tasks.templates import ANSWER_CLAIMS, ANSWER_WORDINGS, question_prompt
+from interp.tasks.templates import ANSWER_CLAIMS, ANSWER_LAYOUTS, ANSWER_WORDINGS, question_prompt
 
 ANSWER_CONDITIONS = ("neutral", "user_wrong", "user_right", "user_doubts_right", "third_party_wrong")
 
@@ -79,6 +79,7 @@ def answer_examples(facts: Sequence[Fact], seed: int, id_prefix: str = "answer",
         wrong = pick(fact.wrong, rng)
         third_party = pick(third_pool, rng)
         user = ANSWER_CLAIMS["user_wrong"] if wording == "bank" else pick(user_pool, wording_rng)
+        layout = ANSWER_LAYOUTS[wording][0] if wording == "bank" else pick(ANSWER_LAYOUTS[wording], wording_rng)
         choices = (fact.answer, wrong) if first else (wrong, fact.answer)
         index = {"correct": choices.index(fact.answer), "wrong": choices.index(wrong)}
         text = {"correct": fact.answer, "wrong": wrong}
@@ -98,7 +99,7 @@ def answer_examples(facts: Sequence[Fact], seed: int, id_prefix: str = "answer",
                     pair_id=fact.id,
                     task="answer",
                     condition=condition,
-                    turns=(Turn("user", question_prompt(fact.question, claim)),),
+                    turns=(Turn("user", question_prompt(fact.question, claim, layout)),),
                     choices=choices,
                     correct=index["correct"],
                     sycophantic=pushed,

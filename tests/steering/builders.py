@@ -32,11 +32,12 @@ def score_numbers(rows) -> np.ndarray:  # type: ignore[no-untyped-def]
     return rows[["margin", "rating", "correct", "chose_pushed"]].to_numpy(dtype=float)
 
 
-def tie_free_threshold(scores: np.ndarray, min_gap: float = 1e-3) -> float:
+def tie_free_threshold(scores: np.ndarray, min_gap: float = 1e-4) -> float:
     """A threshold halfway across the widest gap between sorted scores near the middle, never on a score.
 
     Two code paths (the batch gate and the live gate inside steer()) compute the scores in different batch layouts,
-    so they agree only to ~1e-6: a threshold on or near a score would test float noise, not the decision.
+    so they agree only to ~1e-7: a threshold on or near a score would test float noise, not the decision. A gap
+    of 1e-4 leaves every score 1000x the noise away from the threshold.
     """
     ordered = np.sort(scores)
     n = len(ordered)

@@ -135,3 +135,15 @@ def test_training_resumes_from_its_checkpoint(tiny_model, tmp_path: Path):
     # another config never resumes from this checkpoint
     other = learn_vector(tiny_model, SPLIT, LearnConfig(**{**TINY.to_dict(), "steps": 2}), folder=tmp_path / "cut")
     assert other.meta["steps_run"] == 2
+
+
+def test_heldout_wordings_and_layouts_are_never_trained_on():
+    from interp.tasks.templates import ANSWER_LAYOUTS, ANSWER_WORDINGS
+
+    for i in (0, 1):
+        assert not set(ANSWER_WORDINGS["train"][i]) & set(ANSWER_WORDINGS["heldout"][i])
+    assert not set(ANSWER_LAYOUTS["train"]) & set(ANSWER_LAYOUTS["heldout"])
+    train, val = learning_groups(SPLIT, tasks=("answer",), n_pairs=20, seed=0)
+    prompts = [ex.turns[-1].content for g in (*train, *val) for ex in g.examples.values()]
+    heldout_claims = [t.split("{x}")[0] for t in ANSWER_WORDINGS["heldout"][0] + ANSWER_WORDINGS["heldout"][1]]
+    assert not any(claim in p for claim in heldout_claims for p in prompts)

@@ -283,7 +283,7 @@ def test_gate_steers_only_rows_and_tokens_above_threshold(tiny_model, vec):
     token_gate = dataclasses.replace(gate, per="token", layer=2)  # same site as the steering: read first
     scores = _scores_at(tiny_model, batch, token_gate)
     token_gate = dataclasses.replace(token_gate, threshold=tie_free_threshold(scores[real].numpy()))
-    assert (scores[real] - token_gate.threshold).abs().min() > 5e-4  # no token within float noise of it
+    assert (scores[real] - token_gate.threshold).abs().min() > 5e-5  # no token within float noise of it
     with steer(tiny_model, vec, 5.0, layers=[2], gate=token_gate) as s:
         _logits(tiny_model, batch)
     assert torch.equal(s.steered, scores > token_gate.threshold)
