@@ -101,7 +101,7 @@ def greedy_stream(
     if spec is not None and (strengths is None or len(strengths) != len(prompts)):
         raise ValueError("steered generation needs one strength per prompt")
     ctx = spec.context(model, list(strengths or []), lengths) if spec is not None else nullcontext()
-    yield from _greedy(model, ids, mask, ctx, max_new_tokens)
+    yield from greedy_loop(model, ids, mask, ctx, max_new_tokens)
 
 
 def greedy_stream_rows(
@@ -123,13 +123,26 @@ def greedy_stream_rows(
     """
     ids, mask = pad_left(token_ids, int(model.tokenizer.pad_token_id or 0))
     ctx = steer_rows(model, rows, [len(s) for s in token_ids])
-    yield from _greedy(model, ids, mask, ctx, max_new_tokens)
+    yield from greedy_loop(model, ids, mask, ctx, max_new_tokens)
 
 
-def _greedy(
+def greedy_loop(
     model: ChatModel, ids: torch.Tensor, mask: torch.Tensor, ctx: AbstractContextManager[object], max_new_tokens: int
 ) -> Iterator[list[int | None]]:
-    """The KV-cached greedy loop over a left-padded batch, inside `ctx` (a steering context or nullcontext)."""
+    """The KV-cached greedy loop over a left-padded batch, inside `ctx` (a steering context or nullcontext).
+
+    Args:
+        model: the model.
+        ids: left-padded `input_ids` `[batch, width]` (`pad_left`).
+        mask: their `attention_mask`.
+        ctx: entered around the loop (a `steer`/`steer_rows` context, or `nullcontext()`).
+        max_new_tokens: steps at most; the loop also ends once every row has produced a stop token.
+
+    Example:
+        >>> ids, mask = pad_left([[1, 2, 3], [4, 5]], pad=0)  # doctest: +SKIP
+        >>> next(greedy_loop(model, ids, mask, nullcontext(), 4))  # doctest: +SKIP
+        [17, 42]
+    """
     stop = stop_tokens(model)
     batch = int(ids.shape[0])
     done = torch.zeros(batch, dtype=torch.bool)
