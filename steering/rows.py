@@ -38,7 +38,7 @@ from interp.sites import Site
 from steering.gate import GATE_MODES, ProbeGate
 from steering.interventions import POSITIONS, SteeringPlan, build_plan, leading_pads, real_positions
 from steering.spec import steer_lengths
-from steering.steer import _validate_gate
+from steering.steer import validate_gate
 from steering.vector import SteeringVector
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def row_plan(model: ChatModel, row: RowSteer, prompt_tokens: int) -> SteeringPla
     plan = build_plan(model, row.vector, float(row.strength), list(row.layers), row.positions, row.mode, None,
                       steer_lengths([prompt_tokens]), row.force)
     if row.gate is not None:
-        _validate_gate(model, plan, row.gate, torch.tensor([prompt_tokens]))
+        validate_gate(model, plan, row.gate, torch.tensor([prompt_tokens]))
     return plan
 
 
@@ -271,7 +271,7 @@ def steer_rows(
     gate_sites: dict[Site, list[tuple[ProbeGate, Any]]] = {}
     for r, (row, p) in enumerate(zip(rows, plans, strict=True)):
         if row is not None and row.gate is not None and p is not None:
-            site = _validate_gate(model, p, row.gate, tokens[r : r + 1])
+            site = validate_gate(model, p, row.gate, tokens[r : r + 1])
             if all(g is not row.gate for g, _ in gate_sites.get(site, [])):
                 gate_sites.setdefault(site, []).append((row.gate, row.gate.scorer(like.device, like.dtype)))
     for site in execution_order(list(set(plan.sites) | set(gate_sites))):
