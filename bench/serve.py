@@ -2,10 +2,12 @@
 
 The server runs in this process (uvicorn in a thread, the local batcher,
 max batch 16) and the clients are the official `openai` package in threads,
-streaming. Every (concurrency, condition) cell sends the same 16 requests
-(32 new tokens at most, greedy), as 1 client x 16 requests (one by one),
-4 x 4 or 16 x 1, and reports aggregate generated tokens/s (completion tokens
-over the cell's wall time) and the median time to first token. Conditions:
+streaming. A (concurrency, condition) cell sends requests of exactly 32 new
+tokens (greedy, `ignore_eos`: steering changes the answers, and answers of
+different lengths would confound the comparison) from 1 client x 4 requests
+(one by one), 4 x 2 or 16 x 1, and
+reports aggregate generated tokens/s (completion tokens over the cell's wall
+time) and the median time to first token. Conditions:
 
 (a) unsteered;
 (b) one shared vector (layer 10, every request);
@@ -16,8 +18,11 @@ over the cell's wall time) and the median time to first token. Conditions:
 Targets (issue #18): (c) within 10% of (a) at 16 clients; 16 clients at least 3x one by one.
 Prints markdown lines for bench/RESULTS.md.
 
+On a shared, loaded machine use one thread: two OpenMP threads on two busy
+cores ran 10x slower than one (measured: 0.5 vs 5.9 tok/s, batch 1, load 5).
+
 Example:
-    OMP_NUM_THREADS=2 python bench/serve.py --threads 2
+    OMP_NUM_THREADS=1 python bench/serve.py --threads 1 --rounds 2
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ PROMPTS = [
     "I wrote a poem: 'Leaves fall down, the sky is grey.' Rate it from one to ten, honestly.",
 ]
 LAYER, GATE_LAYER, NORM = 10, 8, 4.0
-N_REQUESTS, NEW_TOKENS = 16, 32
-CONCURRENCY = (1, 4, 16)
+NEW_TOKENS = 32
+REQUESTS = {1: 4, 4: 8, 16: 16}  # requests per cell, by number of clients
+CONCURRENCY = tuple(REQUESTS)
 CONDITIONS = ("unsteered", "shared vector", "vector per request", "gated")
 
 
@@ -82,7 +88,7 @@ def one_request(client, k: int, condition: str) -> tuple[int, float]:  # type: i
     stream = client.chat.completions.create(
         model="smollm2", max_tokens=NEW_TOKENS, temperature=0, stream=True,
         messages=[{"role": "user", "content": PROMPTS[k % len(PROMPTS)]}],
-        extra_body={"steering": steering} if steering else None)
+        extra_body={"ignore_eos": True, **({"steering": steering} if steering else {})})
     for chunk in stream:
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = time.perf_counter() - start
@@ -92,8 +98,8 @@ def one_request(client, k: int, condition: str) -> tuple[int, float]:  # type: i
 
 
 def cell(client, condition: str, clients: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Aggregate tokens/s and median time to first token of N_REQUESTS requests from `clients` clients."""
-    per_client = N_REQUESTS // clients
+    """Aggregate tokens/s and median time to first token of REQUESTS[clients] requests from `clients` clients."""
+    per_client = REQUESTS[clients] // clients
 
     def run_client(c: int) -> list[tuple[int, float]]:
         return [one_request(client, c * per_client + i, condition) for i in range(per_client)]
@@ -107,7 +113,7 @@ def cell(client, condition: str, clients: int) -> tuple[float, float]:  # type: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions (median reported)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -115,13 +121,13 @@ def main() -> None:
 
     model = load_model("smollm2")
     with tempfile.TemporaryDirectory() as tmp:
-        write_vectors(model, Path(tmp), N_REQUESTS)
+        write_vectors(model, Path(tmp), max(REQUESTS.values()))
         limits = ServeLimits(max_tokens=NEW_TOKENS, max_batch=16, max_queue=64, batch_window_ms=5.0)
         engine = Engine(model, VectorRegistry.load(tmp, model), limits, name="smollm2")
         load_before = os.getloadavg()
         with serving(create_app(engine)) as url:
             client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
-            cell(client, "unsteered", 4)  # warm-up
+            cell(client, "vector per request", 4)  # warm-up
             found: dict[tuple[str, int], list[tuple[float, float]]] = {}
             for r in range(args.rounds):
                 for clients in CONCURRENCY:
@@ -133,7 +139,7 @@ def main() -> None:
     tps = {key: statistics.median(v[0] for v in values) for key, values in found.items()}
     ttft = {key: statistics.median(v[1] for v in values) for key, values in found.items()}
     print(f"\nload average before {load_before[0]:.1f}, after {load_after[0]:.1f} (1 min); {args.threads} threads; "
-          f"{args.rounds} round(s); {N_REQUESTS} requests per cell, <= {NEW_TOKENS} new tokens\n")
+          f"{args.rounds} round(s); requests per cell by clients {REQUESTS}, {NEW_TOKENS} new tokens each\n")
     print("| condition | clients | tokens/s | vs unsteered | time to first token (s, median) |")
     print("| --- | --- | --- | --- | --- |")
     for clients in CONCURRENCY:

@@ -69,9 +69,9 @@ def pad_left(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, tor
     return ids, mask
 
 
-def stop_tokens(model: ChatModel) -> set[int]:
+def stop_tokens(model: ChatModel) -> frozenset[int]:
     """Token ids that end an answer: the tokenizer's end-of-sequence and pad tokens."""
-    return {int(t) for t in (model.tokenizer.eos_token_id, model.tokenizer.pad_token_id) if t is not None}
+    return frozenset(int(t) for t in (model.tokenizer.eos_token_id, model.tokenizer.pad_token_id) if t is not None)
 
 
 def greedy_stream(
@@ -127,7 +127,8 @@ def greedy_stream_rows(
 
 
 def greedy_loop(
-    model: ChatModel, ids: torch.Tensor, mask: torch.Tensor, ctx: AbstractContextManager[object], max_new_tokens: int
+    model: ChatModel, ids: torch.Tensor, mask: torch.Tensor, ctx: AbstractContextManager[object], max_new_tokens: int,
+    stop: frozenset[int] | None = None,
 ) -> Iterator[list[int | None]]:
     """The KV-cached greedy loop over a left-padded batch, inside `ctx` (a steering context or nullcontext).
 
@@ -137,13 +138,14 @@ def greedy_loop(
         mask: their `attention_mask`.
         ctx: entered around the loop (a `steer`/`steer_rows` context, or `nullcontext()`).
         max_new_tokens: steps at most; the loop also ends once every row has produced a stop token.
+        stop: the tokens that end a row (None: `stop_tokens(model)`; empty: rows never end, the caller stops).
 
     Example:
         >>> ids, mask = pad_left([[1, 2, 3], [4, 5]], pad=0)  # doctest: +SKIP
         >>> next(greedy_loop(model, ids, mask, nullcontext(), 4))  # doctest: +SKIP
         [17, 42]
     """
-    stop = stop_tokens(model)
+    stop = stop_tokens(model) if stop is None else stop
     batch = int(ids.shape[0])
     done = torch.zeros(batch, dtype=torch.bool)
     device = model.device

@@ -62,6 +62,7 @@ class Prepared:
     row: RowSteer | None
     max_tokens: int
     steering: dict[str, Any] | None  # what the response reports about the steering applied
+    ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks; vLLM's extension)
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,9 @@ class Engine:
                            f"model's context of {self.context} tokens", param="messages",
                            code="context_length_exceeded")
         if request.steering is None:
-            return Prepared(ids, None, max_tokens, None)
+            return Prepared(ids, None, max_tokens, None, request.ignore_eos)
         row, info = self._row(request.steering, len(ids))
-        return Prepared(ids, row, max_tokens, info)
+        return Prepared(ids, row, max_tokens, info, request.ignore_eos)
 
     def _row(self, s: SteeringRequest, prompt_tokens: int) -> tuple[RowSteer, dict[str, Any]]:
         served = self.registry.vectors.get(s.vector)
@@ -192,7 +193,7 @@ class Engine:
         rows = [j.prepared.row for j in jobs]
         steps = max(j.prepared.max_tokens for j in jobs)
         with steer_rows(self.model, rows, [len(j.prepared.token_ids) for j in jobs]) as handle, \
-                closing(greedy_loop(self.model, ids, mask, nullcontext(), steps)) as stream:
+                closing(greedy_loop(self.model, ids, mask, nullcontext(), steps, stop=frozenset())) as stream:
             for i, step in enumerate(stream):
                 steered = handle.rows_steered()
                 for r, (job, token) in enumerate(zip(jobs, step, strict=True)):
@@ -201,7 +202,7 @@ class Engine:
                     flag = None if job.prepared.row is None else bool(steered[r]) if steered is not None else None
                     if job.cancelled.is_set():
                         job.finished = True
-                    elif token is None or token in self._stop:
+                    elif token is None or (token in self._stop and not job.prepared.ignore_eos):
                         self._done(job, "stop", flag)
                     else:
                         self._advance(job, i, token)

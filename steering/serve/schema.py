@@ -1,7 +1,8 @@
 """The request body of `POST /v1/chat/completions` (OpenAI's, plus `steering`), and OpenAI-style errors.
 
 Only what the server honours is accepted with a meaning: greedy decoding
-(`temperature` absent or 0, `n` 1). Other OpenAI fields are ignored, as
+(`temperature` absent or 0, `n` 1), and vLLM's `ignore_eos` extension
+(generate `max_tokens` whatever the model says). Other OpenAI fields are ignored, as
 OpenAI-compatible servers do; the `steering` object itself accepts no unknown
 field, so a typo there is an error rather than a silently unsteered answer.
 
@@ -76,6 +77,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     temperature: float | None = Field(default=None, allow_inf_nan=False)
     n: int = 1
+    ignore_eos: bool = False  # vLLM's extension: always generate max_tokens (for benchmarks)
     steering: SteeringRequest | None = None
 
 

@@ -152,3 +152,22 @@ def test_registry_refuses_vectors_of_another_model(tiny_model, tmp_path: Path) -
         VectorRegistry.load(plain, tiny_model)
     result = CliRunner().invoke(cli, ["serve", "--model", tiny_model.source, "--vectors", str(other_hash)])
     assert result.exit_code == 2 and "foreign.safetensors" in result.output
+
+
+def test_ignore_eos_generates_max_tokens(tiny_model, vectors_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from steering.serve.schema import ChatRequest
+
+    engine = Engine(tiny_model, VectorRegistry.load(vectors_dir, tiny_model), ServeLimits(max_tokens=16), MODEL_ID)
+
+    def run(ignore_eos: bool) -> Event:
+        request = ChatRequest.model_validate({"model": MODEL_ID, "max_tokens": MAX_TOKENS, "ignore_eos": ignore_eos,
+                                              "messages": [{"role": "user", "content": PROMPTS[0]}]})
+        events: list[Event] = []
+        engine.run_batch([Job(engine.prepare(request), emit=events.append)])
+        return events[-1]
+
+    first = run(False)
+    assert first.kind == "done" and first.completion_tokens >= 1
+    engine._stop = frozenset(range(len(tiny_model.tokenizer)))  # every token ends an answer
+    assert (run(False).finish_reason, run(False).completion_tokens) == ("stop", 0)
+    assert (run(True).finish_reason, run(True).completion_tokens) == ("length", MAX_TOKENS)
