@@ -101,3 +101,26 @@ def test_bad_row_is_named(tiny_model, vectors):
     with pytest.raises(ValueError, match="row 0: .*gate reads"):
         with steer_rows(tiny_model, [RowSteer(vectors[0], 1.0, (1,), gate=late_gate)], [5]):
             pass
+
+
+def test_last_prompt_gates_read_each_rows_own_last_token_in_a_padded_batch(tiny_model, vectors):
+    from steering.gating import chat_gate_scores
+    from tests.steering.builders import tie_free_threshold
+
+    prompts = [*PROMPTS, (Turn("user", "two plus two is four; seven times six is"),)]
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=tiny_model.d_model).astype(np.float32)
+    probe = ProbeGate(u / np.linalg.norm(u), bias=0.0, threshold=0.0, layer=1, per="last_prompt")
+    scores = chat_gate_scores(tiny_model, prompts, probe)
+    gate = ProbeGate(probe.direction_unit, 0.0, tie_free_threshold(scores), layer=1, per="last_prompt")
+    ids, mask, lengths = encode_prompts(tiny_model, prompts)
+    assert len(set(lengths)) > 1  # the batch is padded
+    rows = [RowSteer(vectors[k % 3], 3.0, (2,), "generated", gate=gate) for k in range(len(prompts))]
+    with torch.inference_mode(), steer_rows(tiny_model, rows, lengths) as handle:
+        tiny_model.hf(input_ids=ids, attention_mask=mask)
+    expected = (scores > gate.threshold).tolist()
+    assert handle.rows_steered().tolist() == expected and any(expected) and not all(expected)
+    token_ids = [encode_prompts(tiny_model, [p])[0][0].tolist() for p in prompts]
+    steps = list(greedy_stream_rows(tiny_model, token_ids, rows, 6))
+    for r, (turns, row) in enumerate(zip(prompts, rows, strict=True)):
+        assert [s[r] for s in steps if s[r] is not None] == _alone(tiny_model, turns, row, 6)
