@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# the tests also run the Ray paths on a local 2-worker cluster (the `ray` extra, ~70 MB wheel, no torch)
+# the tests also run the Ray paths on a local 2-worker cluster (the `ray` extra: ray[serve], no torch)
 TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test env lint bench clean browser

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 
 import pandas as pd
 import torch
 
 from interp.models import ChatModel
 from interp.tasks.example import Turn
+from steering.rows import RowSteer, steer_rows
 from steering.spec import SteerSpec
 
 STOPWORDS = frozenset(
@@ -47,14 +48,30 @@ def encode_prompts(model: ChatModel, prompts: Sequence[Sequence[Turn]]) -> tuple
     """Left-padded `input_ids`, `attention_mask` `[batch, width]` and each row's prompt tokens."""
     tok = model.tokenizer
     seqs = [tok(model.render(list(turns)), add_special_tokens=False)["input_ids"] for turns in prompts]
+    ids, mask = pad_left(seqs, int(tok.pad_token_id or 0))
+    return ids, mask, [len(s) for s in seqs]
+
+
+def pad_left(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists as left-padded `input_ids` and `attention_mask` `[batch, width]`.
+
+    Example:
+        >>> ids, mask = pad_left([[5, 6], [7]], pad=0)
+        >>> ids.tolist(), mask.tolist()
+        ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
+    """
     width = max(len(s) for s in seqs)
-    pad = int(tok.pad_token_id or 0)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for r, s in enumerate(seqs):
-        ids[r, width - len(s) :] = torch.tensor(s)
+        ids[r, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
         mask[r, width - len(s) :] = 1
-    return ids, mask, [len(s) for s in seqs]
+    return ids, mask
+
+
+def stop_tokens(model: ChatModel) -> frozenset[int]:
+    """Token ids that end an answer: the tokenizer's end-of-sequence and pad tokens."""
+    return frozenset(int(t) for t in (model.tokenizer.eos_token_id, model.tokenizer.pad_token_id) if t is not None)
 
 
 def greedy_stream(
@@ -83,9 +100,54 @@ def greedy_stream(
     ids, mask, lengths = encode_prompts(model, prompts)
     if spec is not None and (strengths is None or len(strengths) != len(prompts)):
         raise ValueError("steered generation needs one strength per prompt")
-    stop = {int(t) for t in (model.tokenizer.eos_token_id, model.tokenizer.pad_token_id) if t is not None}
-    done = torch.zeros(len(prompts), dtype=torch.bool)
     ctx = spec.context(model, list(strengths or []), lengths) if spec is not None else nullcontext()
+    yield from greedy_loop(model, ids, mask, ctx, max_new_tokens)
+
+
+def greedy_stream_rows(
+    model: ChatModel, token_ids: Sequence[Sequence[int]], rows: Sequence[RowSteer | None], max_new_tokens: int = 32
+) -> Iterator[list[int | None]]:
+    """`greedy_stream` over already-tokenized prompts, each row with its own steering (`steering.rows`).
+
+    Row r yields the same tokens as `greedy_stream` of its prompt alone with the same steering.
+
+    Args:
+        model: the model.
+        token_ids: each row's rendered, tokenized prompt (no padding).
+        rows: one `RowSteer` or None (unsteered) per row.
+        max_new_tokens: steps at most.
+
+    Example:
+        >>> for step in greedy_stream_rows(model, [ids_a, ids_b], [None, RowSteer(v, -4.0, (10,))], 8):  # doctest: +SKIP
+        ...     print(step)
+    """
+    ids, mask = pad_left(token_ids, int(model.tokenizer.pad_token_id or 0))
+    ctx = steer_rows(model, rows, [len(s) for s in token_ids])
+    yield from greedy_loop(model, ids, mask, ctx, max_new_tokens)
+
+
+def greedy_loop(
+    model: ChatModel, ids: torch.Tensor, mask: torch.Tensor, ctx: AbstractContextManager[object], max_new_tokens: int,
+    stop: frozenset[int] | None = None,
+) -> Iterator[list[int | None]]:
+    """The KV-cached greedy loop over a left-padded batch, inside `ctx` (a steering context or nullcontext).
+
+    Args:
+        model: the model.
+        ids: left-padded `input_ids` `[batch, width]` (`pad_left`).
+        mask: their `attention_mask`.
+        ctx: entered around the loop (a `steer`/`steer_rows` context, or `nullcontext()`).
+        max_new_tokens: steps at most; the loop also ends once every row has produced a stop token.
+        stop: the tokens that end a row (None: `stop_tokens(model)`; empty: rows never end, the caller stops).
+
+    Example:
+        >>> ids, mask = pad_left([[1, 2, 3], [4, 5]], pad=0)  # doctest: +SKIP
+        >>> next(greedy_loop(model, ids, mask, nullcontext(), 4))  # doctest: +SKIP
+        [17, 42]
+    """
+    stop = stop_tokens(model) if stop is None else stop
+    batch = int(ids.shape[0])
+    done = torch.zeros(batch, dtype=torch.bool)
     device = model.device
     with torch.inference_mode(), ctx:
         position = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -99,7 +161,7 @@ def greedy_stream(
             done |= torch.tensor([int(t) in stop for t in token.tolist()])
             if bool(done.all()):
                 return
-            mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=mask.dtype)], dim=1)
+            mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype)], dim=1)
             last = last + 1
             out = model.hf(input_ids=token[:, None].to(device), attention_mask=mask.to(device),
                            position_ids=last[:, None].to(device), past_key_values=cache, use_cache=True)

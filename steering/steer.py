@@ -157,7 +157,13 @@ class Steering:
         return self.plan.apply(site, h, self._current().mask)
 
 
-def _validate_gate(model: ChatModel, plan: SteeringPlan, gate: ProbeGate, gate_lengths: torch.Tensor | None) -> Site:
+def validate_gate(model: ChatModel, plan: SteeringPlan, gate: ProbeGate, gate_lengths: torch.Tensor | None) -> Site:
+    """The gate's site, after checking its width, that it reads no later than the plan's first steered site,
+    and that a last_prompt gate has prompt lengths to find that token.
+
+    Raises:
+        ValueError: naming the check that failed.
+    """
     if gate.d_model != model.d_model:
         raise ValueError(f"gate direction has d_model {gate.d_model}, the model has {model.d_model}")
     site = parse_site(f"blocks.{gate.layer}.{gate.site}", model.n_layers)
@@ -235,7 +241,7 @@ def steer(
         lengths_t = torch.as_tensor(gate_lengths, dtype=torch.long).to(plan.strength.device)
         if lengths_t.dim() > 1 or bool((lengths_t < 1).any()):
             raise ValueError(f"gate_lengths must be one int >= 1 or one per row, got {lengths_t.tolist()}")
-    gate_site = _validate_gate(model, plan, gate, lengths_t) if gate is not None else None
+    gate_site = validate_gate(model, plan, gate, lengths_t) if gate is not None else None
     handle = Steering(plan, gate, gate_site, lengths_t)
     fns: dict[Site, Callable[[torch.Tensor], torch.Tensor | None]] = {}
     if gate is not None and gate_site is not None:

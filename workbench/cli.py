@@ -1,4 +1,4 @@
-"""`workbench`: cache, probe, eval, steer, sweep, export, verify-export, analyze, app, demo.
+"""`workbench`: cache, probe, eval, steer, sweep, export, verify-export, analyze, serve, app, demo.
 
 `app` is the Typer application; each verb lives in its own module under
 `workbench/commands/` and registers itself on import. Commands parse options
@@ -19,7 +19,7 @@ ModelOpt = Annotated[str, typer.Option("--model", help="smollm2 | a .gguf file |
 RunOpt = Annotated[str, typer.Option("--run", help="run name: outputs go to artifacts/<run>/")]
 ArtifactsOpt = Annotated[Path | None, typer.Option("--artifacts", help="artifacts root (default ./artifacts)")]
 
-COMMAND_MODULES = ("cache", "demo", "probe", "evaluate", "steer", "sweep", "export", "analyze", "app")
+COMMAND_MODULES = ("cache", "demo", "probe", "evaluate", "steer", "sweep", "export", "analyze", "serve", "app")
 
 
 def fail(message: str) -> NoReturn:

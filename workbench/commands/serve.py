@@ -1,0 +1,72 @@
+"""`workbench serve`: an OpenAI-compatible chat server whose requests choose their own steering."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from interp.models import ModelLoadError
+from workbench.cli import ModelOpt, app, fail
+
+if TYPE_CHECKING:
+    from steering.serve.app import ServeConfig
+
+
+@app.command()
+def serve(
+    model: ModelOpt = "smollm2",
+    vectors: Annotated[Path | None, typer.Option(help="folder of native exports (workbench export --format "
+                                                      "safetensors) and probe gates; names = file names")] = None,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="most tokens one request may generate")] = 256,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="most requests decoded together")] = 16,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="most waiting requests; more are answered 503")] = 64,
+    batch_window_ms: Annotated[float, typer.Option("--batch-window-ms",
+                                                   help="how long a request waits for others to join")] = 5.0,
+    ray: Annotated[bool, typer.Option("--ray", help="deploy on Ray Serve (the `ray` extra)")] = False,
+    replicas: Annotated[int, typer.Option(help="Ray Serve replicas (with --ray)")] = 1,
+) -> None:
+    """Serve POST /v1/chat/completions (OpenAI's API, plus a `steering` field), /v1/models, /v1/steering/vectors."""
+    from steering.serve.app import ServeConfig, build_app
+    from steering.serve.engine import ServeLimits
+
+    try:
+        config = ServeConfig(model, vectors, ServeLimits(max_tokens, max_batch, max_queue, batch_window_ms))
+    except ValueError as e:
+        fail(str(e))
+    if ray:
+        _serve_on_ray(config, host, port, replicas)
+        return
+    import uvicorn
+
+    try:
+        application = build_app(config)
+    except (ModelLoadError, ValueError, OSError) as e:
+        fail(str(e))
+    typer.echo(f"serving {model} on http://{host}:{port}/v1 ({len(application.state.engine.registry.vectors)} "
+               f"vectors, {len(application.state.engine.registry.gates)} gates)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _serve_on_ray(config: ServeConfig, host: str, port: int, replicas: int) -> None:
+    try:
+        import ray as ray_module
+
+        from steering.serve.ray_app import ray_serving
+    except ModuleNotFoundError:
+        fail("--ray needs the ray extra: pip install 'sycophancy-workbench[ray]'")
+    if not ray_module.is_initialized():
+        ray_module.init(include_dashboard=False)
+    try:
+        with ray_serving(config, host, port, replicas) as url:
+            typer.echo(f"serving {replicas} replica(s) on Ray Serve at {url}/v1; Ctrl-C stops")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    except (ModelLoadError, ValueError, RuntimeError) as e:
+        fail(str(e))
