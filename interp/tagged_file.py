@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from interp.atomic import atomic_path
+from interp.errors import InputError, MissingFileError
 
 
 def write_tagged(path: str | Path, tensors: dict[str, np.ndarray], records: dict[str, Any]) -> Path:
@@ -52,22 +53,24 @@ def read_tagged(path: str | Path, what: str, load_tensors: bool = True) -> tuple
         load_tensors: read the tensors too (False: metadata only).
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a safetensors file.
+        MissingFileError: no such file (a FileNotFoundError too).
+        InputError: not a safetensors file, or metadata JSON nested too deeply.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such {what} file")
+        raise MissingFileError(f"no such {what} file" if not path.exists() else f"is not a {what} file", path=path)
     try:
         with safe_open(str(path), framework="np") as f:
             raw = f.metadata() or {}
             tensors = {name: f.get_tensor(name) for name in f.keys()} if load_tensors else {}
     except Exception as e:  # safetensors' own error type for a bad header
-        raise ValueError(f"{path}: not a safetensors file ({e})") from None
+        raise InputError(f"not a safetensors {what} file ({' '.join(str(e).split())})", path=path) from None
     records: dict[str, Any] = {}
     for key, value in raw.items():
         try:
             records[key] = json.loads(value)
         except json.JSONDecodeError:
             records[key] = value
+        except RecursionError:
+            raise InputError("metadata JSON nested too deeply to read", path=path, field=key) from None
     return records, tensors

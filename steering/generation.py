@@ -47,6 +47,8 @@ def encode_prompts(model: ChatModel, prompts: Sequence[Sequence[Turn]]) -> tuple
     """Left-padded `input_ids`, `attention_mask` `[batch, width]` and each row's prompt tokens."""
     tok = model.tokenizer
     seqs = [tok(model.render(list(turns)), add_special_tokens=False)["input_ids"] for turns in prompts]
+    for k, s in enumerate(seqs):
+        model.check_fits(len(s), f"prompt {k + 1}")
     width = max(len(s) for s in seqs)
     pad = int(tok.pad_token_id or 0)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)

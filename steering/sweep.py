@@ -42,7 +42,13 @@ from steering.metrics import METRICS_VERSION
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.testset import TestSet, TestSetConfig, build_test_set
 from steering.vector import SteeringVector
-from steering.vectors import load_or_build_vector, resolve_method, shared_stores, training_examples
+from steering.vectors import (
+    load_or_build_vector,
+    resolve_method,
+    shared_stores,
+    training_examples,
+    with_measured_positions,
+)
 
 KEY = ["method", "layer", "strength", "positions", "mode"]
 #: "off": every curve always on; "both": each curve also gated by a user-opinion probe; "only": gated curves only
@@ -200,6 +206,10 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
         path = paths[resolved.name]
         vec = load_or_build_vector(path, model, method, split, config.layers, folder / "activations",
                                    config.n_train, config.seed, reuse)
+        measured = with_measured_positions(vec, config.positions)
+        if measured != vec:  # the file says where it was measured, so an export records the right positions
+            vec = measured
+            vec.save(path)
         out[resolved.name] = (vec, {"file": str(path), "train_pairs_hash": pairs_hash(train),
                                     "n_train_pairs": len(train), "split_checked": True})
     for file in config.vector_files:

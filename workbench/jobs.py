@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import typer
 
 from interp.capture import CaptureConfig, capture
 from interp.distributed import capture_on_ray
+from interp.errors import check_count
 from interp.memory import LoadRequest
 from interp.ray_pool import LOCAL, RayOptions
 from interp.remote import REMOTE_BACKEND, load_remote_model
-from interp.runs import record_run, run_dir
+from interp.runs import prepare_run_dir, record_run
 from interp.store import ActivationStore
 from workbench.data import resolve_examples
 from workbench.progress import throughput_bar
@@ -22,7 +24,7 @@ def run_cache(
     run: str, data: str, model_spec: str, sites: str, positions: str, backend: str, batch_size: int,
     shard_size: int, dtype: str, store_dtype: str, limit: int | None, overwrite: bool, artifacts: Path | None,
     device: str = "cpu", device_map: str | None = None, ignore_memory_check: bool = False, remote: bool = False,
-    ray: RayOptions | None = None,
+    ray: RayOptions | None = None, log: Callable[[str], None] | None = None,
 ) -> ActivationStore:
     """Validate the data first (no model work on bad input), then cache and record the run.
 
@@ -31,9 +33,11 @@ def run_cache(
         ignore_memory_check: load even when the estimate says it will not fit.
         remote: run the model on NDIF through nnsight (backend must be "nnsight"; no local weights).
         ray: spread the shards over Ray workers (None: in this process).
+        log: told about each repair a resume makes (interp.store_writer.open_store).
     """
+    check_count("--limit", limit)
     examples = resolve_examples(data, limit=limit)
-    folder = run_dir(run, artifacts)
+    folder = prepare_run_dir(run, artifacts, "activations")
     config = CaptureConfig((), (), dtype=store_dtype, batch_size=batch_size, shard_size=shard_size)
     request = LoadRequest(model_spec, dtype=dtype, device=device, device_map=device_map,
                           memory_check=not ignore_memory_check)
@@ -59,7 +63,7 @@ def run_cache(
             model = request.load()
         with throughput_bar(len(examples), f"cache {run}") as update:
             store = capture(model, examples, sites, positions, folder / "activations", backend=backend,
-                            config=config, overwrite=overwrite, progress=update)
+                            config=config, overwrite=overwrite, progress=update, log=log)
         provenance = model.provenance()
     record_run(folder, "cache", record, model=provenance)
     return store

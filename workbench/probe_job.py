@@ -28,9 +28,10 @@ import yaml
 
 from interp.atomic import atomic_path, atomic_write_json
 from interp.capture import CaptureConfig, capture, examples_hash
+from interp.errors import parse_json, read_text
 from interp.models import ChatModel, load_model
 from interp.profile import per_example
-from interp.runs import record_run, run_dir
+from interp.runs import prepare_run_dir, record_run
 from interp.score import score_choices
 from interp.store import ActivationStore
 from interp.tasks.example import Example
@@ -87,10 +88,11 @@ class ProbeJobConfig:
 
 def read_config(path: Path) -> list[ProbeJobConfig]:
     """A YAML file with `runs: [{run: ..., model: ..., n: ...}, ...]` (shared keys under `defaults:`)."""
+    text = read_text(path, "probe config")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"{path}: cannot read the probe config ({e})") from None
+        raw = parse_json(text, path) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ValueError(f"{path}: cannot read the probe config ({' '.join(str(e).split())})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("runs"), list):
         raise ValueError(f"{path}: expected a mapping with a 'runs' list")
     defaults = raw.get("defaults") or {}
@@ -182,9 +184,9 @@ def _pressure_any_task(examples: list[Example]) -> tuple[LabelSet, np.ndarray]:
 
 
 def run_probe_job(cfg: ProbeJobConfig, artifacts: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
-    folder = run_dir(cfg.run, artifacts)
-    out = folder / "probes"
     examples = probe_examples(cfg)
+    folder = prepare_run_dir(cfg.run, artifacts, "probes")
+    out = folder / "probes"
     log(f"{cfg.run}: {len(examples)} examples from {', '.join(cfg.tasks)}; loading {cfg.model}")
     model = load_model(cfg.model)
     layers = cfg.layers if cfg.layers is not None else tuple(range(model.n_layers))

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from interp.models import load_model
 from interp.ray_pool import RayOptions
-from interp.runs import record_run, run_dir
+from interp.runs import prepare_run_dir, record_run
 from steering.report import write_report
 from steering.sweep import QUICK, SweepConfig, run_sweep, sweep_strengths
 from steering.testset import TestSetConfig
@@ -43,7 +43,7 @@ def sweep_config(
 def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwrite: bool,
                   ray: RayOptions | None = None) -> dict[str, Any]:
     """Load the model, run or resume the sweep into artifacts/<run>/sweep (over Ray actors if `ray`), report."""
-    folder = run_dir(run, artifacts)
+    folder = prepare_run_dir(run, artifacts, "sweep")
     model = load_model(config.model)
     curves = {"off": 1, "both": 2, "only": 1}[config.gate]  # gated curves count like more methods
     total = (len(config.methods) + len(config.vector_files)) * curves * len(config.layers) * len(config.positions) \

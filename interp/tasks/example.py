@@ -21,10 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp.errors import MAX_INPUT_BYTES, InputError, editor_lines
+
 ROLES = ("system", "user", "assistant")
 
 
-class ExampleFormatError(ValueError):
+class ExampleFormatError(InputError):
     """A record that is not a valid Example; the message names file, line and field."""
 
 
@@ -149,21 +151,29 @@ def read_examples(path: str | Path) -> list[Example]:
         ExampleFormatError: naming the file, the 1-based line and the field.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ExampleFormatError(f"{path}: is a folder, expected a JSONL file of examples")
     if not path.is_file():
         raise ExampleFormatError(f"{path}: no such file")
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise ExampleFormatError(f"{path}: {path.stat().st_size} bytes is too large (at most {MAX_INPUT_BYTES})")
     examples: list[Example] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open(encoding="utf-8", newline="") as f:
+        for lineno, line in enumerate(_editor_lines(f), start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ExampleFormatError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+                raise ExampleFormatError(f"{path}, line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise ExampleFormatError(f"{path}, line {lineno}: JSON nested too deeply to read") from None
+            except UnicodeDecodeError as e:
+                raise ExampleFormatError(f"{path}, line {lineno}: not UTF-8 text ({e.reason})") from None
             try:
                 ex = Example.from_dict(record)
-            except (ValueError, TypeError) as e:
+            except (ValueError, TypeError, RecursionError) as e:
                 raise ExampleFormatError(f"{path}, line {lineno}: {e}") from None
             if ex.id in seen:
                 raise ExampleFormatError(
@@ -174,6 +184,15 @@ def read_examples(path: str | Path) -> list[Example]:
     if not examples:
         raise ExampleFormatError(f"{path}: holds no records")
     return examples
+
+
+def _editor_lines(f: Any) -> Iterable[str]:
+    """Lines split the way an editor counts them (\\n, \\r\\n or \\r), not on every Unicode separator."""
+    try:
+        text = f.read()
+    except UnicodeDecodeError as e:
+        raise ExampleFormatError(f"{f.name}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    return editor_lines(text)
 
 
 def write_examples(examples: Iterable[Example], path: str | Path) -> None:

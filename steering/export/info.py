@@ -120,6 +120,8 @@ class ExportInfo:
         Raises:
             ExportError: for a record of another version or with a missing field.
         """
+        if not isinstance(data, dict):
+            raise ExportError(f"export record is JSON {type(data).__name__}, expected an object")
         if data.get("export_format") != EXPORT_FORMAT:
             raise ExportError(f"export record has format {data.get('export_format')!r}, expected {EXPORT_FORMAT!r}")
         try:
@@ -134,6 +136,8 @@ class ExportInfo:
             )
         except KeyError as e:
             raise ExportError(f"export record lacks field {e.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ExportError(f"export record has a field of the wrong type ({e})") from None
 
 
 def _version() -> str:

@@ -30,12 +30,12 @@ def analyze(
     model: ModelOpt = "smollm2",
     direction: Annotated[Path | None, typer.Option(help="a SteeringVector file; default: mean difference")] = None,
     layer: Annotated[int | None, typer.Option(help="direction layer (resid_post); default 2/3 of depth")] = None,
-    n_pairs: Annotated[int, typer.Option("--n-pairs", help="question pairs to analyse")] = 40,
+    n_pairs: Annotated[int, typer.Option("--n-pairs", min=1, help="question pairs to analyse")] = 40,
     data: Annotated[str, typer.Option(help="built-in task name or Example JSONL")] = "answer",
     clean: Annotated[str, typer.Option(help="condition of the clean run")] = "neutral",
     corrupt: Annotated[str, typer.Option(help="condition of the corrupted run")] = "user_wrong",
     ks: Annotated[str, typer.Option(help="heads: numbers of heads to ablate")] = "1,5,20",
-    n_random: Annotated[int, typer.Option("--n-random", help="heads: random draws per k")] = 8,
+    n_random: Annotated[int, typer.Option("--n-random", min=1, help="heads: random draws per k")] = 8,
     span: Annotated[str, typer.Option(help="heads: ablate at `suffix` (answer side) or `all` positions")] = "suffix",
     rank_by: Annotated[str, typer.Option("--rank-by", help="heads: proj_diff | dla_diff | attn_claim")] = "proj_diff",
     seed: Annotated[int, typer.Option(help="pair order and random heads")] = 0,
@@ -49,7 +49,7 @@ def analyze(
     from interp.analysis.contrasts import make_contrasts
     from interp.analysis.report import ANALYSES, AnalysisConfig, AnalysisContext, run_analysis
     from interp.models import ModelLoadError, load_model
-    from interp.runs import record_run, run_dir
+    from interp.runs import prepare_run_dir, record_run
     from interp.tasks.example import ExampleFormatError
     from workbench.data import resolve_examples
 
@@ -61,7 +61,7 @@ def analyze(
     except ValueError as e:
         fail(str(e))
     try:
-        folder = run_dir(run, artifacts)
+        folder = prepare_run_dir(run, artifacts, "analysis")
         examples = resolve_examples(data)
         vector: np.ndarray | None = None
         source = ""
