@@ -130,6 +130,18 @@ def editor_lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages ("null", "array", "object", ...).
+
+    Example:
+        >>> json_type(None), json_type([1]), json_type("x")
+        ('null', 'array', 'string')
+    """
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+             dict: "object"}
+    return names.get(type(value), type(value).__name__)
+
+
 def check_count(option: str, value: int | None, minimum: int = 1) -> int | None:
     """`value` if it is None or >= `minimum`, else an InputError naming the option.
 
@@ -167,4 +179,4 @@ def from_validation(error: Any, path: str | Path, what: str) -> InputError:
     return InputError(f"{first.get('msg', 'invalid')} in the {what}", path=path, field=field)
 
 
-__all__ = ["MAX_INPUT_BYTES", "InputError", "MissingFileError", "check_count", "check_finite", "editor_lines", "from_validation", "parse_json", "read_text"]
+__all__ = ["MAX_INPUT_BYTES", "InputError", "MissingFileError", "check_count", "check_finite", "editor_lines", "json_type", "from_validation", "parse_json", "read_text"]

@@ -52,7 +52,7 @@ def _probe_writable(folder: Path, what: str) -> None:
         os.close(fd)
         os.unlink(name)
     except OSError as e:
-        raise InputError(f"{what}: cannot write here ({e.strerror or e})", path=_short(folder)) from None
+        raise InputError(f"cannot write here ({e.strerror or e}) (for {what})", path=_short(folder)) from None
 
 
 def prepare_dir(path: str | Path, what: str) -> Path:
@@ -69,11 +69,11 @@ def prepare_dir(path: str | Path, what: str) -> Path:
     _check_names(path, what)
     for parent in [path, *path.parents]:
         if parent.exists() and not parent.is_dir():
-            raise InputError(f"{what}: {_short(parent)} is a file, expected a folder", path=_short(path))
+            raise InputError(f"is a file, expected a folder (for {what})", path=_short(parent))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise InputError(f"{what}: cannot create the folder ({e.strerror or e})", path=_short(path)) from None
+        raise InputError(f"cannot create the folder ({e.strerror or e}) (for {what})", path=_short(path)) from None
     _probe_writable(path, what)
     return path
 
@@ -90,11 +90,11 @@ def check_out_file(path: str | Path, what: str, overwrite: bool = True) -> Path:
         InputError: naming the path and the reason.
     """
     path = Path(path)
+    _check_names(path, what)
     if path.is_dir():
         raise InputError(f"{what}: is a folder, expected a file path", path=_short(path))
     if path.exists() and not overwrite:
         raise InputError(f"{what}: already exists; pass --overwrite to replace it", path=_short(path))
-    _check_names(path, what)
     prepare_dir(path.parent, what)
     return path
 

@@ -55,8 +55,21 @@ def prepare_run_dir(run: str, root: str | Path | None = None, sub: str | None = 
         'demo'
     """
     folder = run_dir(run, root)
-    prepare_dir(folder if sub is None else folder / sub, f"--run {run} under --artifacts {artifacts_root(root)}")
+    prepare_dir(folder if sub is None else folder / sub, f"--artifacts/--run {run}")
+    read_run_record(folder)  # a damaged run.json fails now, not after the work
     return folder
+
+
+def read_run_record(folder: Path) -> dict[str, Any]:
+    """`folder/run.json` (`{"steps": {}}` when absent); an InputError naming it when it is damaged."""
+    path = folder / "run.json"
+    if not path.exists():
+        return {"steps": {}}
+    record = parse_json(read_text(path, "run record"), path)
+    if not isinstance(record, dict) or not isinstance(record.get("steps"), dict):
+        raise InputError("not a run record; move it away to start the run's record afresh", path=path,
+                         field="steps", expected="a JSON object with a 'steps' object")
+    return record
 
 
 def git_commit() -> str | None:
@@ -85,10 +98,7 @@ def record_run(folder: Path, step: str, config: dict[str, Any], model: dict[str,
                seeds: dict[str, int] | None = None) -> dict[str, Any]:
     """Add (or replace) one step's record in `folder/run.json`; return the whole record."""
     path = folder / "run.json"
-    record: dict[str, Any] = parse_json(read_text(path, "run record"), path) if path.exists() else {"steps": {}}
-    if not isinstance(record, dict) or not isinstance(record.get("steps"), dict):
-        raise InputError("not a run record; move it away to start the run's record afresh", path=path,
-                         field="steps", expected="a JSON object with a 'steps' object")
+    record = read_run_record(folder)
     record["steps"][step] = {
         "config": config,
         "model": model or {},

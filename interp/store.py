@@ -36,7 +36,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from interp.atomic import atomic_path, atomic_write_json
-from interp.errors import InputError, from_validation, parse_json, read_text
+from interp.errors import InputError, from_validation, json_type, parse_json, read_text
 from interp.tasks.example import Example, read_examples
 
 MANIFEST = "manifest.json"
@@ -114,7 +114,7 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     except InputError as e:
         raise StoreError(f"{e}; {RESUME_ADVICE} with --overwrite") from None
     if not isinstance(manifest, dict):
-        raise StoreError(f"{path}: the manifest is JSON {type(manifest).__name__}, expected an object; "
+        raise StoreError(f"{path}: the manifest is JSON {json_type(manifest)}, expected an object; "
                          f"{RESUME_ADVICE} with --overwrite")
     try:
         _Manifest.model_validate(manifest)

@@ -206,7 +206,8 @@ def check_shard_record(folder: Path, record: dict[str, object], shard: ShardRang
     if (record.get("file"), record.get("start"), record.get("stop")) != expected:
         raise StoreError(f"{path}: shard record {record} does not match shard {expected}")
     if not path.is_file():
-        raise StoreError(f"{path}: the worker reported this shard but the file is missing (shared filesystem?)")
+        raise StoreError(f"{path}: the shard's record is there but its file is missing (a Ray worker on another "
+                         "filesystem, or a deleted file)")
     if path.stat().st_size != record.get("bytes"):
         raise StoreError(f"{path}: {path.stat().st_size} bytes on disk, the record says {record.get('bytes')}")
     if record.get("sha256") and file_sha256(path) != record["sha256"]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +39,7 @@ from interp.ray_pool import RayOptions
 from steering.cells import CellContext, SweepCell, sweep_cells, vector_hash
 from steering.gate import GATE_SUFFIX, ProbeGate
 from steering.gating import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.interventions import MODES, POSITIONS
 from steering.metrics import METRICS_VERSION
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.testset import TestSet, TestSetConfig, build_test_set
@@ -123,6 +125,15 @@ class SweepConfig:
             raise ValueError(f"unknown scorer {self.scorer!r}: choose cached or full")
         if self.gate not in GATE_CHOICES:
             raise ValueError(f"unknown gate setting {self.gate!r}: choose from {', '.join(GATE_CHOICES)}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown steering mode {self.mode!r}: choose from {', '.join(MODES)}")
+        unknown = [p for p in self.positions if p not in POSITIONS]
+        if unknown:
+            raise ValueError(f"unknown positions {unknown[0]!r}: choose from {', '.join(POSITIONS)}")
+        if not all(math.isfinite(s) for s in self.strengths) or not math.isfinite(self.budget):
+            raise ValueError("strengths and budget must be finite numbers")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction {self.test_fraction} must be between 0 and 1")
 
     @property
     def split(self) -> PairSplit:

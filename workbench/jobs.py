@@ -12,9 +12,11 @@ from interp.capture import CaptureConfig, capture
 from interp.distributed import capture_on_ray
 from interp.errors import check_count
 from interp.memory import LoadRequest
+from interp.positions import parse_positions
 from interp.ray_pool import LOCAL, RayOptions
 from interp.remote import REMOTE_BACKEND, load_remote_model
 from interp.runs import prepare_run_dir, record_run
+from interp.sites import check_site_names
 from interp.store import ActivationStore
 from workbench.data import resolve_examples
 from workbench.progress import throughput_bar
@@ -36,6 +38,8 @@ def run_cache(
         log: told about each repair a resume makes (interp.store_writer.open_store).
     """
     check_count("--limit", limit)
+    check_site_names(sites)
+    parse_positions(positions)
     examples = resolve_examples(data, limit=limit)
     folder = prepare_run_dir(run, artifacts, "activations")
     config = CaptureConfig((), (), dtype=store_dtype, batch_size=batch_size, shard_size=shard_size)

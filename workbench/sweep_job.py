@@ -45,6 +45,10 @@ def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwri
     """Load the model, run or resume the sweep into artifacts/<run>/sweep (over Ray actors if `ray`), report."""
     folder = prepare_run_dir(run, artifacts, "sweep")
     model = load_model(config.model)
+    outside = [layer for layer in config.layers if not -model.n_layers <= layer < model.n_layers]
+    if outside:
+        raise ValueError(f"--layers: layer {outside[0]} is outside the model's {model.n_layers} layers "
+                         f"(0..{model.n_layers - 1})")
     curves = {"off": 1, "both": 2, "only": 1}[config.gate]  # gated curves count like more methods
     total = (len(config.methods) + len(config.vector_files)) * curves * len(config.layers) * len(config.positions) \
         * len(sweep_strengths(config))

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp.errors import MAX_INPUT_BYTES, InputError, editor_lines
+from interp.errors import MAX_INPUT_BYTES, InputError, editor_lines, json_type
 
 ROLES = ("system", "user", "assistant")
 
@@ -39,7 +39,7 @@ class Turn:
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
         if not isinstance(self.content, str):
-            raise ValueError(f"content must be a string, got {type(self.content).__name__}")
+            raise ValueError(f"content must be a string, got JSON {json_type(self.content)}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,14 @@ class Example:
                 raise ValueError(
                     f"field {name!r} must index into choices (0..{len(self.choices) - 1}), got {value!r}"
                 )
+        for name in ("user_claim", "answer"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"field {name!r} must be a string or absent, got {value!r}")
+        if not all(isinstance(c, str) for c in self.choices):
+            raise ValueError("field 'choices' must be a list of strings")
+        if not isinstance(self.meta, dict):
+            raise ValueError(f"field 'meta' must be a JSON object, got JSON {json_type(self.meta)}")
         if self.user_claim is not None and self.user_claim not in self.last_user_text:
             raise ValueError("field 'user_claim' must be a substring of the last user turn")
 
@@ -107,7 +115,7 @@ class Example:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Example:
         if not isinstance(d, dict):
-            raise ValueError(f"record must be a JSON object, got {type(d).__name__}")
+            raise ValueError(f"record must be a JSON object, got JSON {json_type(d)}")
         missing = [k for k in ("id", "pair_id", "task", "condition", "turns") if k not in d]
         if missing:
             raise ValueError(f"missing field {missing[0]!r}")
@@ -140,7 +148,7 @@ class Example:
             sycophantic=d.get("sycophantic"),
             user_claim=d.get("user_claim"),
             answer=d.get("answer"),
-            meta=dict(d.get("meta") or {}),
+            meta=d.get("meta") or {},
         )
 
 

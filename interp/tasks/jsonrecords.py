@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.errors import MAX_INPUT_BYTES, editor_lines
+from interp.errors import MAX_INPUT_BYTES, editor_lines, json_type
 from interp.tasks.example import ExampleFormatError
 
 
@@ -138,7 +138,7 @@ def iter_json_array(path: str | Path) -> Iterator[tuple[Location, Any]]:
     except RecursionError:
         raise ExternalFormatError(f"{path}: JSON nested too deeply to read") from None
     if not isinstance(data, list):
-        raise ExternalFormatError(f"{path}: top level must be a JSON array, got {type(data).__name__}")
+        raise ExternalFormatError(f"{path}: top level must be a JSON array, got JSON {json_type(data)}")
     if not data:
         raise ExternalFormatError(f"{path}: holds no records")
     for i, record in enumerate(data, start=1):
@@ -153,7 +153,7 @@ def require_object(record: Any, loc: Location) -> dict[str, Any]:
         {'a': 1}
     """
     if not isinstance(record, dict):
-        raise loc.error(f"record must be a JSON object, got {type(record).__name__}")
+        raise loc.error(f"record must be a JSON object, got JSON {json_type(record)}")
     return record
 
 

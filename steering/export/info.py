@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from interp.errors import json_type
 from steering.vector import SteeringVector
 
 EXPORT_FORMAT = "workbench.export/1"
@@ -121,7 +122,7 @@ class ExportInfo:
             ExportError: for a record of another version or with a missing field.
         """
         if not isinstance(data, dict):
-            raise ExportError(f"export record is JSON {type(data).__name__}, expected an object")
+            raise ExportError(f"export record is JSON {json_type(data)}, expected an object")
         if data.get("export_format") != EXPORT_FORMAT:
             raise ExportError(f"export record has format {data.get('export_format')!r}, expected {EXPORT_FORMAT!r}")
         try:

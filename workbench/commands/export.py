@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from interp.errors import InputError, parse_json, read_text
+from interp.errors import InputError, json_type, parse_json, read_text
 from interp.outputs import check_out_file, prepare_dir
 from steering.vector import SteeringVector
 from workbench.cli import ModelOpt, app, finite
@@ -63,7 +63,7 @@ def _measured(path: Path | None) -> dict[str, Any] | None:
         return None
     data = parse_json(read_text(path, "--measured JSON file"), path)
     if not isinstance(data, dict):
-        raise InputError(f"--measured holds JSON {type(data).__name__}", path=path, expected="a JSON object")
+        raise InputError(f"--measured holds JSON {json_type(data)}", path=path, expected="a JSON object")
     try:
         json.dumps(data, allow_nan=False)
     except ValueError:
@@ -98,13 +98,13 @@ def export(
     if layers is not None:
         source = source.select(parse_layers(layers))
     record = _measured(measured)
-    check_request(format, mode, model is not None, out, strength, overwrite)
     if format == "hf-folded":
         if out.exists() and not out.is_dir():
             raise InputError("--out: is a file, expected a folder for hf-folded", path=out)
         prepare_dir(out.parent, "--out")
     else:
         check_out_file(out, "--out")
+    check_request(format, mode, model is not None, out, strength, overwrite)
     chat_model = load_model(model) if model else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

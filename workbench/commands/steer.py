@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from interp.errors import InputError, editor_lines, parse_json, read_text
+from interp.errors import InputError, editor_lines, json_type, parse_json, read_text
 from interp.tasks.example import Example, Turn
 from workbench.cli import ModelOpt, app, fail, finite
 
@@ -27,7 +27,7 @@ def _prompt(text: object, path: Path | str, line: int | None, field: str | None)
 
 def _jsonl_chat(record: object, path: Path, line: int) -> tuple[Turn, ...]:
     if not isinstance(record, dict):
-        raise InputError(f"record is JSON {type(record).__name__}", path=path, line=line,
+        raise InputError(f"record is JSON {json_type(record)}", path=path, line=line,
                          expected='an object with "prompt" (or an Example record with "turns")')
     if "turns" in record:
         try:
@@ -63,6 +63,20 @@ def read_prompts(path: Path) -> list[tuple[Turn, ...]]:
     return chats
 
 
+def check_rules(vector: object, layers: tuple[int, ...], positions: str, mode: str) -> None:
+    """Refuse an unknown positions rule or mode, or a layer the vector lacks, before the model loads."""
+    from steering.interventions import MODES, POSITIONS
+
+    if positions not in POSITIONS:
+        raise InputError(f"unknown rule {positions!r}", path="--positions", expected=" | ".join(POSITIONS))
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}", path="--mode", expected=" | ".join(MODES))
+    missing = [layer for layer in layers if layer not in vector.directions]  # type: ignore[attr-defined]
+    if missing:
+        raise InputError(f"the vector has no layer {missing[0]}", path="--layers",
+                         expected=f"layers of the vector: {vector.layers}")  # type: ignore[attr-defined]
+
+
 @app.command()
 def steer(
     vector: Annotated[Path, typer.Option("--vector", help="a workbench .safetensors vector (or .gguf control vector)")],
@@ -96,6 +110,7 @@ def steer(
     chats = [_prompt(prompt, "--prompt", None, None)] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
     vec = read_vector(vector)
     chosen = tuple(parse_layers(layers)) if layers else tuple(vec.layers)
+    check_rules(vec, chosen, positions, mode)
     probe_gate = ProbeGate.load(gate) if gate is not None else None
     spec = SteerSpec(vec, chosen, positions, mode, force, probe_gate)
     lm = load_model(model)

@@ -1,0 +1,43 @@
+"""Run the bad-input corpus (tests/badinput/cases.py) against the CLI, in process, on the tiny model.
+
+Every case must end with its documented exit status, name what it expects, and
+never show a traceback or an "internal error".
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.badinput.cases import CASES, Case
+from tests.badinput.workspace import Workspace, build_workspace, invoke
+
+
+@pytest.fixture(scope="session")
+def ws(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, tiny_model) -> Workspace:  # type: ignore[no-untyped-def]
+    return build_workspace(tmp_path_factory.mktemp("badinput"), tiny_model_dir, tiny_model)
+
+
+def test_the_corpus_is_large_and_names_are_unique() -> None:
+    names = [c.name for c in CASES]
+    assert len(names) == len(set(names))
+    assert len(CASES) >= 100
+    families = {c.name.split("_")[0] for c in CASES}
+    assert {"cache", "eval", "store", "probe", "steer", "gate", "vector", "export", "gguf", "verify", "sweep",
+            "analyze", "app"} <= families
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_bad_input(ws: Workspace, case: Case) -> None:
+    args = case.build(ws, ws.case_dir(case.name))
+    result = invoke(*args)
+    output = result.output
+    assert "Traceback" not in output and "internal error" not in output, output
+    assert result.exit_code == case.code, f"{case.name}: exit {result.exit_code}\n{output}"
+    flat = " ".join(output.split())  # usage errors wrap in a box
+    for text in case.expect:
+        assert text in flat, f"{case.name}: {text!r} not in\n{output}"
+    if case.code == 2:
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert len(errors) <= 1, output
+    if case.check is not None:
+        case.check(ws, ws.case_dir(case.name), output)
