@@ -58,6 +58,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete temp files an interrupted `atomic_path(path)` left beside `path` (`.{name}.*.tmp`); return them.
+
+    Call it only where one writer owns `path` (an export, a store's resume): it would
+    pull the temp file from under a concurrent writer of the same target.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = [p for p in path.parent.glob(f".{glob_escape(path.name)}.*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def glob_escape(name: str) -> str:
+    """`name` with glob's special characters escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -39,7 +39,27 @@ def write_tagged(path: str | Path, tensors: dict[str, np.ndarray], records: dict
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={k: json.dumps(v, sort_keys=True) for k, v in records.items()})
+        _sort_metadata(tmp)
     return path
+
+
+def _sort_metadata(path: Path) -> None:
+    """Rewrite the header's `__metadata__` in sorted key order, in place (same length).
+
+    The safetensors library keeps metadata in a hash map, so with several keys their
+    order (and the file's bytes) changes from process to process; sorted, the same
+    content always gives the same bytes.
+    """
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        raw = f.read(n)
+        header = json.loads(raw)
+        if "__metadata__" in header:
+            header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) <= n:
+            f.seek(8)
+            f.write(text + b" " * (n - len(text)))
 
 
 def read_tagged(path: str | Path, what: str, load_tensors: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -9,12 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.badinput.cases import CASES, Case
-from tests.badinput.workspace import Workspace, build_workspace, invoke
-
-
-@pytest.fixture(scope="session")
-def ws(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, tiny_model) -> Workspace:  # type: ignore[no-untyped-def]
-    return build_workspace(tmp_path_factory.mktemp("badinput"), tiny_model_dir, tiny_model)
+from tests.badinput.workspace import Workspace, invoke
 
 
 def test_the_corpus_is_large_and_names_are_unique() -> None:

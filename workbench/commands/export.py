@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from interp.atomic import remove_stale_temps
 from interp.errors import InputError, json_type, parse_json, read_text
 from interp.outputs import check_out_file, prepare_dir
 from steering.vector import SteeringVector
@@ -105,6 +106,8 @@ def export(
     else:
         check_out_file(out, "--out")
     check_request(format, mode, model is not None, out, strength, overwrite)
+    for stale in remove_stale_temps(out):
+        typer.echo(f"removed {stale.name}, a temp file left by an interrupted export")
     chat_model = load_model(model) if model else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
