@@ -40,12 +40,12 @@ def run_cache(
     check_count("--limit", limit)
     check_site_names(sites)
     parse_positions(positions)
+    _check_combination(backend, remote, ray, device, device_map)
+    config = CaptureConfig((), (), dtype=store_dtype, batch_size=batch_size, shard_size=shard_size)
     examples = resolve_examples(data, limit=limit)
     folder = prepare_run_dir(run, artifacts, "activations")
-    config = CaptureConfig((), (), dtype=store_dtype, batch_size=batch_size, shard_size=shard_size)
     request = LoadRequest(model_spec, dtype=dtype, device=device, device_map=device_map,
                           memory_check=not ignore_memory_check)
-    _check_combination(backend, remote, ray, device, device_map)
     record = {"data": data, "sites": sites, "positions": positions, "backend": backend, "batch_size": batch_size,
               "shard_size": shard_size, "dtype": dtype, "store_dtype": store_dtype, "limit": limit,
               "device": device, "device_map": device_map, "remote": remote}
