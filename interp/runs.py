@@ -48,14 +48,19 @@ def run_dir(run: str, root: str | Path | None = None) -> Path:
 
 
 def prepare_run_dir(run: str, root: str | Path | None = None, sub: str | None = None) -> Path:
-    """`run_dir(run, root)` (or its `sub` folder), created and checked writable before any model work.
+    """`run_dir(run, root)`, created and checked writable before any model work; its `sub` folder checked not a file.
+
+    The `sub` folder (where the job writes) is left for the job to create, so a job refused
+    before its work leaves no empty output folder behind.
 
     Example:
         >>> prepare_run_dir("demo", root="artifacts").name  # doctest: +SKIP
         'demo'
     """
     folder = run_dir(run, root)
-    prepare_dir(folder if sub is None else folder / sub, f"--artifacts/--run {run}")
+    prepare_dir(folder, f"--artifacts/--run {run}")
+    if sub is not None and (folder / sub).exists() and not (folder / sub).is_dir():
+        raise InputError(f"is a file, expected a folder (for the {sub} of --run {run})", path=folder / sub)
     read_run_record(folder)  # a damaged run.json fails now, not after the work
     return folder
 

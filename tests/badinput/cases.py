@@ -146,6 +146,9 @@ case("eval_artifacts_under_file", lambda ws, d: [*eval_args()(ws, d)[:-2], "--ar
      "a-file", "is a file")
 case("eval_artifacts_name_too_long", lambda ws, d: [*eval_args()(ws, d)[:-2], "--artifacts", d / ("x" * 300)],
      "too long")
+case("eval_output_folder_is_file",
+     lambda ws, d: ((d / "art" / "r").mkdir(parents=True), (d / "art" / "r" / "eval").write_text("x"),
+                    eval_args()(ws, d))[-1], "eval", "is a file")
 case("eval_run_path_like", lambda ws, d: ["eval", "--run", "../up", "--artifacts", d], "--run", "plain folder name")
 case("eval_run_empty", lambda ws, d: ["eval", "--run", "", "--artifacts", d], "--run", "plain folder name")
 case("eval_run_space", lambda ws, d: ["eval", "--run", "a b", "--artifacts", d], "--run", "plain folder name")
@@ -308,6 +311,8 @@ case("steer_prompt_empty", steer_args("--prompt", ""), "--prompt", "empty")
 case("steer_prompt_spaces", steer_args("--prompt", "   "), "--prompt", "empty")
 case("steer_prompt_too_long", steer_args("--prompt", "x" * 250_000), "--prompt", "too long")
 case("steer_prompt_longer_than_context", steer_args("--prompt", "two " * 1500), "prompt 1", "context of 512 tokens")
+case("steer_prompt_truncated_when_asked",  # documented success: cut to fit, and said so with the numbers
+     steer_args("--prompt", "two " * 1500, "--truncate"), "dropped its first", "context of 512 tokens", code=0)
 case("steer_no_prompt", steer_args(), "exactly one of --prompt or --prompts")
 case("steer_max_new_tokens_zero", lambda ws, d: ["steer", "--vector", ws.vector, "--strength", "1", "--prompt", "hi",
                                                  "--max-new-tokens", "0"], "--max-new-tokens")

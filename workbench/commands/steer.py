@@ -92,12 +92,15 @@ def steer(
     force: Annotated[bool, typer.Option(help="use a vector made on another model file")] = False,
     gate: Annotated[Path | None, typer.Option(help="a probe gate (.safetensors from `workbench sweep --gate`): steer "
                                                    "only prompts it reads as user pressure")] = None,
+    truncate: Annotated[bool, typer.Option(help="cut the start of a prompt longer than the model's context "
+                                                "(default: refuse it)")] = False,
 ) -> None:
     """Answer each prompt unsteered and steered (greedy), streamed, side by side."""
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
 
+    from interp.context import fit_chat, prompt_tokens
     from interp.models import load_model
     from steering.gate import ProbeGate
     from steering.gating import chat_gate_scores, check_gate
@@ -118,8 +121,14 @@ def steer(
     if probe_gate is not None:
         check_gate(probe_gate, lm, force)
     for k, turns in enumerate(chats):
-        lm.check_fits(len(lm.tokenizer(lm.render(list(turns)), add_special_tokens=False)["input_ids"])
-                      + max_new_tokens, f"prompt {k + 1} (with --max-new-tokens {max_new_tokens})")
+        what = f"prompt {k + 1} (with --max-new-tokens {max_new_tokens})"
+        if truncate:
+            chats[k], dropped = fit_chat(lm, turns, max_new_tokens, what)
+            if dropped:
+                typer.echo(f"prompt {k + 1}: dropped its first {dropped} characters to fit the model's context "
+                           f"of {lm.context_length} tokens (--truncate)")
+        else:
+            lm.check_fits(prompt_tokens(lm, turns) + max_new_tokens, f"{what}; pass --truncate to cut it")
     console = Console()
     console.print(f"steering: {spec.describe()}, strength {strength:+g}")
 
