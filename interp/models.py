@@ -248,6 +248,12 @@ def _load_folder(
     return ChatModel(hf, tokenizer, spec, source, digest, layout_for(hf, config.model_type))
 
 
+def _reason(error: Exception) -> str:
+    """One line for a loading error: its type (unless ours) and its first 300 characters."""
+    text = " ".join(str(error).split())[:300]
+    return text if isinstance(error, (ModelLoadError, OSError, ValueError)) else f"{type(error).__name__}: {text}"
+
+
 def load_model(
     spec: str, dtype: str = "float32", device: str = "cpu", attn_implementation: str = "eager",
     device_map: str | None = None,
@@ -291,10 +297,10 @@ def load_model(
         digest = file_hash(gguf)
         try:
             folder = convert_gguf(gguf, digest)
-        except (ValueError, KeyError, OSError) as e:
-            raise ModelLoadError(f"model {spec!r}: tried {tried[0]}: {e}") from e
-        return _load_folder(str(folder), spec, str(gguf), digest, torch_dtype, device, attn_implementation,
-                            device_map)
+            return _load_folder(str(folder), spec, str(gguf), digest, torch_dtype, device, attn_implementation,
+                                device_map)
+        except Exception as e:  # gguf, transformers and safetensors raise many types for a damaged file
+            raise ModelLoadError(f"model {spec!r}: tried {tried[0]}: {_reason(e)}") from e
 
     path = Path(spec)
     if path.is_dir():
@@ -304,8 +310,8 @@ def load_model(
         try:
             return _load_folder(str(path), spec, str(path), None, torch_dtype, device, attn_implementation,
                                 device_map)
-        except (ValueError, KeyError, OSError, ModelLoadError) as e:
-            raise ModelLoadError(f"model {spec!r}: tried {tried[0]}: {e}") from e
+        except Exception as e:  # transformers and safetensors raise many types for a damaged folder
+            raise ModelLoadError(f"model {spec!r}: tried {tried[0]}: {_reason(e)}") from e
     tried.append(f"local folder {path} (not found)")
     tried.append(f"hub id {spec!r} in the HF cache")
     try:
@@ -316,5 +322,5 @@ def load_model(
         raise ModelLoadError(f"model {spec!r}: tried {'; '.join(tried)}: {type(e).__name__}: {e}") from e
     try:
         return _load_folder(folder, spec, folder, None, torch_dtype, device, attn_implementation, device_map)
-    except (ValueError, KeyError, OSError, ModelLoadError) as e:
-        raise ModelLoadError(f"model {spec!r}: tried {'; '.join(tried)}: {e}") from e
+    except Exception as e:  # transformers and safetensors raise many types for a damaged folder
+        raise ModelLoadError(f"model {spec!r}: tried {'; '.join(tried)}: {_reason(e)}") from e

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from interp.atomic import atomic_path, atomic_write_json
 from interp.capture import CaptureConfig, capture, examples_hash
@@ -79,11 +80,15 @@ class ProbeJobConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"probe config: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        d = dict(d)
-        for key in ("tasks", "sources", "methods", "positions", "layers"):
-            if d.get(key) is not None:
-                d[key] = tuple(d[key])
-        return cls(**d)
+        try:  # the field types, checked by pydantic from the dataclass's annotations
+            config = TypeAdapter(cls).validate_python(d)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ()))
+            raise ValueError(f"probe config: field {field!r}: {first.get('msg', 'invalid')}") from None
+        if config.n < 1 or config.n_boot < 1 or config.batch_size < 1 or config.n_splits < 2:
+            raise ValueError("probe config: n, n_boot and batch_size must be >= 1 and n_splits >= 2")
+        return config
 
 
 def read_config(path: Path) -> list[ProbeJobConfig]:

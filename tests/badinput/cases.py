@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,26 @@ for _name, (_options, _expect) in CACHE_OPTION_CASES.items():
                                                              ws.data, *o, "--artifacts", d / "art"], _expect)
 case("cache_model_missing", lambda ws, d: ["cache", "--run", "r", "--model", d / "no-model", "--data", ws.data,
                                            "--artifacts", d / "art"], "no-model")
+
+
+def model_copy(damage: Callable[[Path], object]) -> Build:
+    """`cache` with a damaged copy of the tiny model folder."""
+    def build(ws: Workspace, d: Path) -> list[object]:
+        model = d / "model"
+        shutil.copytree(ws.model, model)
+        damage(model)
+        return ["cache", "--run", "r", "--model", model, "--data", ws.data, "--artifacts", d / "art"]
+    return build
+
+
+case("model_config_not_json", model_copy(lambda m: (m / "config.json").write_text("{")), "model", "config.json")
+case("model_config_null", model_copy(lambda m: (m / "config.json").write_text("null")), "model")
+case("model_weights_truncated",
+     model_copy(lambda m: files.truncated(m / "model.safetensors", m / "model.safetensors", 1000)), "model")
+case("model_no_config", model_copy(lambda m: (m / "config.json").unlink()), "no config.json")
+case("model_no_tokenizer", model_copy(lambda m: [p.unlink() for p in m.glob("*token*")]), "model")
+case("model_gguf_truncated", lambda ws, d: ["cache", "--run", "r", "--model", files.truncated(ws.gguf, d / "m.gguf", 100),
+                                            "--data", ws.data, "--artifacts", d / "art"], "m.gguf")
 case("cache_artifacts_is_file", lambda ws, d: ["cache", "--run", "r", "--model", ws.model, "--data", ws.data,
                                                "--artifacts", a_file(d)], "a-file", "is a file")
 
@@ -280,6 +301,10 @@ case("probe_config_missing", lambda ws, d: ["probe", "--config", d / "none.yaml"
 case("probe_config_bad_yaml", config_file("c.yaml", "runs: [\n  {run: a\n"), "c.yaml", "cannot read the probe config")
 case("probe_config_not_mapping", config_file("c.yaml", "- a\n- b\n"), "c.yaml", "'runs' list")
 case("probe_config_unknown_field", config_file("c.yaml", "runs:\n  - run: a\n    layerz: 3\n"), "c.yaml", "'layerz'")
+case("probe_config_n_words", config_file("c.yaml", "runs:\n  - run: a\n    n: lots\n"), "c.yaml", "runs[0]", "'n'")
+case("probe_config_tasks_number", config_file("c.yaml", "runs:\n  - run: a\n    tasks: 5\n"), "c.yaml", "'tasks'")
+case("probe_config_defaults_list", config_file("c.yaml", "defaults: [1]\nruns:\n  - run: a\n"), "c.yaml")
+case("probe_config_n_zero", config_file("c.yaml", "runs:\n  - run: a\n    n: 0\n"), "c.yaml", "runs[0]")
 case("probe_config_json_deep", config_file("c.json", DEEP), "c.json", "nested too deeply")
 case("probe_extra_bad", probe_args("--extra", "nothing"), "NAME=PATH::FORMAT")
 case("probe_artifacts_is_file", lambda ws, d: [*probe_args()(ws, d)[:-2], "--artifacts", a_file(d)], "is a file")
