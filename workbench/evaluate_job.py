@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from interp.atomic import atomic_path, atomic_write_json
-from interp.errors import check_count
+from interp.errors import InputError, check_count
 from interp.models import load_model
 from interp.profile import ci_text, per_example, sycophancy_profile
 from interp.runs import prepare_run_dir, record_run
@@ -37,6 +37,9 @@ def eval_examples(tasks: str, n: int | None, data: str | None, data_format: str 
         examples = []
         for task in [t.strip() for t in tasks.split(",") if t.strip()]:
             examples += task_examples(task, n if n is not None else DEFAULT_N.get(task), seed)
+    if not examples:
+        raise InputError("no examples to score", path="--data" if data else "--tasks",
+                         expected="a file with records" if data else "comma-separated built-in tasks")
     if letters:
         examples += [replace(as_letter_choices(ex), task=f"{ex.task}_letters")
                      for ex in examples if ex.choices and not ex.answer and ex.task != "feedback"]

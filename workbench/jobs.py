@@ -77,6 +77,10 @@ def _check_combination(
     backend: str, remote: bool, ray: RayOptions | None, device: str, device_map: str | None
 ) -> None:
     """Refuse option combinations that cannot work, before any model or cluster work."""
+    from interp.backends.base import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend {backend!r}: choose from {', '.join(BACKENDS)}")
     if remote and backend != "nnsight":
         raise ValueError("--remote runs through nnsight on NDIF: add --backend nnsight")
     if remote and (ray is not None or device_map is not None):

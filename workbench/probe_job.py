@@ -29,7 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from interp.atomic import atomic_path, atomic_write_json
 from interp.capture import CaptureConfig, capture, examples_hash
-from interp.errors import parse_json, read_text
+from interp.errors import InputError, parse_json, read_text
 from interp.models import ChatModel, load_model
 from interp.profile import per_example
 from interp.runs import prepare_run_dir, record_run
@@ -37,7 +37,7 @@ from interp.score import score_choices
 from interp.store import ActivationStore
 from interp.tasks.example import Example
 from probes import fit_and_evaluate, layer_cosines, method_cosines, projections_by_condition, save_directions
-from probes.estimators import make_probe
+from probes.estimators import PROBES, make_probe
 from probes.evaluate import generalisation_matrix
 from probes.labels import LabelSet, build_labels, contrast_labels
 from workbench.data import task_examples
@@ -90,6 +90,20 @@ class ProbeJobConfig:
             raise ValueError("probe config: n, n_boot and batch_size must be >= 1 and n_splits >= 2")
         return config
 
+    def check(self) -> None:
+        """Refuse unknown tasks, methods, label sources and positions, before any model work."""
+        from interp.positions import POSITIONS
+        from interp.tasks.registry import TASKS
+        from probes.labels import LABEL_SOURCES
+
+        for option, names, known in (("--tasks", self.tasks, TASKS), ("--methods", self.methods, PROBES),
+                                     ("--sources", self.sources, LABEL_SOURCES), ("positions", self.positions, POSITIONS)):
+            if not names:
+                raise InputError("none given", path=f"{self.run}: {option}", expected=", ".join(sorted(known)))
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise InputError(f"unknown {unknown[0]!r}", path=f"{self.run}: {option}", expected=", ".join(sorted(known)))
+
 
 def read_config(path: Path) -> list[ProbeJobConfig]:
     """A YAML file with `runs: [{run: ..., model: ..., n: ...}, ...]` (shared keys under `defaults:`)."""
@@ -139,6 +153,8 @@ def extra_examples(cfg: ProbeJobConfig) -> list[Example]:
         if name in TASKS:
             raise ValueError(f"extra_data {name!r}: the name of a built-in task; choose another (e.g. caa_file)")
         path, _, fmt = spec.partition("::")
+        if not Path(path).is_file():
+            raise InputError(f"{name}: no such file {path!r}", path="--extra (extra_data)", expected="NAME=PATH::FORMAT")
         examples = [ex for ex in resolve_examples(path, format=fmt or None) if ex.condition in CONTRAST_CONDITIONS]
         pairs = list(dict.fromkeys(ex.pair_id for ex in examples))
         if not pairs:
@@ -189,6 +205,7 @@ def _pressure_any_task(examples: list[Example]) -> tuple[LabelSet, np.ndarray]:
 
 
 def run_probe_job(cfg: ProbeJobConfig, artifacts: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
+    cfg.check()
     examples = probe_examples(cfg)
     folder = prepare_run_dir(cfg.run, artifacts, "probes")
     out = folder / "probes"

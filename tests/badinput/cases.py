@@ -307,6 +307,13 @@ case("probe_config_defaults_list", config_file("c.yaml", "defaults: [1]\nruns:\n
 case("probe_config_n_zero", config_file("c.yaml", "runs:\n  - run: a\n    n: 0\n"), "c.yaml", "runs[0]")
 case("probe_config_json_deep", config_file("c.json", DEEP), "c.json", "nested too deeply")
 case("probe_extra_bad", probe_args("--extra", "nothing"), "NAME=PATH::FORMAT")
+case("probe_tasks_empty", probe_args("--tasks", ","), "--tasks", "none given")
+case("probe_methods_unknown", probe_args("--methods", "svm"), "--methods", "'svm'")
+case("probe_sources_unknown", probe_args("--sources", "vibes"), "--sources", "'vibes'")
+case("eval_tasks_empty", lambda ws, d: ["eval", "--run", "r", "--model", ws.model, "--tasks", ",", "--artifacts", d],
+     "--tasks", "no examples")
+case("cache_option_backend", lambda ws, d: ["cache", "--run", "r", "--model", ws.model, "--data", ws.data, "--backend",
+                                            "jax", "--artifacts", d / "art"], "--backend", "jax")
 case("probe_artifacts_is_file", lambda ws, d: [*probe_args()(ws, d)[:-2], "--artifacts", a_file(d)], "is a file")
 
 
@@ -551,6 +558,9 @@ for _name, (_options, _expect) in SWEEP_OPTION_CASES.items():
     case(f"sweep_{_name}", sweep_args(*_options), _expect)
 case("sweep_vector_missing", sweep_args("--vector", "/nonexistent/v.safetensors", "--layers", "1"), "v.safetensors",
      "no such vector file")
+case("sweep_arc_missing", sweep_args("--arc", "/nonexistent/arc.jsonl", "--n-arc", "2"), "arc.jsonl", "no such file")
+case("sweep_arc_without_n_arc", lambda ws, d: sweep_args("--arc", ws.data)(ws, d), "--n-arc")
+case("probe_extra_missing_file", probe_args("--extra", "x=/nonexistent/c.json::caa"), "--extra", "c.json")
 case("sweep_artifacts_is_file", lambda ws, d: [*sweep_args()(ws, d)[:-2], "--artifacts", a_file(d)], "is a file")
 
 case("analyze_what_bad", lambda ws, d: ["analyze", "--run", "r", "--what", "vibes", "--artifacts", d], "--what")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli import ArtifactsOpt, RunOpt, app, finite
+from workbench.cli import ArtifactsOpt, RunOpt, app, fail, finite
 
 
 def parse_floats(spec: str) -> tuple[float, ...]:
@@ -84,6 +84,10 @@ def sweep(
     from workbench.commands.export import parse_layers
     from workbench.sweep_job import print_report, run_sweep_job, sweep_config
 
+    if arc is not None and not Path(arc).is_file():
+        fail(f"--arc {arc}: no such file (an ARC-format JSONL)")
+    if arc is not None and not n_arc:
+        fail("--arc needs --n-arc N (how many of its items to score)")
     config = sweep_config(quick, {
         "model": model, "methods": _names(method), "vector_files": tuple(str(v) for v in vector) if vector else None,
         "layers": tuple(parse_layers(layers)) if layers else None,
