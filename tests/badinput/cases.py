@@ -150,6 +150,25 @@ case("eval_artifacts_name_too_long", lambda ws, d: [*eval_args()(ws, d)[:-2], "-
 case("eval_output_folder_is_file",
      lambda ws, d: ((d / "art" / "r").mkdir(parents=True), (d / "art" / "r" / "eval").write_text("x"),
                     eval_args()(ws, d))[-1], "eval", "is a file")
+case("eval_artifacts_unwritable", lambda ws, d: [*eval_args()(ws, d)[:-2], "--artifacts", "/proc/workbench-test/art"],
+     "cannot create the folder")
+# outputs are checked before the model loads: with a missing model too, the error is about the output
+NO_MODEL = "/nonexistent/model-folder"
+case("order_cache_output_before_model", lambda ws, d: ["cache", "--run", "r", "--model", NO_MODEL, "--data", ws.data,
+                                                       "--artifacts", a_file(d)], "a-file", "is a file")
+case("order_eval_output_before_model", lambda ws, d: ["eval", "--run", "r", "--model", NO_MODEL, "--tasks", "answer",
+                                                      "--n", "2", "--artifacts", a_file(d)], "a-file", "is a file")
+case("order_probe_output_before_model", lambda ws, d: ["probe", "--run", "r", "--model", NO_MODEL, "--tasks", "answer",
+                                                       "--n", "2", "--artifacts", a_file(d)], "a-file", "is a file")
+case("order_sweep_output_before_model", lambda ws, d: ["sweep", "--run", "r", "--model", NO_MODEL, "--quick",
+                                                       "--artifacts", a_file(d)], "a-file", "is a file")
+case("order_analyze_output_before_model", lambda ws, d: ["analyze", "--run", "r", "--what", "dla", "--model", NO_MODEL,
+                                                         "--artifacts", a_file(d)], "a-file", "is a file")
+case("order_export_output_before_model", lambda ws, d: ["export", "--vector", ws.vector, "--format", "hf-folded",
+                                                        "--model", NO_MODEL, "--out", a_file(d) / "m"],
+     "a-file", "is a file")
+case("order_verify_report_before_model", lambda ws, d: ["verify-export", ws.gguf, "--model", NO_MODEL, "--report",
+                                                        a_file(d) / "r.json"], "a-file", "is a file")
 case("eval_run_path_like", lambda ws, d: ["eval", "--run", "../up", "--artifacts", d], "--run", "plain folder name")
 case("eval_run_empty", lambda ws, d: ["eval", "--run", "", "--artifacts", d], "--run", "plain folder name")
 case("eval_run_space", lambda ws, d: ["eval", "--run", "a b", "--artifacts", d], "--run", "plain folder name")
