@@ -9,6 +9,7 @@ import typer
 
 from interp.errors import InputError, editor_lines, json_type, parse_json, read_text
 from interp.tasks.example import Example, Turn
+from steering.vector import SteeringVector
 from workbench.cli import ModelOpt, app, fail, finite
 
 #: the longest prompt `steer` accepts, in characters (the model's context refuses most before this)
@@ -63,7 +64,7 @@ def read_prompts(path: Path) -> list[tuple[Turn, ...]]:
     return chats
 
 
-def check_rules(vector: object, layers: tuple[int, ...], positions: str, mode: str) -> None:
+def check_rules(vector: SteeringVector, layers: tuple[int, ...], positions: str, mode: str) -> None:
     """Refuse an unknown positions rule or mode, or a layer the vector lacks, before the model loads."""
     from steering.interventions import MODES, POSITIONS
 
@@ -71,10 +72,10 @@ def check_rules(vector: object, layers: tuple[int, ...], positions: str, mode: s
         raise InputError(f"unknown rule {positions!r}", path="--positions", expected=" | ".join(POSITIONS))
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", path="--mode", expected=" | ".join(MODES))
-    missing = [layer for layer in layers if layer not in vector.directions]  # type: ignore[attr-defined]
+    missing = [layer for layer in layers if layer not in vector.directions]
     if missing:
         raise InputError(f"the vector has no layer {missing[0]}", path="--layers",
-                         expected=f"layers of the vector: {vector.layers}")  # type: ignore[attr-defined]
+                         expected=f"layers of the vector: {vector.layers}")
 
 
 @app.command()
