@@ -48,48 +48,41 @@ def analyze(
 
     from interp.analysis.contrasts import make_contrasts
     from interp.analysis.report import ANALYSES, AnalysisConfig, AnalysisContext, run_analysis
-    from interp.models import ModelLoadError, load_model
+    from interp.models import load_model
     from interp.runs import prepare_run_dir, record_run
-    from interp.tasks.example import ExampleFormatError
     from workbench.data import resolve_examples
 
     if what not in ANALYSES:
         fail(f"--what {what!r}: choose from {', '.join(ANALYSES)}")
-    try:
-        config = AnalysisConfig(what=what, layer=layer, ks=_ks(ks), n_random=n_random, seed=seed, span=span,
-                                rank_by=rank_by)
-    except ValueError as e:
-        fail(str(e))
-    try:
-        folder = prepare_run_dir(run, artifacts, "analysis")
-        examples = resolve_examples(data)
-        vector: np.ndarray | None = None
-        source = ""
-        if direction is not None:
-            from steering.vector import SteeringVector
+    config = AnalysisConfig(what=what, layer=layer, ks=_ks(ks), n_random=n_random, seed=seed, span=span,
+                            rank_by=rank_by)
+    folder = prepare_run_dir(run, artifacts, "analysis")
+    examples = resolve_examples(data)
+    vector: np.ndarray | None = None
+    source = ""
+    if direction is not None:
+        from steering.vector import SteeringVector
 
-            sv = SteeringVector.load(direction)
-            if layer is None and len(sv.layers) != 1:
-                fail(f"{direction} has layers {sv.layers}: choose one with --layer")
-            chosen = sv.layers[0] if layer is None else layer
-            if chosen not in sv.directions:
-                fail(f"{direction} has no layer {chosen} (it has {sv.layers})")
-            config = replace(config, layer=chosen)
-            vector, source = sv.directions[chosen], f"file {direction} (method {sv.method}, layer {chosen})"
-        typer.echo(f"loading {model} ...")
-        chat = load_model(model)
-        if direction is not None:
-            sv.check_compatible(chat.d_model, chat.weights_hash, force=force)
-        pairs = make_contrasts(chat, examples, clean=clean, corrupt=corrupt, n_pairs=n_pairs, seed=seed)
-        typer.echo(f"{len(pairs.contrasts)} pairs ({len(pairs.skipped)} skipped)"
-                   + ("" if vector is not None else "; direction: mean difference computed from these pairs"))
-        passes = {"heads": 2}.get(what, 1)
-        with tqdm(total=passes * len(pairs.contrasts), desc=f"analyze {what}", unit="pair") as bar:
-            ctx = AnalysisContext(chat, pairs, config, vector, source, folder / "analysis",
-                                  progress=lambda done, total: bar.update(1))
-            summary = run_analysis(ctx)
-    except (ExampleFormatError, ModelLoadError, ValueError, FileNotFoundError) as e:
-        fail(str(e))
+        sv = SteeringVector.load(direction)
+        if layer is None and len(sv.layers) != 1:
+            fail(f"{direction} has layers {sv.layers}: choose one with --layer")
+        chosen = sv.layers[0] if layer is None else layer
+        if chosen not in sv.directions:
+            fail(f"{direction} has no layer {chosen} (it has {sv.layers})")
+        config = replace(config, layer=chosen)
+        vector, source = sv.directions[chosen], f"file {direction} (method {sv.method}, layer {chosen})"
+    typer.echo(f"loading {model} ...")
+    chat = load_model(model)
+    if direction is not None:
+        sv.check_compatible(chat.d_model, chat.weights_hash, force=force)
+    pairs = make_contrasts(chat, examples, clean=clean, corrupt=corrupt, n_pairs=n_pairs, seed=seed)
+    typer.echo(f"{len(pairs.contrasts)} pairs ({len(pairs.skipped)} skipped)"
+               + ("" if vector is not None else "; direction: mean difference computed from these pairs"))
+    passes = {"heads": 2}.get(what, 1)
+    with tqdm(total=passes * len(pairs.contrasts), desc=f"analyze {what}", unit="pair") as bar:
+        ctx = AnalysisContext(chat, pairs, config, vector, source, folder / "analysis",
+                              progress=lambda done, total: bar.update(1))
+        summary = run_analysis(ctx)
     record_run(folder, f"analyze-{what}",
                {"what": what, "data": data, "n_pairs": n_pairs, "clean": clean, "corrupt": corrupt,
                 "direction": str(direction) if direction else None, **summary["config"]},
