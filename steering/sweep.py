@@ -225,7 +225,10 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
                                     "n_train_pairs": len(train), "split_checked": True})
     for file in config.vector_files:
         vec = SteeringVector.load(file)
-        vec.check_compatible(model.d_model, model.weights_hash, force=config.force)
+        try:
+            vec.check_compatible(model.d_model, model.weights_hash, force=config.force)
+        except ValueError as e:
+            raise ValueError(f"{file}: {e}") from None
         missing = [layer for layer in config.layers if layer not in vec.directions]
         if missing:
             raise ValueError(f"{file}: the vector has no layer {missing[0]} (it has {vec.layers})")

@@ -395,6 +395,31 @@ def gate_file(make: Callable[[Workspace, Path], Path]) -> Build:
     return lambda ws, d: steer_args("--prompt", "hi", "--gate", make(ws, d))(ws, d)
 
 
+
+
+def other_model_vector(ws: Workspace, d: Path) -> Path:
+    """A valid vector for a model 32 wide (the tiny model is 64)."""
+    from steering.vector import SteeringVector
+
+    return SteeringVector({1: np.ones(32, np.float32)}, method="x", d_model=32).save(d / "v32.safetensors")
+
+
+def other_hash_vector(ws: Workspace, d: Path) -> Path:
+    header, tensors = files.header_of(ws.vector)
+    return files.retagged(ws.vector, d / "vh.safetensors", header={**header, "model_hash": "f" * 64})
+
+
+case("steer_vector_other_width", steer_args("--prompt", "hi", vector=other_model_vector), "v32.safetensors",
+     "d_model 32")
+case("steer_vector_other_model", steer_args("--prompt", "hi", vector=other_hash_vector), "vh.safetensors", "--force")
+case("export_vector_other_width", lambda ws, d: ["export", "--vector", other_model_vector(ws, d), "--format",
+                                                 "hf-folded", "--model", ws.model, "--out", d / "m"],
+     "v32.safetensors", "d_model 32")
+case("sweep_vector_other_width", lambda ws, d: sweep_args("--vector", other_model_vector(ws, d), "--method", "caa")(ws, d),
+     "v32.safetensors", "d_model 32")
+case("analyze_direction_other_width", lambda ws, d: ["analyze", "--run", "r", "--what", "dla", "--model", ws.model,
+                                                     "--direction", other_model_vector(ws, d), "--artifacts", d / "art"],
+     "v32.safetensors", "d_model 32")
 case("gate_missing", gate_file(lambda ws, d: d / "g.safetensors"), "g.safetensors", "no such gate file")
 case("gate_random_bytes", gate_file(lambda ws, d: (d / "g.safetensors").write_bytes(os.urandom(300)) and d / "g.safetensors"),
      "g.safetensors", "not a safetensors gate file")

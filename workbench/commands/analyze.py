@@ -50,6 +50,7 @@ def analyze(
     from interp.analysis.report import ANALYSES, AnalysisConfig, AnalysisContext, run_analysis
     from interp.models import load_model
     from interp.runs import prepare_run_dir, record_run
+    from workbench.commands.export import check_vector_fits
     from workbench.data import resolve_examples
 
     if what not in ANALYSES:
@@ -74,7 +75,7 @@ def analyze(
     typer.echo(f"loading {model} ...")
     chat = load_model(model)
     if direction is not None:
-        sv.check_compatible(chat.d_model, chat.weights_hash, force=force)
+        check_vector_fits(sv, direction, chat, force)
     pairs = make_contrasts(chat, examples, clean=clean, corrupt=corrupt, n_pairs=n_pairs, seed=seed)
     typer.echo(f"{len(pairs.contrasts)} pairs ({len(pairs.skipped)} skipped)"
                + ("" if vector is not None else "; direction: mean difference computed from these pairs"))

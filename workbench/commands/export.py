@@ -59,6 +59,16 @@ def read_vector(path: Path) -> SteeringVector:
     return readers[path.suffix](path)
 
 
+def check_vector_fits(vector: SteeringVector, path: Path, model: Any, force: bool) -> None:
+    """`vector.check_compatible` for a vector read from `path`: the refusal names the file."""
+    from steering.vector import VectorMismatchError
+
+    try:
+        vector.check_compatible(model.d_model, model.weights_hash, force=force)
+    except VectorMismatchError as e:
+        raise InputError(str(e), path=path) from None
+
+
 def _measured(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
@@ -109,6 +119,8 @@ def export(
     for stale in remove_stale_temps(out):
         typer.echo(f"removed {stale.name}, a temp file left by an interrupted export")
     chat_model = load_model(model) if model else None
+    if chat_model is not None:
+        check_vector_fits(source, vector, chat_model, force)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         path = export_vector(format, source, out, mode=mode, strength=strength, model=chat_model,

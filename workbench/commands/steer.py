@@ -107,7 +107,7 @@ def steer(
     from steering.gating import chat_gate_scores, check_gate
     from steering.generation import side_by_side
     from steering.spec import SteerSpec
-    from workbench.commands.export import parse_layers, read_vector
+    from workbench.commands.export import check_vector_fits, parse_layers, read_vector
 
     if (prompt is None) == (prompts is None):
         fail("give exactly one of --prompt or --prompts")
@@ -118,7 +118,7 @@ def steer(
     probe_gate = ProbeGate.load(gate) if gate is not None else None
     spec = SteerSpec(vec, chosen, positions, mode, force, probe_gate)
     lm = load_model(model)
-    vec.check_compatible(lm.d_model, lm.weights_hash, force=force)
+    check_vector_fits(vec, vector, lm, force)
     if probe_gate is not None:
         check_gate(probe_gate, lm, force)
     for k, turns in enumerate(chats):
