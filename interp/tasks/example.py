@@ -30,6 +30,18 @@ class ExampleFormatError(InputError):
     """A record that is not a valid Example; the message names file, line and field."""
 
 
+def check_text(text: str, what: str) -> None:
+    """Refuse a string that cannot be written as UTF-8 (a lone surrogate such as JSON's "\\ud800").
+
+    Example:
+        >>> check_text("fine", "content")
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{what} holds an invalid character at position {e.start} (a lone surrogate)") from None
+
+
 @dataclass(frozen=True)
 class Turn:
     role: str
@@ -40,6 +52,7 @@ class Turn:
             raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
         if not isinstance(self.content, str):
             raise ValueError(f"content must be a string, got JSON {json_type(self.content)}")
+        check_text(self.content, "content")
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,11 @@ class Example:
                 raise ValueError(f"field {name!r} must be a string or absent, got {value!r}")
         if not all(isinstance(c, str) for c in self.choices):
             raise ValueError("field 'choices' must be a list of strings")
+        for i, c in enumerate(self.choices):
+            check_text(c, f"field 'choices[{i}]'")
+        for name in ("id", "pair_id", "user_claim", "answer"):
+            if getattr(self, name) is not None:
+                check_text(getattr(self, name), f"field {name!r}")
         if not isinstance(self.meta, dict):
             raise ValueError(f"field 'meta' must be a JSON object, got JSON {json_type(self.meta)}")
         if self.user_claim is not None and self.user_claim not in self.last_user_text:

@@ -76,6 +76,10 @@ RECORD_FIELD_CASES = {
 for _name, (_record, _field) in RECORD_FIELD_CASES.items():
     case(f"cache_data_{_name}", cache_data(lambda d, r=_record: data_with(d, json.dumps(r))),
          "data.jsonl, line 3", _field)
+case("cache_data_lone_surrogate", cache_data(lambda d: data_with(d, json.dumps(good_record(4)).replace("What", "\\ud800What"))),
+     "data.jsonl, line 3", "surrogate")
+case("steer_prompts_lone_surrogate", lambda ws, d: prompts("p.jsonl", ['{"prompt": "a\\udc00b"}'])(ws, d), "p.jsonl, line 1",
+     "surrogate")
 case("cache_data_not_json", cache_data(lambda d: data_with(d, '{"id": "x",')), "data.jsonl, line 3", "not valid JSON")
 case("cache_data_duplicate_id", cache_data(lambda d: data_with(d, json.dumps(good_record(1)))),
      "line 3", "repeats line 1")
@@ -617,3 +621,6 @@ case("analyze_artifacts_is_file", lambda ws, d: ["analyze", "--run", "r", "--wha
                                                  "--artifacts", a_file(d)], "is a file")
 case("app_artifacts_missing", lambda ws, d: ["app", "--artifacts", d / "none"], "no such folder")
 case("app_port_zero", lambda ws, d: ["app", "--artifacts", d, "--port", "0"], "--port")
+case("eval_seed_negative", eval_args("--seed", "-1"), "--seed")
+case("probe_n_boot_huge", probe_args("--n-boot", "1000000000"), "--n-boot")
+case("sweep_seed_too_big", lambda ws, d: sweep_args("--seed", str(2**40))(ws, d), "--seed")

@@ -35,10 +35,10 @@ def analyze(
     clean: Annotated[str, typer.Option(help="condition of the clean run")] = "neutral",
     corrupt: Annotated[str, typer.Option(help="condition of the corrupted run")] = "user_wrong",
     ks: Annotated[str, typer.Option(help="heads: numbers of heads to ablate")] = "1,5,20",
-    n_random: Annotated[int, typer.Option("--n-random", min=1, help="heads: random draws per k")] = 8,
+    n_random: Annotated[int, typer.Option("--n-random", min=1, max=10_000, help="heads: random draws per k")] = 8,
     span: Annotated[str, typer.Option(help="heads: ablate at `suffix` (answer side) or `all` positions")] = "suffix",
     rank_by: Annotated[str, typer.Option("--rank-by", help="heads: proj_diff | dla_diff | attn_claim")] = "proj_diff",
-    seed: Annotated[int, typer.Option(help="pair order and random heads")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="pair order and random heads")] = 0,
     force: Annotated[bool, typer.Option(help="use a vector made on another model")] = False,
     artifacts: ArtifactsOpt = None,
 ) -> None:

@@ -19,7 +19,7 @@ def evaluate(
     n: Annotated[int | None, typer.Option(min=1, help="questions (or texts) per task, or records of --data; default: a 10-minute size")] = None,
     data: Annotated[str | None, typer.Option(help="an external file to evaluate instead of --tasks")] = None,
     format: Annotated[str | None, typer.Option(help="caa | anthropic | sycophancy-eval | arc (with --data)")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the task subsets and the bootstrap")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of the task subsets and the bootstrap")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     letters: Annotated[bool, typer.Option(help="also score every item in letter format (A/B/...) beside content")] = False,
     artifacts: ArtifactsOpt = None,

@@ -40,8 +40,8 @@ def probe(
     methods: Annotated[str, typer.Option(help="logreg,mean_diff,lda,pca_diff")] = "logreg,mean_diff,lda,pca_diff",
     sources: Annotated[str, typer.Option(help="pressure,user_vs_third_party,behaviour,contrast")] = "pressure,user_vs_third_party,behaviour,contrast",
     layers: Annotated[str | None, typer.Option(help="comma list of layers (default: all)")] = None,
-    n_boot: Annotated[int, typer.Option("--n-boot", min=1)] = 1000,
-    seed: int = 0,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=1, max=100_000)] = 1000,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
     extra: Annotated[list[str] | None, typer.Option(
         help="NAME=PATH::FORMAT, an A/B file (caa | anthropic) for the contrast generalisation matrix "
              "(repeatable), e.g. caa_file=../shared/data/caa_generate/sycophancy.json::caa")] = None,

@@ -23,7 +23,10 @@ def _prompt(text: object, path: Path | str, line: int | None, field: str | None)
     if len(text) > MAX_PROMPT_CHARS:
         raise InputError(f"prompt of {len(text)} characters is too long", path=path, line=line, field=field,
                          expected=f"at most {MAX_PROMPT_CHARS} characters")
-    return (Turn("user", text),)
+    try:
+        return (Turn("user", text),)
+    except ValueError as e:
+        raise InputError(str(e), path=path, line=line, field=field) from None
 
 
 def _jsonl_chat(record: object, path: Path, line: int) -> tuple[Turn, ...]:
