@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from interp.atomic import atomic_path, atomic_write_json
+from interp.errors import InputError, json_type, parse_json, read_text
 from interp.models import ChatModel
 from interp.ray_pool import RayOptions
 from steering.cells import CellContext, SweepCell, sweep_cells, vector_hash
@@ -190,9 +191,28 @@ def sweep_strengths(config: SweepConfig) -> list[float]:
     return sorted({float(s) for s in config.strengths} | {0.0})
 
 
-def read_table(folder: Path) -> pd.DataFrame:
-    path = folder / CELLS
-    return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+def read_table(folder: Path, name: str = CELLS) -> pd.DataFrame:
+    """A sweep table (`cells.parquet`, `generations.parquet`), empty when absent; an InputError when damaged."""
+    path = folder / name
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises its own types for a damaged file
+        raise InputError(f"not a readable table ({type(e).__name__}); move it away and run the sweep again to "
+                         "recompute its cells", path=path) from None
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    """`sweep.json`, `{}` when absent; an InputError naming it when damaged."""
+    path = folder / SWEEP_JSON
+    if not path.exists():
+        return {}
+    record = parse_json(read_text(path, "sweep record"), path)
+    if not isinstance(record, dict):
+        raise InputError(f"the sweep record is JSON {json_type(record)}; move it away and run the sweep again",
+                         path=path, expected="a JSON object")
+    return record
 
 
 def _write(folder: Path, name: str, table: pd.DataFrame) -> None:
@@ -274,10 +294,9 @@ def _merge(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _check_folder(folder: Path, fingerprint: str, overwrite: bool) -> None:
-    path = folder / SWEEP_JSON
-    if not path.is_file():
+    old = _read_record(folder).get("fingerprint")
+    if old is None:
         return
-    old = json.loads(path.read_text()).get("fingerprint")
     if old == fingerprint:
         return
     if not overwrite:
@@ -318,7 +337,7 @@ def run_sweep(
     vectors = _vectors(config, folder, model, test, reuse)
     layer_gates, gate_record = _gates(config, folder, model, test, reuse)
     table = read_table(folder)
-    gens_table = pd.read_parquet(folder / GENERATIONS) if (folder / GENERATIONS).is_file() else pd.DataFrame()
+    gens_table = read_table(folder, GENERATIONS)
     done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
     todo = []
     cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}
@@ -348,7 +367,7 @@ def run_sweep(
                                           for k, v in vectors.items()}}
     if gate_record:
         record["gates"] = gate_record
-    old = json.loads((folder / SWEEP_JSON).read_text()) if (folder / SWEEP_JSON).is_file() else {}
+    old = _read_record(folder)
     record["vectors"] = {**old.get("vectors", {}), **record["vectors"]}  # invocations on one run add methods
     record["invocations"] = [*old.get("invocations", []), {"config": config.to_dict(), "todo": n_todo}]
     for key in ("baseline", "baseline_seconds"):

@@ -624,3 +624,18 @@ case("app_port_zero", lambda ws, d: ["app", "--artifacts", d, "--port", "0"], "-
 case("eval_seed_negative", eval_args("--seed", "-1"), "--seed")
 case("probe_n_boot_huge", probe_args("--n-boot", "1000000000"), "--n-boot")
 case("sweep_seed_too_big", lambda ws, d: sweep_args("--seed", str(2**40))(ws, d), "--seed")
+
+
+def damaged_sweep(name: str, content: bytes) -> Build:
+    """A sweep run whose `name` (under artifacts/r/sweep) is damaged before the sweep resumes."""
+    def build(ws: Workspace, d: Path) -> list[object]:
+        folder = d / "art" / "r" / "sweep"
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(content)
+        return sweep_args()(ws, d)
+    return build
+
+
+case("sweep_record_damaged", damaged_sweep("sweep.json", b"{"), "sweep.json", "not valid JSON")
+case("sweep_record_null", damaged_sweep("sweep.json", b"null"), "sweep.json", "JSON null")
+case("sweep_cells_damaged", damaged_sweep("cells.parquet", b"PAR1 not really"), "cells.parquet", "not a readable table")
