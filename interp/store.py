@@ -71,6 +71,7 @@ class _Manifest(BaseModel):
     dims: dict[str, int]
     shards: list[_ShardRecord]
     n_examples: int = Field(ge=0)
+    shard_size: int = Field(ge=1)
     complete: bool
 
 

@@ -135,7 +135,7 @@ def _examples_bytes(examples: list[Example]) -> bytes:
 
 
 def verify_shards(folder: Path, manifest: dict[str, object]) -> tuple[dict[str, object], list[str]]:
-    """Check every shard the manifest lists; drop the bad ones (file and record) and unmark completeness.
+    """Check every shard the manifest lists; drop the records of bad ones and unmark completeness.
 
     Returns:
         The manifest (rewritten on disk when anything was dropped) and one message per dropped shard.
@@ -151,11 +151,8 @@ def verify_shards(folder: Path, manifest: dict[str, object]) -> tuple[dict[str, 
             if shard is None:
                 raise StoreError(f"{folder / str(record.get('file'))}: starts at {record['start']}, not a shard boundary")
             check_shard_record(folder, record, shard)
-        except StoreError as e:
+        except StoreError as e:  # the recomputed shard replaces the bad file atomically
             problems.append(str(e))
-            bad = folder / str(record.get("file"))
-            if bad.is_file() and bad.parent == folder:
-                bad.unlink()
             continue
         keep.append(record)
     listed = {int(r["start"]) for r in keep}
