@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperCommand
 from typer.exceptions import TyperException
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,6 +59,26 @@ def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def usage_message(error: BaseException) -> str | None:
+    """The message of a usage error (a bad option value, a missing option), None for anything else."""
+    if isinstance(error, TyperException) and getattr(error, "exit_code", None) == 2 and hasattr(error, "format_message"):
+        return str(error.format_message())
+    return None
+
+
+class OneLineCommand(TyperCommand):
+    """A command whose usage errors (`--n -1`, `--strength nan`, a missing option) are one `error:` line too."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except TyperException as e:
+            message = usage_message(e)
+            if message is None:
+                raise
+            fail(f"{message} (see `{ctx.command_path} --help`)")
+
+
 def one_line_errors(command: F) -> F:
     """Wrap a command so bad input ends in one line and exit status 2, never a traceback.
 
@@ -69,7 +90,10 @@ def one_line_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, TyperException, KeyboardInterrupt):  # typer's own exits and usage errors
+        except (typer.Exit, typer.Abort, TyperException, KeyboardInterrupt) as e:  # typer's exits and usage errors
+            message = usage_message(e)
+            if message is not None:
+                fail(message)
             raise
         except Exception as e:
             if isinstance(e, _reported()):
@@ -84,9 +108,10 @@ def one_line_errors(command: F) -> F:
 
 
 class WorkbenchTyper(typer.Typer):
-    """A Typer whose every command is wrapped by `one_line_errors`."""
+    """A Typer whose every command is wrapped by `one_line_errors` and reports usage errors in one line."""
 
     def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:  # type: ignore[override]
+        kwargs.setdefault("cls", OneLineCommand)
         register = super().command(*args, **kwargs)
 
         def decorator(f: F) -> F:
