@@ -334,10 +334,10 @@ def run_sweep(
     test = build_test_set(replace(config.test, seed=config.seed), config.split)
     fingerprint = config.fingerprint(model.weights_hash, test)
     _check_folder(folder, fingerprint, overwrite)
+    table = read_table(folder)  # a damaged table fails before any vector is built
+    gens_table = read_table(folder, GENERATIONS)
     vectors = _vectors(config, folder, model, test, reuse)
     layer_gates, gate_record = _gates(config, folder, model, test, reuse)
-    table = read_table(folder)
-    gens_table = read_table(folder, GENERATIONS)
     done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
     todo = []
     cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}

@@ -639,3 +639,6 @@ def damaged_sweep(name: str, content: bytes) -> Build:
 case("sweep_record_damaged", damaged_sweep("sweep.json", b"{"), "sweep.json", "not valid JSON")
 case("sweep_record_null", damaged_sweep("sweep.json", b"null"), "sweep.json", "JSON null")
 case("sweep_cells_damaged", damaged_sweep("cells.parquet", b"PAR1 not really"), "cells.parquet", "not a readable table")
+case("eval_two_megabyte_question",  # refused by the context check before any tensor is built
+     eval_data(lambda d: data_with(d, json.dumps(good_record(8, turns=[{"role": "user", "content": "why " * 500_000}])))),
+     "example 'r8'", "context of 512 tokens")

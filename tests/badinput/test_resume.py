@@ -71,3 +71,15 @@ def test_input_errors_name_their_location_and_survive_pickling() -> None:
     with pytest.raises(InputError, match="nested too deeply"):
         parse_json("[" * 100_000 + "]" * 100_000, "x.json")
     assert editor_lines("a\u2028b\x0cc\r\nd\re") == ["a\u2028b\x0cc", "d", "e"]
+
+
+def test_tagged_files_list_their_metadata_sorted(tmp_path: Path) -> None:
+    """safetensors keeps metadata in a hash map; sorted, equal content gives equal bytes in every process."""
+    from interp.tagged_file import read_tagged, write_tagged
+
+    records = {f"key{i}": {"i": i} for i in (5, 1, 9, 3, 7)}
+    path = write_tagged(tmp_path / "t.safetensors", {"v": np.ones(3, np.float32)}, records)
+    n = int.from_bytes(path.read_bytes()[:8], "little")
+    header = json.loads(path.read_bytes()[8:8 + n])
+    assert list(header["__metadata__"]) == sorted(records)
+    assert read_tagged(path, "test")[0] == records
