@@ -37,6 +37,7 @@ from interp.atomic import atomic_path, atomic_write_json
 from interp.errors import InputError, json_type, parse_json, read_text
 from interp.models import ChatModel
 from interp.ray_pool import RayOptions
+from interp.store_writer import remove_temp_files
 from steering.cells import CellContext, SweepCell, sweep_cells, vector_hash
 from steering.gate import GATE_SUFFIX, ProbeGate
 from steering.gating import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
@@ -334,6 +335,9 @@ def run_sweep(
     test = build_test_set(replace(config.test, seed=config.seed), config.split)
     fingerprint = config.fingerprint(model.weights_hash, test)
     _check_folder(folder, fingerprint, overwrite)
+    for sub in (folder, folder / "vectors", folder / "gates"):  # temp files of a killed run (ours and safetensors')
+        if sub.is_dir():
+            remove_temp_files(sub)
     table = read_table(folder)  # a damaged table fails before any vector is built
     gens_table = read_table(folder, GENERATIONS)
     vectors = _vectors(config, folder, model, test, reuse)

@@ -102,7 +102,10 @@ def test_kill_during_sweep_then_resume_equals_uninterrupted_and_vector_says_wher
     folder = tmp_path / "killed" / "s" / "sweep"
     done = len(pd.read_parquet(folder / "cells.parquet"))  # the cells of the passes that landed before the kill
     assert json.loads((folder / "sweep.json").read_text())["status"] == "running"
+    assert list(folder.glob(".cells.parquet.*.tmp")), "the kill should leave the table's temp file"
+    (folder / "vectors" / ".tmpAbC123").write_bytes(b"\0" * 64)  # as a kill inside a vector's write would leave
     out = ok(*sweep_args(ws, tmp_path / "killed"))
+    assert not [p.name for p in [*folder.iterdir(), *(folder / "vectors").iterdir()] if p.name.startswith(".")]
     assert f"{done} already done" in out
     ok(*sweep_args(ws, tmp_path / "clean"))
     clean = tmp_path / "clean" / "s" / "sweep"
