@@ -104,12 +104,26 @@ def open_store(
                 f"{folder}: a store made with another configuration is already here "
                 f"(model, data, sites, positions or batching differ); choose another run name or pass --overwrite"
             )
+        _check_agrees(folder, existing, seed)
         return _repair(folder, examples, existing, log or (lambda message: None))
     folder.mkdir(parents=True, exist_ok=True)
     write_examples(examples, folder / EXAMPLES)
     manifest = dict(seed)
     write_manifest(folder, manifest)
     return manifest
+
+
+#: manifest fields the fingerprint stands for: a manifest that disagrees with them was damaged after it was written
+_FINGERPRINTED = ("n_examples", "shard_size", "sites", "positions", "dims", "dtype", "batch_size", "padding_side")
+
+
+def _check_agrees(folder: Path, manifest: dict[str, object], seed: dict[str, object]) -> None:
+    for key in _FINGERPRINTED:
+        if key in seed and manifest.get(key) != seed[key]:
+            shown = str(manifest.get(key))[:60]
+            raise StoreError(f"{folder / 'manifest.json'}: field {key!r} is {shown}, but the store's fingerprint says "
+                             f"{str(seed[key])[:60]}: the manifest was edited or damaged; run the same command with "
+                             "--overwrite to rebuild the store")
 
 
 def _repair(folder: Path, examples: list[Example], manifest: dict[str, object],

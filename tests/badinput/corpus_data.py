@@ -119,3 +119,7 @@ case("store_examples_deleted", store_case(lambda s: (s / "examples.jsonl").unlin
 case("store_temp_files", store_case(lambda s: ((s / ".tmpAbC123").write_bytes(b"x" * 1000),
                                                (s / ".shard-00003.safetensors.k2j3.tmp").write_bytes(b"y"))),
      "removed .tmpAbC123", code=0, check=same_as_good)
+case("store_manifest_n_examples_huge",  # a damaged count must not make the resume plan 10**12 shards
+     store_case(manifest_edit(set_key("n_examples", 10**12))), "manifest.json", "'n_examples'")
+case("store_manifest_shard_size_changed", store_case(manifest_edit(set_key("shard_size", 3))), "manifest.json",
+     "'shard_size'")
