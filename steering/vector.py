@@ -27,6 +27,8 @@ from interp.errors import InputError, from_validation
 from interp.tagged_file import read_tagged, write_tagged
 
 FORMAT = "workbench.steering_vector/1"
+#: the largest steered entry accepted: beyond it a model's float32 activations overflow (3.4e38) into inf/NaN
+MAX_STEERED = 1e30
 _LAYER_TENSOR = re.compile(r"^layer\.(-?\d+)$")
 
 
@@ -141,6 +143,17 @@ class SteeringVector:
         zero = np.zeros(self.d_model, dtype=np.float32)
         return replace(self, method=f"{self.method}+{other.method}",
                        directions={k: self.directions.get(k, zero) + other.directions.get(k, zero) for k in layers})
+
+    def check_strength(self, strength: float) -> None:
+        """Refuse a non-finite strength, or one whose steered vector would overflow float32 activations.
+
+        Example:
+            >>> SteeringVector({1: np.ones(2, np.float32)}, method="m", d_model=2).check_strength(4.0)
+        """
+        largest = max(float(np.abs(v).max()) for v in self.directions.values())
+        if not np.isfinite(strength) or abs(strength) * largest > MAX_STEERED:
+            raise InputError(f"{strength:g} times the vector (largest entry {largest:.3g}) overflows float32 activations",
+                             path="--strength", expected=f"a finite |strength| below {MAX_STEERED / max(largest, 1e-30):.3g}")
 
     def check_compatible(self, d_model: int, model_hash: str | None = None, force: bool = False) -> None:
         """Refuse a model of another width always, another weights hash unless `force`."""

@@ -50,6 +50,9 @@ def run_eval(run: str, model_spec: str, tasks: str, n: int | None, data: str | N
              seed: int, batch_size: int, artifacts: Path | None, letters: bool = False) -> dict[str, Any]:
     check_count("--n", n)
     check_count("--batch-size", batch_size)
+    if data_format is not None and not data:
+        raise InputError(f"{data_format!r} given without --data", path="--format",
+                         expected="--format only with --data FILE")
     examples = eval_examples(tasks, n, data, data_format, seed, letters)
     folder = prepare_run_dir(run, artifacts, "eval") / "eval"
     model = load_model(model_spec)

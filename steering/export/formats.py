@@ -148,6 +148,8 @@ def export_vector(
         >>> export_vector("hf-folded", vector, "out/steered", strength=4.0, model=model)  # doctest: +SKIP
     """
     fmt = check_request(format, mode, model is not None, out, strength, overwrite)
+    if strength is not None:
+        vector.check_strength(strength)
     if model is not None:
         vector.check_compatible(model.d_model, model.weights_hash, force)
     out = Path(out)

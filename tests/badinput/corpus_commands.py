@@ -17,6 +17,7 @@ from tests.badinput.cases import (
     measured,
     model_copy,
     probe_args,
+    steer_args,
     sweep_args,
 )
 from tests.badinput.files import DEEP, data_with, good_record
@@ -181,3 +182,9 @@ case("sweep_cells_damaged", damaged_sweep("cells.parquet", b"PAR1 not really"), 
 case("eval_two_megabyte_question",  # refused by the context check before any tensor is built
      eval_data(lambda d: data_with(d, json.dumps(good_record(8, turns=[{"role": "user", "content": "why " * 500_000}])))),
      "example 'r8'", "context of 512 tokens")
+case("eval_format_without_data", eval_args("--format", "caa"), "--format", "without --data")
+case("sweep_strengths_empty", lambda ws, d: sweep_args("--strengths", "")(ws, d), "--strengths")
+case("sweep_layers_empty", lambda ws, d: sweep_args("--layers", "")(ws, d), "--layers")
+case("steer_layers_empty", steer_args("--prompt", "hi", "--layers", ""), "--layers")
+case("steer_strength_overflows", steer_args("--prompt", "hi", "--strength", "1e38"), "--strength", "overflows")
+case("export_strength_overflows", export_args("--strength", "1e38"), "--strength", "overflows")

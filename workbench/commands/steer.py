@@ -116,8 +116,9 @@ def steer(
         fail("give exactly one of --prompt or --prompts")
     chats = [_prompt(prompt, "--prompt", None, None)] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
     vec = read_vector(vector)
-    chosen = tuple(parse_layers(layers)) if layers else tuple(vec.layers)
+    chosen = tuple(parse_layers(layers)) if layers is not None else tuple(vec.layers)
     check_rules(vec, chosen, positions, mode)
+    vec.check_strength(strength)
     probe_gate = ProbeGate.load(gate) if gate is not None else None
     spec = SteerSpec(vec, chosen, positions, mode, force, probe_gate)
     lm = load_model(model)

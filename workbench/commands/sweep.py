@@ -90,8 +90,8 @@ def sweep(
         fail("--arc needs --n-arc N (how many of its items to score)")
     config = sweep_config(quick, {
         "model": model, "methods": _names(method), "vector_files": tuple(str(v) for v in vector) if vector else None,
-        "layers": tuple(parse_layers(layers)) if layers else None,
-        "strengths": parse_floats(strengths) if strengths else None, "positions": _names(positions),
+        "layers": tuple(parse_layers(layers)) if layers is not None else None,
+        "strengths": parse_floats(strengths) if strengths is not None else None, "positions": _names(positions),
         "mode": mode, "n_train": n_train, "split_seed": split_seed, "test_fraction": test_fraction, "seed": seed,
         "batch_size": batch_size, "scorer": scorer, "k_batch": k_batch, "gen_prompts": gen_prompts, "gen_tokens": gen_tokens,
         "gain": gain, "loss": loss, "budget": budget, "force": force or None, "gate": gate,
