@@ -1,4 +1,9 @@
-"""Atomic file writes: write to a temp file in the same folder, fsync, rename."""
+"""Atomic file writes: write to a temp file in the same folder, fsync, rename.
+
+The file gets the mode any new file gets under the process umask (0644 under
+the usual 022), not `mkstemp`'s private 0600, so a server running as another
+user can read an exported vector.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode `open(path, "w")` would give a new file under the current umask.
+
+    Example:
+        >>> oct(new_file_mode())  # doctest: +SKIP
+        '0o644'
+    """
+    return 0o666 & ~_umask()
 
 
 @contextmanager
@@ -30,10 +51,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete temp files an interrupted `atomic_path(path)` left beside `path` (`.{name}.*.tmp`); return them.
+
+    Call it only where one writer owns `path` (an export, a store's resume): it would
+    pull the temp file from under a concurrent writer of the same target.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = [p for p in path.parent.glob(f".{glob_escape(path.name)}.*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def glob_escape(name: str) -> str:
+    """`name` with glob's special characters escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

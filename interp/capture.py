@@ -32,6 +32,7 @@ from interp.store_writer import (
     ShardRange,
     add_shard,
     commit,
+    examples_hash,
     open_store,
     pending_shards,
     write_capture_shard,
@@ -60,13 +61,6 @@ class CaptureConfig:
             raise ValueError("batch_size and shard_size must be >= 1")
         if self.padding_side not in ("left", "right"):
             raise ValueError("padding_side must be 'left' or 'right'")
-
-
-def examples_hash(examples: list[Example]) -> str:
-    digest = hashlib.sha256()
-    for ex in examples:
-        digest.update(json.dumps(ex.to_dict(), sort_keys=True).encode())
-    return digest.hexdigest()
 
 
 def make_batch(encoded: list[Encoded], pad_id: int, padding_side: str) -> tuple[Batch, list[int]]:
@@ -280,6 +274,7 @@ def capture(
     config: CaptureConfig | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ActivationStore:
     """Cache `sites` x `positions` of `examples` into a store at `out_dir`.
 
@@ -293,15 +288,17 @@ def capture(
         config: dtype, batch and shard sizes, padding side.
         overwrite: replace a store made with another configuration.
         progress: called after each batch with (examples, tokens) done.
+        log: told about each repair a resume makes (a removed temp file, a damaged shard recomputed).
 
-    A complete store with the same configuration is returned as it is; an
-    incomplete one is resumed; one with another configuration is refused
+    A complete store with the same configuration is verified shard by shard
+    (size, header, rows, sha256) and returned, its damaged shards recomputed; an
+    incomplete one is verified and resumed; one with another configuration is refused
     unless `overwrite`. `interp.distributed.capture_on_ray` writes the same store with Ray workers.
     """
     config = resolve_config(model, sites, positions, config)
     folder = Path(out_dir)
     encoded = validate(model, examples, parse_positions(list(config.positions)))
-    manifest = open_store(folder, examples, manifest_seed(model, examples, config, backend), overwrite)
+    manifest = open_store(folder, examples, manifest_seed(model, examples, config, backend), overwrite, log)
     if manifest["complete"]:
         return ActivationStore(folder)
     engine = make_backend(backend)

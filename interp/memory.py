@@ -128,7 +128,7 @@ def model_config(spec: str) -> PretrainedConfig | None:
         if Path(spec).is_dir():
             return AutoConfig.from_pretrained(spec)
         return AutoConfig.from_pretrained(spec, local_files_only=True)
-    except (OSError, ValueError, KeyError, ModelLoadError):
+    except Exception:  # a damaged config or GGUF raises many types; load_model reports it
         return None
 
 

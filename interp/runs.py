@@ -12,16 +12,20 @@ Example:
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from interp.atomic import atomic_write_json
+from interp.errors import InputError, parse_json, read_text
+from interp.outputs import prepare_dir
 
+_RUN_NAME = re.compile(r"^\w[\w.+-]*$")
+MAX_RUN_NAME = 100
 PACKAGES = ("torch", "transformers", "nnsight", "transformer-lens", "scikit-learn", "safetensors", "gguf", "numpy")
 
 
@@ -31,9 +35,46 @@ def artifacts_root(root: str | Path | None = None) -> Path:
 
 
 def run_dir(run: str, root: str | Path | None = None) -> Path:
-    if not run or "/" in run or run.startswith("."):
-        raise ValueError(f"run name {run!r}: use a plain folder name (letters, digits, -, _)")
+    """`artifacts/<run>`, after checking `run` is a plain folder name.
+
+    Raises:
+        InputError: an empty, too long or path-like name (`/`, leading `.`, spaces, control characters).
+    """
+    if not _RUN_NAME.match(run or "") or len(run) > MAX_RUN_NAME:
+        shown = run if len(run or "") <= 40 else run[:37] + "..."
+        raise InputError(f"run name {shown!r} is not a plain folder name", path="--run",
+                         expected=f"letters, digits, '.', '-', '_' (not first), at most {MAX_RUN_NAME} characters")
     return artifacts_root(root) / run
+
+
+def prepare_run_dir(run: str, root: str | Path | None = None, sub: str | None = None) -> Path:
+    """`run_dir(run, root)`, created and checked writable before any model work; its `sub` folder checked not a file.
+
+    The `sub` folder (where the job writes) is left for the job to create, so a job refused
+    before its work leaves no empty output folder behind.
+
+    Example:
+        >>> prepare_run_dir("demo", root="artifacts").name  # doctest: +SKIP
+        'demo'
+    """
+    folder = run_dir(run, root)
+    prepare_dir(folder, f"--artifacts/--run {run}")
+    if sub is not None and (folder / sub).exists() and not (folder / sub).is_dir():
+        raise InputError(f"is a file, expected a folder (for the {sub} of --run {run})", path=folder / sub)
+    read_run_record(folder)  # a damaged run.json fails now, not after the work
+    return folder
+
+
+def read_run_record(folder: Path) -> dict[str, Any]:
+    """`folder/run.json` (`{"steps": {}}` when absent); an InputError naming it when it is damaged."""
+    path = folder / "run.json"
+    if not path.exists():
+        return {"steps": {}}
+    record = parse_json(read_text(path, "run record"), path)
+    if not isinstance(record, dict) or not isinstance(record.get("steps"), dict):
+        raise InputError("not a run record; move it away to start the run's record afresh", path=path,
+                         field="steps", expected="a JSON object with a 'steps' object")
+    return record
 
 
 def git_commit() -> str | None:
@@ -62,7 +103,7 @@ def record_run(folder: Path, step: str, config: dict[str, Any], model: dict[str,
                seeds: dict[str, int] | None = None) -> dict[str, Any]:
     """Add (or replace) one step's record in `folder/run.json`; return the whole record."""
     path = folder / "run.json"
-    record: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"steps": {}}
+    record = read_run_record(folder)
     record["steps"][step] = {
         "config": config,
         "model": model or {},

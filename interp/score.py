@@ -70,6 +70,7 @@ def _sequences(model: ChatModel, examples: list[Example]) -> list[_Sequence]:
             raise ValueError(f"example {ex.id!r}: no choices to score")
         text = model.render(ex.turns) + scoring_prefix(ex)
         context = tok(text, add_special_tokens=False)["input_ids"]
+        model.check_fits(len(context), f"example {ex.id!r}")
         shared: list[tuple[int, int, int]] = []
         for j, choice in enumerate(ex.choices):
             # tokenize context+choice together: a choice's first token may merge with the prefix's space

@@ -67,6 +67,25 @@ def parse_site(name: str, n_layers: int) -> Site:
     return Site(layer, m.group(2))
 
 
+def check_site_names(spec: str | list[str]) -> None:
+    """Check the kinds and shape of a site list before a model (and its layer count) is known.
+
+    Raises:
+        ValueError: naming the first site that is not `blocks.<layer, * or a:b>.<kind>`.
+
+    Example:
+        >>> check_site_names("blocks.*.hook_resid_post,blocks.3.attn.hook_z")
+    """
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    if not items:
+        raise ValueError("no sites given")
+    for item in items:
+        m = re.match(r"^blocks\.(\*|-?\d*:-?\d*|-?\d+)\.(.+)$", item)
+        if not m:
+            raise ValueError(f"unknown site {item!r}: expected 'blocks.<layer>.<kind>' with kind in {', '.join(KINDS)}")
+        parse_site(f"blocks.0.{m.group(2)}", 1)
+
+
 def expand_sites(spec: str | list[str], n_layers: int) -> list[Site]:
     """Expand a user's site list; `*` or a range `a:b` in the layer slot expands.
 

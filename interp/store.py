@@ -11,8 +11,10 @@ Layout of `artifacts/<run>/activations/`:
         "token_index"      [rows] int64, token of the row (-1: mean over several tokens)
 
 Shards are written to a temp file and renamed; the manifest is rewritten
-atomically after each shard, so a killed run resumes from the last shard
-the manifest lists. Reading opens shards lazily (safetensors memory-maps
+atomically after each shard (with each shard's size, row count and sha256),
+so a killed run resumes from the last shard the manifest lists, and a resume
+verifies every listed shard and recomputes the damaged ones
+(`interp.store_writer.open_store`). Reading opens shards lazily (safetensors memory-maps
 them) and returns only the site and position asked for.
 
 Example:
@@ -22,17 +24,19 @@ Example:
 
 from __future__ import annotations
 
-import json
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from interp.atomic import atomic_path, atomic_write_json
+from interp.errors import InputError, from_validation, json_type, parse_json, read_text
 from interp.tasks.example import Example, read_examples
 
 MANIFEST = "manifest.json"
@@ -40,8 +44,35 @@ EXAMPLES = "examples.jsonl"
 FORMAT_VERSION = 1
 
 
-class StoreError(RuntimeError):
+#: what a damaged store's message tells the user to do
+RESUME_ADVICE = "run the same `workbench cache` command again: a resume verifies every shard and recomputes bad ones"
+
+
+class StoreError(InputError, RuntimeError):
     """A store that cannot be read or written as asked; the message names the file."""
+
+
+class _ShardRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    file: str
+    start: int = Field(ge=0)
+    stop: int = Field(ge=0)
+    rows: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    sha256: str | None = None
+
+
+class _Manifest(BaseModel):
+    """The fields a reader relies on; the rest (provenance) is free."""
+
+    model_config = ConfigDict(extra="allow")
+    sites: list[str]
+    positions: list[str]
+    dims: dict[str, int]
+    shards: list[_ShardRecord]
+    n_examples: int = Field(ge=0)
+    shard_size: int = Field(ge=1)
+    complete: bool
 
 
 @dataclass(frozen=True)
@@ -57,29 +88,56 @@ def shard_name(i: int) -> str:
     return f"shard-{i:05d}.safetensors"
 
 
-def write_shard(path: Path, tensors: dict[str, np.ndarray]) -> int:
-    """Write a shard atomically; return its size in bytes."""
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_shard(path: Path, tensors: dict[str, np.ndarray]) -> tuple[int, str]:
+    """Write a shard atomically; return its size in bytes and its sha256."""
     with atomic_path(path) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
-    return path.stat().st_size
+        digest = file_sha256(tmp)
+    return path.stat().st_size, digest
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The store's manifest, None when the folder has none; a StoreError naming the field when it is bad."""
     path = folder / MANIFEST
-    if not path.is_file():
+    if not path.exists():
         return None
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise StoreError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    for key in ("sites", "positions", "dims", "shards", "n_examples", "complete"):
-        if key not in manifest:
-            raise StoreError(f"{path}: missing field {key!r}")
+        manifest = parse_json(read_text(path, "store manifest"), path)
+    except InputError as e:
+        raise StoreError(f"{e}; {RESUME_ADVICE} with --overwrite") from None
+    if not isinstance(manifest, dict):
+        raise StoreError(f"{path}: the manifest is JSON {json_type(manifest)}, expected an object; "
+                         f"{RESUME_ADVICE} with --overwrite")
+    try:
+        _Manifest.model_validate(manifest)
+    except ValidationError as e:
+        raise StoreError(f"{from_validation(e, path, 'manifest')}; {RESUME_ADVICE} with --overwrite") from None
     return manifest
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write_json(folder / MANIFEST, manifest)
+
+
+def _check_coverage(folder: Path, manifest: dict[str, Any]) -> None:
+    """A complete store's shards must cover its examples exactly once, else rows would read as NaN."""
+    covered = 0
+    for shard in sorted(manifest["shards"], key=lambda s: int(s["start"])):
+        if int(shard["start"]) != covered or int(shard["stop"]) <= covered:
+            break
+        covered = int(shard["stop"])
+    if covered != int(manifest["n_examples"]):
+        raise StoreError(f"{folder / MANIFEST}: marked complete but its shards cover examples 0:{covered} of "
+                         f"{manifest['n_examples']}; {RESUME_ADVICE}")
 
 
 class ActivationStore:
@@ -96,6 +154,8 @@ class ActivationStore:
                 f"{self.path}: incomplete store ({done}/{manifest['n_examples']} examples); "
                 "run the same `workbench cache` command again to resume it"
             )
+        if manifest["complete"]:
+            _check_coverage(self.path, manifest)
         self.manifest = manifest
 
     @property
@@ -147,13 +207,12 @@ class ActivationStore:
             raise StoreError(f"{path}: shard listed in {MANIFEST} is missing")
         if path.stat().st_size != shard["bytes"]:
             raise StoreError(
-                f"{path}: corrupt shard ({path.stat().st_size} bytes, manifest says {shard['bytes']}); "
-                "delete it and its manifest entry, then resume"
+                f"{path}: corrupt shard ({path.stat().st_size} bytes, manifest says {shard['bytes']}); {RESUME_ADVICE}"
             )
         try:
             return safe_open(str(path), framework="np")
         except Exception as e:  # safetensors raises its own error type for a bad header
-            raise StoreError(f"{path}: corrupt shard ({e})") from None
+            raise StoreError(f"{path}: corrupt shard ({e}); {RESUME_ADVICE}") from None
 
     def _rows(self, site: str, code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         acts, ex_idx, tok_idx = [], [], []
@@ -165,7 +224,7 @@ class ActivationStore:
                 ex_idx.append(f.get_tensor("example_index")[keep])
                 tok_idx.append(f.get_tensor("token_index")[keep])
             except Exception as e:
-                raise StoreError(f"{self.path / shard['file']}: corrupt shard ({e})") from None
+                raise StoreError(f"{self.path / shard['file']}: corrupt shard ({e}); {RESUME_ADVICE}") from None
         if not acts:
             d = self.dim(site)
             empty = np.zeros((0,), dtype=np.int64)

@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from interp.atomic import atomic_path
+from interp.errors import InputError, MissingFileError
 
 
 def write_tagged(path: str | Path, tensors: dict[str, np.ndarray], records: dict[str, Any]) -> Path:
@@ -38,7 +39,27 @@ def write_tagged(path: str | Path, tensors: dict[str, np.ndarray], records: dict
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={k: json.dumps(v, sort_keys=True) for k, v in records.items()})
+        _sort_metadata(tmp)
     return path
+
+
+def _sort_metadata(path: Path) -> None:
+    """Rewrite the header's `__metadata__` in sorted key order, in place (same length).
+
+    The safetensors library keeps metadata in a hash map, so with several keys their
+    order (and the file's bytes) changes from process to process; sorted, the same
+    content always gives the same bytes.
+    """
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        raw = f.read(n)
+        header = json.loads(raw)
+        if "__metadata__" in header:
+            header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) <= n:
+            f.seek(8)
+            f.write(text + b" " * (n - len(text)))
 
 
 def read_tagged(path: str | Path, what: str, load_tensors: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -52,22 +73,24 @@ def read_tagged(path: str | Path, what: str, load_tensors: bool = True) -> tuple
         load_tensors: read the tensors too (False: metadata only).
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a safetensors file.
+        MissingFileError: no such file (a FileNotFoundError too).
+        InputError: not a safetensors file, or metadata JSON nested too deeply.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such {what} file")
+        raise MissingFileError(f"no such {what} file" if not path.exists() else f"is not a {what} file", path=path)
     try:
         with safe_open(str(path), framework="np") as f:
             raw = f.metadata() or {}
             tensors = {name: f.get_tensor(name) for name in f.keys()} if load_tensors else {}
     except Exception as e:  # safetensors' own error type for a bad header
-        raise ValueError(f"{path}: not a safetensors file ({e})") from None
+        raise InputError(f"not a safetensors {what} file ({' '.join(str(e).split())})", path=path) from None
     records: dict[str, Any] = {}
     for key, value in raw.items():
         try:
             records[key] = json.loads(value)
         except json.JSONDecodeError:
             records[key] = value
+        except RecursionError:
+            raise InputError("metadata JSON nested too deeply to read", path=path, field=key) from None
     return records, tensors

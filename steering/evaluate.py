@@ -107,6 +107,8 @@ def next_token_logprobs(
     """
     tok = model.tokenizer
     seqs = [tok(model.render(ex.turns) + scoring_prefix(ex), add_special_tokens=False)["input_ids"] for ex in examples]
+    for ex, seq in zip(examples, seqs, strict=True):
+        model.check_fits(len(seq), f"example {ex.id!r}")
     order = sorted(range(len(seqs)), key=lambda k: len(seqs[k]))
     pad = int(tok.pad_token_id or 0)
     out: list[torch.Tensor | None] = [None] * len(seqs)

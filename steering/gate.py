@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from interp.errors import InputError, from_validation
 from interp.tagged_file import read_tagged, write_tagged
 
 GATE_FORMAT = "workbench-probe-gate/1"
@@ -39,6 +41,19 @@ GATE_FORMAT = "workbench-probe-gate/1"
 GATE_SUFFIX = "+gate"
 
 GATE_KINDS = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
+
+
+class _GateHeader(BaseModel):
+    """The `workbench` metadata record of a gate file, typed (values are checked again by ProbeGate)."""
+
+    model_config = ConfigDict(extra="ignore")
+    bias: float
+    threshold: float
+    layer: int
+    site: str
+    scale: float
+    per: str
+    meta: dict[str, Any] = Field(default_factory=dict)
 
 
 def _per_token(
@@ -185,9 +200,12 @@ class ProbeGate:
             raise ValueError(f"{path}: field 'format' is {header.get('format')!r}, expected {GATE_FORMAT!r} "
                              "(not a workbench probe gate)")
         if "direction" not in tensors:
-            raise ValueError(f"{path}: no tensor 'direction'")
+            raise InputError("missing", path=path, field="direction", expected="a tensor 'direction' [d_model]")
         try:
-            return cls(tensors["direction"], float(header["bias"]), float(header["threshold"]), int(header["layer"]),
-                       str(header["site"]), float(header["scale"]), str(header["per"]), dict(header.get("meta", {})))
-        except KeyError as e:
-            raise ValueError(f"{path}: field {e.args[0]!r} missing from the gate's metadata") from None
+            h = _GateHeader.model_validate(header)
+        except ValidationError as e:
+            raise from_validation(e, path, "gate's metadata") from None
+        try:
+            return cls(tensors["direction"], h.bias, h.threshold, h.layer, h.site, h.scale, h.per, h.meta)
+        except ValueError as e:
+            raise InputError(str(e), path=path) from None

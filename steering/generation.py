@@ -48,6 +48,8 @@ def encode_prompts(model: ChatModel, prompts: Sequence[Sequence[Turn]]) -> tuple
     """Left-padded `input_ids`, `attention_mask` `[batch, width]` and each row's prompt tokens."""
     tok = model.tokenizer
     seqs = [tok(model.render(list(turns)), add_special_tokens=False)["input_ids"] for turns in prompts]
+    for k, s in enumerate(seqs):
+        model.check_fits(len(s), f"prompt {k + 1}")
     ids, mask = pad_left(seqs, int(tok.pad_token_id or 0))
     return ids, mask, [len(s) for s in seqs]
 

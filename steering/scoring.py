@@ -72,6 +72,7 @@ def _items(model: ChatModel, examples: Sequence[Example]) -> list[_Item]:
             raise ValueError(f"example {ex.id!r}: no choices to score")
         text = model.render(ex.turns) + scoring_prefix(ex)
         context = tok(text, add_special_tokens=False)["input_ids"]
+        model.check_fits(len(context), f"example {ex.id!r}")
         fulls, starts = [], []
         for choice in ex.choices:
             full = tok(text + choice, add_special_tokens=False)["input_ids"]

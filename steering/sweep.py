@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -33,18 +34,21 @@ from typing import Any
 import pandas as pd
 
 from interp.atomic import atomic_path, atomic_write_json
+from interp.errors import InputError, json_type, parse_json, read_text
 from interp.models import ChatModel
 from interp.ray_pool import RayOptions
+from interp.store_writer import remove_temp_files
 from steering.cells import CellContext, SweepCell, sweep_cells, vector_hash
 from steering.gate import GATE_SUFFIX, ProbeGate
 from steering.gating import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.interventions import MODES, POSITIONS
 from steering.learned import LearnConfig
 from steering.methods import FAMILY_STRENGTHS, load_or_build_method_vector, resolve_method, train_pairs, vector_family
 from steering.metrics import METRICS_VERSION
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.testset import TestSet, TestSetConfig, build_test_set
 from steering.vector import SteeringVector
-from steering.vectors import shared_stores
+from steering.vectors import shared_stores, with_measured_positions
 
 KEY = ["method", "layer", "strength", "positions", "mode"]
 #: "off": every curve always on; "both": each curve also gated by a user-opinion probe; "only": gated curves only
@@ -126,6 +130,15 @@ class SweepConfig:
             raise ValueError(f"unknown scorer {self.scorer!r}: choose cached or full")
         if self.gate not in GATE_CHOICES:
             raise ValueError(f"unknown gate setting {self.gate!r}: choose from {', '.join(GATE_CHOICES)}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown steering mode {self.mode!r}: choose from {', '.join(MODES)}")
+        unknown = [p for p in self.positions if p not in POSITIONS]
+        if unknown:
+            raise ValueError(f"unknown positions {unknown[0]!r}: choose from {', '.join(POSITIONS)}")
+        if not all(math.isfinite(s) for s in self.strengths) or not math.isfinite(self.budget):
+            raise ValueError("strengths and budget must be finite numbers")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction {self.test_fraction} must be between 0 and 1")
 
     @property
     def split(self) -> PairSplit:
@@ -194,9 +207,28 @@ def sweep_strengths(config: SweepConfig, family: str = "statistics") -> list[flo
     return sorted({float(s) for s in config.family_strengths(family)} | {0.0})
 
 
-def read_table(folder: Path) -> pd.DataFrame:
-    path = folder / CELLS
-    return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+def read_table(folder: Path, name: str = CELLS) -> pd.DataFrame:
+    """A sweep table (`cells.parquet`, `generations.parquet`), empty when absent; an InputError when damaged."""
+    path = folder / name
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises its own types for a damaged file
+        raise InputError(f"not a readable table ({type(e).__name__}); move it away and run the sweep again to "
+                         "recompute its cells", path=path) from None
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    """`sweep.json`, `{}` when absent; an InputError naming it when damaged."""
+    path = folder / SWEEP_JSON
+    if not path.exists():
+        return {}
+    record = parse_json(read_text(path, "sweep record"), path)
+    if not isinstance(record, dict):
+        raise InputError(f"the sweep record is JSON {json_type(record)}; move it away and run the sweep again",
+                         path=path, expected="a JSON object")
+    return record
 
 
 def _write(folder: Path, name: str, table: pd.DataFrame) -> None:
@@ -222,11 +254,18 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
         path = paths[method.name]
         vec = load_or_build_method_vector(path, model, method, split, config.layers, folder / "activations",
                                           config.n_train, config.seed, reuse, config.learn)
+        measured = with_measured_positions(vec, config.positions)
+        if measured.positions != vec.positions or measured.meta != vec.meta:
+            vec = measured  # the file says where it was measured, so an export records the right positions
+            vec.save(path)
         out[method.name] = (vec, {"file": str(path), "train_pairs_hash": pairs_hash(train), "family": method.family,
                                   "n_train_pairs": len(train), "split_checked": True})
     for file in config.vector_files:
         vec = SteeringVector.load(file)
-        vec.check_compatible(model.d_model, model.weights_hash, force=config.force)
+        try:
+            vec.check_compatible(model.d_model, model.weights_hash, force=config.force)
+        except ValueError as e:
+            raise ValueError(f"{file}: {e}") from None
         missing = [layer for layer in config.layers if layer not in vec.directions]
         if missing:
             raise ValueError(f"{file}: the vector has no layer {missing[0]} (it has {vec.layers})")
@@ -272,10 +311,9 @@ def _merge(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _check_folder(folder: Path, fingerprint: str, overwrite: bool) -> None:
-    path = folder / SWEEP_JSON
-    if not path.is_file():
+    old = _read_record(folder).get("fingerprint")
+    if old is None:
         return
-    old = json.loads(path.read_text()).get("fingerprint")
     if old == fingerprint:
         return
     if not overwrite:
@@ -313,10 +351,13 @@ def run_sweep(
     test = build_test_set(replace(config.test, seed=config.seed), config.split)
     fingerprint = config.fingerprint(model.weights_hash, test)
     _check_folder(folder, fingerprint, overwrite)
+    for sub in (folder, folder / "vectors", folder / "gates"):  # temp files of a killed run (ours and safetensors')
+        if sub.is_dir():
+            remove_temp_files(sub)
+    table = read_table(folder)  # a damaged table fails before any vector is built
+    gens_table = read_table(folder, GENERATIONS)
     vectors = _vectors(config, folder, model, test, reuse)
     layer_gates, gate_record = _gates(config, folder, model, test, reuse)
-    table = read_table(folder)
-    gens_table = pd.read_parquet(folder / GENERATIONS) if (folder / GENERATIONS).is_file() else pd.DataFrame()
     done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
     todo = []
     cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}
@@ -347,7 +388,7 @@ def run_sweep(
                                           for k, v in vectors.items()}}
     if gate_record:
         record["gates"] = gate_record
-    old = json.loads((folder / SWEEP_JSON).read_text()) if (folder / SWEEP_JSON).is_file() else {}
+    old = _read_record(folder)
     record["vectors"] = {**old.get("vectors", {}), **record["vectors"]}  # invocations on one run add methods
     record["invocations"] = [*old.get("invocations", []), {"config": config.to_dict(), "todo": n_todo}]
     for key in ("baseline", "baseline_seconds"):

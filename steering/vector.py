@@ -15,19 +15,41 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from interp.errors import InputError, from_validation
 from interp.tagged_file import read_tagged, write_tagged
 
 FORMAT = "workbench.steering_vector/1"
+#: the largest steered entry accepted: beyond it a model's float32 activations overflow (3.4e38) into inf/NaN
+MAX_STEERED = 1e30
+_LAYER_TENSOR = re.compile(r"^layer\.(-?\d+)$")
 
 
 class VectorMismatchError(ValueError):
     """A vector used with a model (or store) it does not fit."""
+
+
+class _Header(BaseModel):
+    """The `workbench` metadata record of a vector file: every field `load` reads, typed."""
+
+    model_config = ConfigDict(extra="ignore")
+    format: str
+    method: str = Field(min_length=1)
+    d_model: int = Field(gt=0)
+    site_kind: str = Field(min_length=1)
+    model_hash: str
+    arch: str
+    dataset_hash: str
+    resid_norms: dict[int, float]
+    positions: str = Field(pattern=r"^(all|prompt|generated)(,(all|prompt|generated))*$")
+    meta: dict[str, Any]
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +144,17 @@ class SteeringVector:
         return replace(self, method=f"{self.method}+{other.method}",
                        directions={k: self.directions.get(k, zero) + other.directions.get(k, zero) for k in layers})
 
+    def check_strength(self, strength: float) -> None:
+        """Refuse a non-finite strength, or one whose steered vector would overflow float32 activations.
+
+        Example:
+            >>> SteeringVector({1: np.ones(2, np.float32)}, method="m", d_model=2).check_strength(4.0)
+        """
+        largest = max(float(np.abs(v).max()) for v in self.directions.values())
+        if not np.isfinite(strength) or abs(strength) * largest > MAX_STEERED:
+            raise InputError(f"{strength:g} times the vector (largest entry {largest:.3g}) overflows float32 activations",
+                             path="--strength", expected=f"a finite |strength| below {MAX_STEERED / max(largest, 1e-30):.3g}")
+
     def check_compatible(self, d_model: int, model_hash: str | None = None, force: bool = False) -> None:
         """Refuse a model of another width always, another weights hash unless `force`."""
         if d_model != self.d_model:
@@ -162,18 +195,22 @@ class SteeringVector:
         records, tensors = read_tagged(path, "vector")
         header = records.get("workbench")
         if not isinstance(header, dict):
-            raise ValueError(f"{path}: no 'workbench' metadata; not a workbench steering vector")
+            raise InputError("no 'workbench' metadata; not a workbench steering vector", path=path)
         if header.get("format") != FORMAT:
-            raise ValueError(f"{path}: field 'format' is {header.get('format')!r}, expected {FORMAT!r}")
+            raise InputError(f"is {header.get('format')!r}", path=path, field="format", expected=repr(FORMAT))
+        try:
+            h = _Header.model_validate(header)
+        except ValidationError as e:
+            raise from_validation(e, path, "vector header") from None
         directions = {}
         for name, value in tensors.items():
-            if not name.startswith("layer."):
-                raise ValueError(f"{path}: unexpected tensor {name!r} (expected layer.<L>)")
-            directions[int(name.split(".", 1)[1])] = value
-        return cls(
-            directions=directions, method=header["method"], d_model=int(header["d_model"]),
-            site_kind=header["site_kind"], model_hash=header["model_hash"], arch=header["arch"],
-            dataset_hash=header["dataset_hash"],
-            resid_norms={int(k): float(v) for k, v in header["resid_norms"].items()},
-            positions=header["positions"], meta=header["meta"],
-        )
+            m = _LAYER_TENSOR.match(name)
+            if not m:
+                raise InputError("unexpected tensor", path=path, field=name, expected="tensors named layer.<L>")
+            directions[int(m.group(1))] = value
+        try:
+            return cls(directions=directions, method=h.method, d_model=h.d_model, site_kind=h.site_kind,
+                       model_hash=h.model_hash, arch=h.arch, dataset_hash=h.dataset_hash,
+                       resid_norms=h.resid_norms, positions=h.positions, meta=h.meta)
+        except ValueError as e:
+            raise InputError(str(e), path=path) from None

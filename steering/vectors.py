@@ -33,7 +33,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +315,27 @@ def build_vector(
         raise ValueError(f"method {method}: no training examples on the train side of the split")
     store = training_store(model, examples, resolved.data.position, layers, Path(folder), reuse)
     return vector_from_store(store, examples, resolved, layers, split, model, seed)
+
+
+#: positions rules in the order a vector header lists them
+POSITION_RULES = ("all", "prompt", "generated")
+
+
+def with_measured_positions(vector: SteeringVector, positions: Sequence[str]) -> SteeringVector:
+    """`vector` recording the positions rules a sweep measured it with (added to any recorded before).
+
+    The header's `positions` is what an export writes into its record: "all" once the vector was
+    measured at every position, else the rules it was measured with ("generated", "prompt,generated").
+    A vector never swept keeps "all" (it was built from activations, not measured as an intervention).
+
+    Example:
+        >>> with_measured_positions(vector, ["generated"]).positions  # doctest: +SKIP
+        'generated'
+    """
+    seen = set(vector.meta.get("measured_positions", [])) | set(positions)
+    rules = [p for p in POSITION_RULES if p in seen]
+    return replace(vector, positions="all" if "all" in seen else ",".join(rules),
+                   meta={**vector.meta, "measured_positions": rules})
 
 
 def load_or_build_vector(

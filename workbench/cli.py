@@ -2,7 +2,8 @@
 
 `app` is the Typer application; each verb lives in its own module under
 `workbench/commands/` and registers itself on import. Commands parse options
-and call the packages; no logic lives here.
+and call the packages; no logic lives here. Bad input never reaches the user
+as a traceback: see `workbench.errors` (one `error:` line, exit status 2).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="The sycophancy workbench.")
+from workbench.errors import WorkbenchTyper, finite
+
+app = WorkbenchTyper(add_completion=False, no_args_is_help=True, help="The sycophancy workbench.")
 
 ModelOpt = Annotated[str, typer.Option("--model", help="smollm2 | a .gguf file | an HF folder | a hub id")]
 RunOpt = Annotated[str, typer.Option("--run", help="run name: outputs go to artifacts/<run>/")]
@@ -24,8 +27,11 @@ COMMAND_MODULES = ("cache", "demo", "probe", "evaluate", "steer", "sweep", "expo
 
 def fail(message: str) -> NoReturn:
     """Print a one-line error (no traceback) and exit with status 2."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {' '.join(str(message).split())}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+__all__ = ["app", "fail", "finite", "main"]
 
 
 def _register() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from interp.runs import run_dir
+from interp.runs import prepare_run_dir
 from workbench.evaluate_job import print_profile, run_eval
 from workbench.probe_job import ProbeJobConfig, run_probe_job
 
@@ -28,7 +28,7 @@ def run_demo(run: str, model_spec: str, artifacts: Path | None, app: bool, port:
     from steering.sweep import QUICK
     from workbench.sweep_job import print_report, run_sweep_job, sweep_config
 
-    folder = run_dir(run, artifacts)
+    folder = prepare_run_dir(run, artifacts)
     typer.secho("1/4 activations and probes", bold=True)
     probes = run_probe_job(ProbeJobConfig(run=run, model=model_spec, n=DEMO_N, n_boot=200), artifacts, typer.echo)
     typer.echo(f"activation store: {(folder / 'activations').resolve()}")

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from interp.atomic import atomic_path, atomic_write_json
+from interp.errors import InputError, check_count
 from interp.models import load_model
 from interp.profile import ci_text, per_example, sycophancy_profile
-from interp.runs import record_run, run_dir
+from interp.runs import prepare_run_dir, record_run
 from interp.score import score_choices
 from interp.tasks.example import Example
 from interp.tasks.letters import as_letter_choices
@@ -36,6 +37,9 @@ def eval_examples(tasks: str, n: int | None, data: str | None, data_format: str 
         examples = []
         for task in [t.strip() for t in tasks.split(",") if t.strip()]:
             examples += task_examples(task, n if n is not None else DEFAULT_N.get(task), seed)
+    if not examples:
+        raise InputError("no examples to score", path="--data" if data else "--tasks",
+                         expected="a file with records" if data else "comma-separated built-in tasks")
     if letters:
         examples += [replace(as_letter_choices(ex), task=f"{ex.task}_letters")
                      for ex in examples if ex.choices and not ex.answer and ex.task != "feedback"]
@@ -44,8 +48,13 @@ def eval_examples(tasks: str, n: int | None, data: str | None, data_format: str 
 
 def run_eval(run: str, model_spec: str, tasks: str, n: int | None, data: str | None, data_format: str | None,
              seed: int, batch_size: int, artifacts: Path | None, letters: bool = False) -> dict[str, Any]:
+    check_count("--n", n)
+    check_count("--batch-size", batch_size)
+    if data_format is not None and not data:
+        raise InputError(f"{data_format!r} given without --data", path="--format",
+                         expected="--format only with --data FILE")
     examples = eval_examples(tasks, n, data, data_format, seed, letters)
-    folder = run_dir(run, artifacts) / "eval"
+    folder = prepare_run_dir(run, artifacts, "eval") / "eval"
     model = load_model(model_spec)
     start = time.perf_counter()
     scores = score_choices(model, examples, batch_size=batch_size, progress=True)

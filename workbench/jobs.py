@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -9,10 +10,13 @@ import typer
 
 from interp.capture import CaptureConfig, capture
 from interp.distributed import capture_on_ray
+from interp.errors import check_count
 from interp.memory import LoadRequest
+from interp.positions import parse_positions
 from interp.ray_pool import LOCAL, RayOptions
 from interp.remote import REMOTE_BACKEND, load_remote_model
-from interp.runs import record_run, run_dir
+from interp.runs import prepare_run_dir, record_run
+from interp.sites import check_site_names
 from interp.store import ActivationStore
 from workbench.data import resolve_examples
 from workbench.progress import throughput_bar
@@ -22,7 +26,7 @@ def run_cache(
     run: str, data: str, model_spec: str, sites: str, positions: str, backend: str, batch_size: int,
     shard_size: int, dtype: str, store_dtype: str, limit: int | None, overwrite: bool, artifacts: Path | None,
     device: str = "cpu", device_map: str | None = None, ignore_memory_check: bool = False, remote: bool = False,
-    ray: RayOptions | None = None,
+    ray: RayOptions | None = None, log: Callable[[str], None] | None = None,
 ) -> ActivationStore:
     """Validate the data first (no model work on bad input), then cache and record the run.
 
@@ -31,13 +35,17 @@ def run_cache(
         ignore_memory_check: load even when the estimate says it will not fit.
         remote: run the model on NDIF through nnsight (backend must be "nnsight"; no local weights).
         ray: spread the shards over Ray workers (None: in this process).
+        log: told about each repair a resume makes (interp.store_writer.open_store).
     """
-    examples = resolve_examples(data, limit=limit)
-    folder = run_dir(run, artifacts)
+    check_count("--limit", limit)
+    check_site_names(sites)
+    parse_positions(positions)
+    _check_combination(backend, remote, ray, device, device_map)
     config = CaptureConfig((), (), dtype=store_dtype, batch_size=batch_size, shard_size=shard_size)
+    examples = resolve_examples(data, limit=limit)
+    folder = prepare_run_dir(run, artifacts, "activations")
     request = LoadRequest(model_spec, dtype=dtype, device=device, device_map=device_map,
                           memory_check=not ignore_memory_check)
-    _check_combination(backend, remote, ray, device, device_map)
     record = {"data": data, "sites": sites, "positions": positions, "backend": backend, "batch_size": batch_size,
               "shard_size": shard_size, "dtype": dtype, "store_dtype": store_dtype, "limit": limit,
               "device": device, "device_map": device_map, "remote": remote}
@@ -59,7 +67,7 @@ def run_cache(
             model = request.load()
         with throughput_bar(len(examples), f"cache {run}") as update:
             store = capture(model, examples, sites, positions, folder / "activations", backend=backend,
-                            config=config, overwrite=overwrite, progress=update)
+                            config=config, overwrite=overwrite, progress=update, log=log)
         provenance = model.provenance()
     record_run(folder, "cache", record, model=provenance)
     return store
@@ -69,6 +77,10 @@ def _check_combination(
     backend: str, remote: bool, ray: RayOptions | None, device: str, device_map: str | None
 ) -> None:
     """Refuse option combinations that cannot work, before any model or cluster work."""
+    from interp.backends.base import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend {backend!r}: choose from {', '.join(BACKENDS)}")
     if remote and backend != "nnsight":
         raise ValueError("--remote runs through nnsight on NDIF: add --backend nnsight")
     if remote and (ray is not None or device_map is not None):

@@ -25,17 +25,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from interp.atomic import atomic_path, atomic_write_json
 from interp.capture import CaptureConfig, capture, examples_hash
+from interp.errors import InputError, parse_json, read_text
 from interp.models import ChatModel, load_model
 from interp.profile import per_example
-from interp.runs import record_run, run_dir
+from interp.runs import prepare_run_dir, record_run
 from interp.score import score_choices
 from interp.store import ActivationStore
 from interp.tasks.example import Example
 from probes import fit_and_evaluate, layer_cosines, method_cosines, projections_by_condition, save_directions
-from probes.estimators import make_probe
+from probes.estimators import PROBES, make_probe
 from probes.evaluate import generalisation_matrix
 from probes.labels import LabelSet, build_labels, contrast_labels
 from workbench.data import task_examples
@@ -78,19 +80,38 @@ class ProbeJobConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"probe config: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        d = dict(d)
-        for key in ("tasks", "sources", "methods", "positions", "layers"):
-            if d.get(key) is not None:
-                d[key] = tuple(d[key])
-        return cls(**d)
+        try:  # the field types, checked by pydantic from the dataclass's annotations
+            config = TypeAdapter(cls).validate_python(d)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ()))
+            raise ValueError(f"probe config: field {field!r}: {first.get('msg', 'invalid')}") from None
+        if config.n < 1 or config.n_boot < 1 or config.batch_size < 1 or config.n_splits < 2:
+            raise ValueError("probe config: n, n_boot and batch_size must be >= 1 and n_splits >= 2")
+        return config
+
+    def check(self) -> None:
+        """Refuse unknown tasks, methods, label sources and positions, before any model work."""
+        from interp.positions import POSITIONS
+        from interp.tasks.registry import TASKS
+        from probes.labels import LABEL_SOURCES
+
+        for option, names, known in (("--tasks", self.tasks, TASKS), ("--methods", self.methods, PROBES),
+                                     ("--sources", self.sources, LABEL_SOURCES), ("positions", self.positions, POSITIONS)):
+            if not names:
+                raise InputError("none given", path=f"{self.run}: {option}", expected=", ".join(sorted(known)))
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise InputError(f"unknown {unknown[0]!r}", path=f"{self.run}: {option}", expected=", ".join(sorted(known)))
 
 
 def read_config(path: Path) -> list[ProbeJobConfig]:
     """A YAML file with `runs: [{run: ..., model: ..., n: ...}, ...]` (shared keys under `defaults:`)."""
+    text = read_text(path, "probe config")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"{path}: cannot read the probe config ({e})") from None
+        raw = parse_json(text, path) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ValueError(f"{path}: cannot read the probe config ({' '.join(str(e).split())})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("runs"), list):
         raise ValueError(f"{path}: expected a mapping with a 'runs' list")
     defaults = raw.get("defaults") or {}
@@ -132,6 +153,8 @@ def extra_examples(cfg: ProbeJobConfig) -> list[Example]:
         if name in TASKS:
             raise ValueError(f"extra_data {name!r}: the name of a built-in task; choose another (e.g. caa_file)")
         path, _, fmt = spec.partition("::")
+        if not Path(path).is_file():
+            raise InputError(f"{name}: no such file {path!r}", path="--extra (extra_data)", expected="NAME=PATH::FORMAT")
         examples = [ex for ex in resolve_examples(path, format=fmt or None) if ex.condition in CONTRAST_CONDITIONS]
         pairs = list(dict.fromkeys(ex.pair_id for ex in examples))
         if not pairs:
@@ -182,9 +205,10 @@ def _pressure_any_task(examples: list[Example]) -> tuple[LabelSet, np.ndarray]:
 
 
 def run_probe_job(cfg: ProbeJobConfig, artifacts: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
-    folder = run_dir(cfg.run, artifacts)
-    out = folder / "probes"
+    cfg.check()
     examples = probe_examples(cfg)
+    folder = prepare_run_dir(cfg.run, artifacts, "probes")
+    out = folder / "probes"
     log(f"{cfg.run}: {len(examples)} examples from {', '.join(cfg.tasks)}; loading {cfg.model}")
     model = load_model(cfg.model)
     layers = cfg.layers if cfg.layers is not None else tuple(range(model.n_layers))

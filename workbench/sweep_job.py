@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from interp.models import load_model
 from interp.ray_pool import RayOptions
-from interp.runs import record_run, run_dir
+from interp.runs import prepare_run_dir, record_run
 from steering.methods import resolve_method
 from steering.report import write_report
 from steering.sweep import QUICK, SweepConfig, run_sweep, sweep_strengths
@@ -46,8 +46,12 @@ def sweep_config(
 def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwrite: bool,
                   ray: RayOptions | None = None) -> dict[str, Any]:
     """Load the model, run or resume the sweep into artifacts/<run>/sweep (over Ray actors if `ray`), report."""
-    folder = run_dir(run, artifacts)
+    folder = prepare_run_dir(run, artifacts, "sweep")
     model = load_model(config.model)
+    outside = [layer for layer in config.layers if not -model.n_layers <= layer < model.n_layers]
+    if outside:
+        raise ValueError(f"--layers: layer {outside[0]} is outside the model's {model.n_layers} layers "
+                         f"(0..{model.n_layers - 1})")
     curves = {"off": 1, "both": 2, "only": 1}[config.gate]  # gated curves count like more methods
     families = [resolve_method(m).family for m in config.methods] + ["statistics"] * len(config.vector_files)
     total = sum(curves * len(config.layers) * len(config.positions) * len(sweep_strengths(config, f)) for f in families)

@@ -21,11 +21,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp.errors import MAX_INPUT_BYTES, InputError, editor_lines, json_type
+
 ROLES = ("system", "user", "assistant")
 
 
-class ExampleFormatError(ValueError):
+class ExampleFormatError(InputError):
     """A record that is not a valid Example; the message names file, line and field."""
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse a string that cannot be written as UTF-8 (a lone surrogate such as JSON's "\\ud800").
+
+    Example:
+        >>> check_text("fine", "content")
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{what} holds an invalid character at position {e.start} (a lone surrogate)") from None
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,8 @@ class Turn:
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
         if not isinstance(self.content, str):
-            raise ValueError(f"content must be a string, got {type(self.content).__name__}")
+            raise ValueError(f"content must be a string, got JSON {json_type(self.content)}")
+        check_text(self.content, "content")
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,19 @@ class Example:
                 raise ValueError(
                     f"field {name!r} must index into choices (0..{len(self.choices) - 1}), got {value!r}"
                 )
+        for name in ("user_claim", "answer"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"field {name!r} must be a string or absent, got {value!r}")
+        if not all(isinstance(c, str) for c in self.choices):
+            raise ValueError("field 'choices' must be a list of strings")
+        for i, c in enumerate(self.choices):
+            check_text(c, f"field 'choices[{i}]'")
+        for name in ("id", "pair_id", "user_claim", "answer"):
+            if getattr(self, name) is not None:
+                check_text(getattr(self, name), f"field {name!r}")
+        if not isinstance(self.meta, dict):
+            raise ValueError(f"field 'meta' must be a JSON object, got JSON {json_type(self.meta)}")
         if self.user_claim is not None and self.user_claim not in self.last_user_text:
             raise ValueError("field 'user_claim' must be a substring of the last user turn")
 
@@ -105,7 +133,7 @@ class Example:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Example:
         if not isinstance(d, dict):
-            raise ValueError(f"record must be a JSON object, got {type(d).__name__}")
+            raise ValueError(f"record must be a JSON object, got JSON {json_type(d)}")
         missing = [k for k in ("id", "pair_id", "task", "condition", "turns") if k not in d]
         if missing:
             raise ValueError(f"missing field {missing[0]!r}")
@@ -138,7 +166,7 @@ class Example:
             sycophantic=d.get("sycophantic"),
             user_claim=d.get("user_claim"),
             answer=d.get("answer"),
-            meta=dict(d.get("meta") or {}),
+            meta=d.get("meta") or {},
         )
 
 
@@ -149,21 +177,29 @@ def read_examples(path: str | Path) -> list[Example]:
         ExampleFormatError: naming the file, the 1-based line and the field.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ExampleFormatError(f"{path}: is a folder, expected a JSONL file of examples")
     if not path.is_file():
         raise ExampleFormatError(f"{path}: no such file")
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise ExampleFormatError(f"{path}: {path.stat().st_size} bytes is too large (at most {MAX_INPUT_BYTES})")
     examples: list[Example] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open(encoding="utf-8", newline="") as f:
+        for lineno, line in enumerate(_editor_lines(f), start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ExampleFormatError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+                raise ExampleFormatError(f"{path}, line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise ExampleFormatError(f"{path}, line {lineno}: JSON nested too deeply to read") from None
+            except UnicodeDecodeError as e:
+                raise ExampleFormatError(f"{path}, line {lineno}: not UTF-8 text ({e.reason})") from None
             try:
                 ex = Example.from_dict(record)
-            except (ValueError, TypeError) as e:
+            except (ValueError, TypeError, RecursionError) as e:
                 raise ExampleFormatError(f"{path}, line {lineno}: {e}") from None
             if ex.id in seen:
                 raise ExampleFormatError(
@@ -174,6 +210,15 @@ def read_examples(path: str | Path) -> list[Example]:
     if not examples:
         raise ExampleFormatError(f"{path}: holds no records")
     return examples
+
+
+def _editor_lines(f: Any) -> Iterable[str]:
+    """Lines split the way an editor counts them (\\n, \\r\\n or \\r), not on every Unicode separator."""
+    try:
+        text = f.read()
+    except UnicodeDecodeError as e:
+        raise ExampleFormatError(f"{f.name}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    return editor_lines(text)
 
 
 def write_examples(examples: Iterable[Example], path: str | Path) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from interp.errors import MAX_INPUT_BYTES, editor_lines, json_type
 from interp.tasks.example import ExampleFormatError
 
 
@@ -69,6 +70,8 @@ def _read_text(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise ExternalFormatError(f"{path}: no such file")
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise ExternalFormatError(f"{path}: {path.stat().st_size} bytes is too large (at most {MAX_INPUT_BYTES})")
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -98,7 +101,7 @@ def iter_jsonl(
     if text is None:
         text = _read_text(path)
     count = 0
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(editor_lines(text), start=1):
         if not line.strip():
             continue
         loc = Location(str(path), "line", lineno, error_type)
@@ -106,6 +109,8 @@ def iter_jsonl(
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise loc.error(f"not valid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:
+            raise loc.error("JSON nested too deeply to read") from None
         count += 1
         yield loc, record
     if count == 0:
@@ -130,8 +135,10 @@ def iter_json_array(path: str | Path) -> Iterator[tuple[Location, Any]]:
         raise ExternalFormatError(
             f"{path}, line {e.lineno}: not valid JSON ({e.msg} at column {e.colno}){hint}"
         ) from None
+    except RecursionError:
+        raise ExternalFormatError(f"{path}: JSON nested too deeply to read") from None
     if not isinstance(data, list):
-        raise ExternalFormatError(f"{path}: top level must be a JSON array, got {type(data).__name__}")
+        raise ExternalFormatError(f"{path}: top level must be a JSON array, got JSON {json_type(data)}")
     if not data:
         raise ExternalFormatError(f"{path}: holds no records")
     for i, record in enumerate(data, start=1):
@@ -146,7 +153,7 @@ def require_object(record: Any, loc: Location) -> dict[str, Any]:
         {'a': 1}
     """
     if not isinstance(record, dict):
-        raise loc.error(f"record must be a JSON object, got {type(record).__name__}")
+        raise loc.error(f"record must be a JSON object, got JSON {json_type(record)}")
     return record
 
 

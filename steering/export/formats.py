@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +104,24 @@ def get_format(name: str) -> Format:
     return FORMATS[name]
 
 
+def check_request(format: str, mode: str, has_model: bool, out: str | Path, strength: float | None,
+                  overwrite: bool) -> Format:
+    """Everything about an export that can be refused before a model is loaded; the chosen Format.
+
+    Raises:
+        ExportError: unknown format or mode, no model for hf-folded, a non-finite strength, an existing output.
+    """
+    fmt = get_format(format)
+    check_mode(mode, fmt.name, fmt.modes)
+    if fmt.needs_model and not has_model:
+        raise ExportError(f"format {fmt.name} writes a copy of the model: pass --model")
+    if strength is not None and not math.isfinite(strength):
+        raise ExportError(f"strength {strength} is not a finite number")
+    if Path(out).exists() and not overwrite:
+        raise ExportError(f"{out} exists; pass --overwrite to replace it")
+    return fmt
+
+
 def export_vector(
     format: str, vector: SteeringVector, out: str | Path, mode: str = "add", strength: float | None = None,
     model: ChatModel | None = None, measured: dict[str, Any] | None = None, force: bool = False,
@@ -128,15 +147,12 @@ def export_vector(
     Example:
         >>> export_vector("hf-folded", vector, "out/steered", strength=4.0, model=model)  # doctest: +SKIP
     """
-    fmt = get_format(format)
-    check_mode(mode, fmt.name, fmt.modes)
-    if fmt.needs_model and model is None:
-        raise ExportError(f"format {fmt.name} writes a copy of the model: pass --model")
+    fmt = check_request(format, mode, model is not None, out, strength, overwrite)
+    if strength is not None:
+        vector.check_strength(strength)
     if model is not None:
         vector.check_compatible(model.d_model, model.weights_hash, force)
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} exists; pass --overwrite to replace it")
     if vector.meta.get("gate_files") and fmt.name != "safetensors":
         runtime = "llama.cpp" if fmt.name == "gguf" else "a folded checkpoint"
         warnings.warn(GATE_WARNING.format(files=vector.meta["gate_files"], runtime=runtime), UserWarning, stacklevel=2)

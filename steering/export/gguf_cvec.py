@@ -30,6 +30,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 
 from interp.atomic import atomic_path
+from interp.errors import InputError, parse_json
 from interp.sites import Site, llama_cpp_direction_index
 from steering.export.info import ExportError, ExportInfo, check_residual_site
 from steering.vector import SteeringVector
@@ -108,9 +109,25 @@ def export_gguf(
     return path
 
 
-def _field(reader: GGUFReader, key: str) -> Any:
+def _reader(path: str | Path) -> GGUFReader:
+    """A GGUFReader, or an InputError for a missing, truncated or foreign file (gguf raises many types)."""
+    if not Path(path).is_file():
+        raise InputError("no such GGUF file", path=path)
+    try:
+        return GGUFReader(str(path))
+    except Exception as e:  # gguf raises ValueError, IndexError, struct and numpy errors on bad bytes
+        raise InputError(f"not a readable GGUF file ({type(e).__name__}: {' '.join(str(e).split())[:200]})",
+                         path=path) from None
+
+
+def _field(reader: GGUFReader, key: str, path: str | Path | None = None) -> Any:
     field = reader.get_field(key)
-    return None if field is None else field.contents()
+    if field is None:
+        return None
+    try:
+        return field.contents()
+    except Exception as e:  # a value whose bytes do not decode
+        raise InputError(f"cannot be read ({type(e).__name__})", path=path, field=key) from None
 
 
 def check_gguf_control_vector(path: str | Path, n_layers: int | None = None, d_model: int | None = None) -> list[str]:
@@ -126,16 +143,16 @@ def check_gguf_control_vector(path: str | Path, n_layers: int | None = None, d_m
         []
     """
     try:
-        reader = GGUFReader(str(path))
-    except (ValueError, OSError) as e:
-        return [f"{path}: not a readable GGUF file ({e})"]
+        reader = _reader(path)
+    except InputError as e:
+        return [str(e)]
     problems = []
-    arch = _field(reader, KEY_ARCH)
+    arch = _field(reader, KEY_ARCH, path)
     if arch != ARCH:
         problems.append(f"{KEY_ARCH} is {arch!r}, expected {ARCH!r}")
-    if not _field(reader, KEY_HINT):
+    if not _field(reader, KEY_HINT, path):
         problems.append(f"{KEY_HINT} is missing (the model's architecture, e.g. 'llama')")
-    count = _field(reader, KEY_COUNT)
+    count = _field(reader, KEY_COUNT, path)
     if count is None:
         problems.append(f"{KEY_COUNT} is missing")
     elif count != len(reader.tensors):
@@ -167,8 +184,15 @@ def check_gguf_control_vector(path: str | Path, n_layers: int | None = None, d_m
 
 def read_gguf_info(path: str | Path) -> ExportInfo | None:
     """The workbench's export record in a GGUF, or None for a file from elsewhere (repeng)."""
-    raw = _field(GGUFReader(str(path)), KEY_EXPORT)
-    return None if raw is None else ExportInfo.from_dict(json.loads(raw))
+    raw = _field(_reader(path), KEY_EXPORT, path)
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InputError(f"is a {type(raw).__name__}", path=path, field=KEY_EXPORT, expected="a JSON string")
+    try:
+        return ExportInfo.from_dict(parse_json(raw, path, field=KEY_EXPORT))
+    except ExportError as e:
+        raise InputError(str(e), path=path, field=KEY_EXPORT) from None
 
 
 def read_gguf_control_vector(path: str | Path) -> SteeringVector:
@@ -187,15 +211,20 @@ def read_gguf_control_vector(path: str | Path) -> SteeringVector:
     problems = check_gguf_control_vector(path)
     if problems:
         raise ExportError(f"{path}: not a valid control vector: {'; '.join(problems)}")
-    reader = GGUFReader(str(path))
-    directions = {int(_NAME.match(t.name).group(1)): np.array(t.data, dtype=np.float32)  # type: ignore[union-attr]
-                  for t in reader.tensors}
+    reader = _reader(path)
+    try:
+        directions = {int(_NAME.match(t.name).group(1)): np.array(t.data, dtype=np.float32)  # type: ignore[union-attr]
+                      for t in reader.tensors}
+    except Exception as e:  # tensor data cut short
+        raise InputError(f"tensor data cannot be read ({type(e).__name__})", path=path) from None
+    if not all(np.isfinite(v).all() for v in directions.values()):
+        raise InputError("a direction tensor holds NaN or inf", path=path, expected="finite values")
     info = read_gguf_info(path)
     d_model = len(next(iter(directions.values())))
-    strength = _field(reader, KEY_STRENGTH)
+    strength = _field(reader, KEY_STRENGTH, path)
     meta: dict[str, Any] = {"source": "gguf", "strength_folded": strength}
     if info is None:
-        return SteeringVector(directions, method="gguf", d_model=d_model, arch=str(_field(reader, KEY_HINT)), meta=meta)
+        return SteeringVector(directions, method="gguf", d_model=d_model, arch=str(_field(reader, KEY_HINT, path)), meta=meta)
     return SteeringVector(
         directions, method=info.method, d_model=d_model, model_hash=info.model_hash, arch=info.arch,
         dataset_hash=info.dataset_hash, resid_norms=info.resid_norms, positions=info.positions,

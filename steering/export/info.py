@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from interp.errors import json_type
 from steering.vector import SteeringVector
 
 EXPORT_FORMAT = "workbench.export/1"
@@ -123,6 +124,8 @@ class ExportInfo:
         Raises:
             ExportError: for a record of another version or with a missing field.
         """
+        if not isinstance(data, dict):
+            raise ExportError(f"export record is JSON {json_type(data)}, expected an object")
         if data.get("export_format") != EXPORT_FORMAT:
             raise ExportError(f"export record has format {data.get('export_format')!r}, expected {EXPORT_FORMAT!r}")
         try:
@@ -138,6 +141,8 @@ class ExportInfo:
             )
         except KeyError as e:
             raise ExportError(f"export record lacks field {e.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ExportError(f"export record has a field of the wrong type ({e})") from None
 
 
 def _version() -> str:

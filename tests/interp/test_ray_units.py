@@ -46,7 +46,7 @@ def test_commit_refuses_a_missing_or_resized_shard(tiny_model, tmp_path):
         commit(tmp_path, dict(manifest, shards=manifest["shards"][:1]))
     shard = tmp_path / "shard-00001.safetensors"
     shard.write_bytes(shard.read_bytes() + b" ")
-    with pytest.raises(StoreError, match="shard-00001.safetensors: .* bytes on disk, the worker reported"):
+    with pytest.raises(StoreError, match="shard-00001.safetensors: .* bytes on disk, the record says"):
         commit(tmp_path, manifest)
 
 

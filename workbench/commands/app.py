@@ -32,7 +32,7 @@ def streamlit_command(script: Path, port: int, address: str) -> list[str]:
 @app.command("app")
 def app_command(
     artifacts: ArtifactsOpt = None,
-    port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to serve on")] = 8501,
     address: Annotated[str, typer.Option(help="address to bind (0.0.0.0 to serve other machines)")] = "localhost",
 ) -> None:
     """Open the app: runs, eval profile, probes, trade-off, mechanisms, live steering, export."""

@@ -6,10 +6,7 @@ from typing import Annotated
 
 import typer
 
-from interp.models import ModelLoadError
-from interp.store import StoreError
-from interp.tasks.example import ExampleFormatError
-from workbench.cli import ArtifactsOpt, ModelOpt, RunOpt, app, fail
+from workbench.cli import ArtifactsOpt, ModelOpt, RunOpt, app, finite
 
 
 @app.command()
@@ -20,11 +17,11 @@ def cache(
     sites: Annotated[str, typer.Option(help="comma list; `blocks.*.hook_resid_post` expands")] = "blocks.*.hook_resid_post",
     positions: Annotated[str, typer.Option(help="last_prompt,answer,user_claim,all")] = "last_prompt",
     backend: Annotated[str, typer.Option(help="hooks | nnsight | tl")] = "hooks",
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-    shard_size: Annotated[int, typer.Option("--shard-size")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1)] = 256,
     dtype: Annotated[str, typer.Option(help="model dtype: float32 | bfloat16 | float16")] = "float32",
     store_dtype: Annotated[str, typer.Option("--store-dtype", help="float32 | float16")] = "float32",
-    limit: Annotated[int | None, typer.Option(help="use only the first N examples")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="use only the first N examples")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a store made with another configuration")] = False,
     artifacts: ArtifactsOpt = None,
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N (each Ray worker: its own GPU)")] = "cpu",
@@ -37,9 +34,9 @@ def cache(
     ray: Annotated[str | None, typer.Option(
         "--ray", metavar="ADDRESS", help="spread shards over Ray workers: local (start Ray here), auto "
         "(the running cluster or $RAY_ADDRESS) or an address like head:6379; needs the `ray` extra")] = None,
-    workers: Annotated[int, typer.Option(help="with --ray: workers, each loading the model once")] = 2,
-    cpus_per_worker: Annotated[int, typer.Option("--cpus-per-worker", help="with --ray")] = 1,
-    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="with --ray (e.g. 1, or 2 with "
+    workers: Annotated[int, typer.Option(min=1, help="with --ray: workers, each loading the model once")] = 2,
+    cpus_per_worker: Annotated[int, typer.Option("--cpus-per-worker", min=1, help="with --ray")] = 1,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0, callback=finite, help="with --ray (e.g. 1, or 2 with "
                                                    "--device-map auto)")] = 0.0,
 ) -> None:
     """Cache activations into artifacts/<run>/activations (interrupted? run it again to resume).
@@ -48,18 +45,14 @@ def cache(
     cannot fit (--ignore-memory-check to try anyway). Several machines: --ray local|auto|ADDRESS --workers N.
     No local weights at all: --backend nnsight --remote --model <hub id NDIF hosts>.
     """
-    from interp.ray_pool import RayJobError, RayOptions, RayUnavailableError
+    from interp.ray_pool import RayOptions
     from workbench.jobs import run_cache
 
-    try:
-        options = None if ray is None else RayOptions(
-            address=ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
-        store = run_cache(run=run, data=data, model_spec=model, sites=sites, positions=positions,
-                          backend=backend, batch_size=batch_size, shard_size=shard_size, dtype=dtype,
-                          store_dtype=store_dtype, limit=limit, overwrite=overwrite, artifacts=artifacts,
-                          device=device, device_map=device_map, ignore_memory_check=ignore_memory_check,
-                          remote=remote, ray=options)
-    except (ExampleFormatError, ModelLoadError, StoreError, ValueError, RayUnavailableError,
-            RayJobError) as e:
-        fail(str(e))
+    options = None if ray is None else RayOptions(
+        address=ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
+    store = run_cache(run=run, data=data, model_spec=model, sites=sites, positions=positions,
+                      backend=backend, batch_size=batch_size, shard_size=shard_size, dtype=dtype,
+                      store_dtype=store_dtype, limit=limit, overwrite=overwrite, artifacts=artifacts,
+                      device=device, device_map=device_map, ignore_memory_check=ignore_memory_check,
+                      remote=remote, ray=options, log=typer.echo)
     typer.echo(f"activation store: {store.path} ({store.n_examples} examples, {len(store.sites)} sites)")

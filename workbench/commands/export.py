@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-from interp.models import ModelLoadError
+from interp.atomic import remove_stale_temps
+from interp.errors import InputError, json_type, parse_json, read_text
+from interp.outputs import check_out_file, prepare_dir
 from steering.vector import SteeringVector
-from workbench.cli import ModelOpt, app, fail
+from workbench.cli import ModelOpt, app, finite
 
 FORMAT_HELP = "safetensors (workbench native) | gguf (llama.cpp control vector) | hf-folded (HF model folder)"
 
@@ -51,21 +53,32 @@ def read_vector(path: Path) -> SteeringVector:
     """A SteeringVector from a workbench `.safetensors` (plain or exported) or a `.gguf` control vector."""
     readers = _readers()
     if path.suffix not in readers:
-        raise ValueError(f"{path}: a vector is a {' or '.join(readers)} file")
+        raise InputError("not a vector file", path=path, expected=f"a {' or '.join(readers)} file")
     if not path.is_file():
-        raise ValueError(f"{path}: no such vector file")
+        raise InputError("no such vector file" if not path.exists() else "is not a file", path=path)
     return readers[path.suffix](path)
+
+
+def check_vector_fits(vector: SteeringVector, path: Path, model: Any, force: bool) -> None:
+    """`vector.check_compatible` for a vector read from `path`: the refusal names the file."""
+    from steering.vector import VectorMismatchError
+
+    try:
+        vector.check_compatible(model.d_model, model.weights_hash, force=force)
+    except VectorMismatchError as e:
+        raise InputError(str(e), path=path) from None
 
 
 def _measured(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"--measured {path}: not a readable JSON file ({e})") from None
+    data = parse_json(read_text(path, "--measured JSON file"), path)
     if not isinstance(data, dict):
-        raise ValueError(f"--measured {path}: expected a JSON object")
+        raise InputError(f"--measured holds JSON {json_type(data)}", path=path, expected="a JSON object")
+    try:
+        json.dumps(data, allow_nan=False)
+    except ValueError:
+        raise InputError("--measured holds NaN or Infinity", path=path, expected="finite numbers") from None
     return data
 
 
@@ -84,7 +97,7 @@ def export(
                                                "recommended operating point (vector, layer, strength, positions, "
                                                "measured gain and loss)")] = None,
     strength: Annotated[float | None, typer.Option(
-        help="add: multiplier of the raw vector; ablate: of the removed part (default 1)")] = None,
+        callback=finite, help="add: multiplier of the raw vector; ablate: of the removed part (default 1)")] = None,
     layers: Annotated[str | None, typer.Option(help="layers to export: '5-20' or '5,7,9-12' (default: all)")] = None,
     mode: Annotated[str, typer.Option(help="add | ablate (ablate: safetensors, hf-folded)")] = "add",
     model: Annotated[str | None, typer.Option("--model", help="the vector's model (required for hf-folded)")] = None,
@@ -94,29 +107,37 @@ def export(
 ) -> None:
     """Export a steering vector as safetensors, a llama.cpp control vector, or a folded HF checkpoint."""
     from interp.models import load_model
-    from steering.export.formats import export_vector
+    from steering.export.formats import check_request, export_vector
 
-    try:
-        if (vector is None) == (sweep is None):
-            raise ValueError("give one of --vector FILE or --sweep artifacts/<run>/sweep")
-        if sweep is not None:
-            from steering.report import operating_point_vector
+    if (vector is None) == (sweep is None):
+        raise InputError("give one of --vector FILE or --sweep artifacts/<run>/sweep", field="--vector/--sweep")
+    if sweep is not None:
+        from steering.report import operating_point_vector
 
-            source, point_strength, recorded = operating_point_vector(sweep)
-            strength = point_strength if strength is None else strength
-        else:
-            assert vector is not None
-            source, recorded = read_vector(vector), None
-        if layers is not None:
-            source = source.select(parse_layers(layers))
-        chat_model = load_model(model) if model else None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            path = export_vector(format, source, out, mode=mode, strength=strength, model=chat_model,
-                                 measured=_measured(measured) if measured is not None else recorded, force=force,
-                                 overwrite=overwrite)
-    except (ModelLoadError, ValueError, OSError) as e:
-        fail(str(e))
+        source, point_strength, record = operating_point_vector(sweep)
+        strength = point_strength if strength is None else strength
+        if measured is not None:
+            record = _measured(measured)
+    else:
+        source, record = read_vector(vector), _measured(measured)
+    if layers is not None:
+        source = source.select(parse_layers(layers))
+    if format == "hf-folded":
+        if out.exists() and not out.is_dir():
+            raise InputError("--out: is a file, expected a folder for hf-folded", path=out)
+        prepare_dir(out.parent, "--out")
+    else:
+        check_out_file(out, "--out")
+    check_request(format, mode, model is not None, out, strength, overwrite)
+    for stale in remove_stale_temps(out):
+        typer.echo(f"removed {stale.name}, a temp file left by an interrupted export")
+    chat_model = load_model(model) if model else None
+    if chat_model is not None:
+        check_vector_fits(source, vector if vector is not None else sweep, chat_model, force)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        path = export_vector(format, source, out, mode=mode, strength=strength, model=chat_model,
+                             measured=record, force=force, overwrite=overwrite)
     _warn(caught)
     if any("positions" in str(w.message) for w in caught):
         typer.echo("to re-measure at every position, sweep it again with positions='all' and export that vector")
@@ -128,7 +149,8 @@ def verify_export(
     path: Annotated[Path, typer.Argument(help="the export: .safetensors, .gguf, or a folded model folder")],
     model: ModelOpt,
     vector: Annotated[Path | None, typer.Option("--vector", help="the source vector (needed for hf-folded)")] = None,
-    strength: Annotated[float | None, typer.Option(help="reference strength (default: the export's)")] = None,
+    strength: Annotated[float | None, typer.Option(callback=finite,
+                                                   help="reference strength (default: the export's)")] = None,
     force: Annotated[bool, typer.Option(help="verify against a model whose hash differs from the export's")] = False,
     report: Annotated[Path | None, typer.Option(help="also write the report as JSON here")] = None,
 ) -> None:
@@ -137,13 +159,14 @@ def verify_export(
     from interp.models import load_model
     from steering.export.formats import verify_export as run_verify
 
-    try:
-        source = read_vector(vector) if vector is not None else None
-        result = run_verify(path, load_model(model), source=source, strength=strength, force=force)
-        if report is not None:
-            atomic_write_json(report, result.to_dict())
-    except (ModelLoadError, ValueError, OSError) as e:
-        fail(str(e))
+    if not path.exists():
+        raise InputError("no such file or folder", path=path, expected="a .safetensors or .gguf export, or a folded model folder")
+    source = read_vector(vector) if vector is not None else None
+    if report is not None:
+        check_out_file(report, "--report")
+    result = run_verify(path, load_model(model), source=source, strength=strength, force=force)
+    if report is not None:
+        atomic_write_json(report, result.to_dict())
     for line in result.lines():
         typer.echo(line)
     if not result.passed:

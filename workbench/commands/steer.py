@@ -2,80 +2,138 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from interp.models import ModelLoadError
-from interp.tasks.example import ExampleFormatError, Turn, read_examples
-from steering.vector import VectorMismatchError
-from workbench.cli import ModelOpt, app, fail
+from interp.errors import InputError, editor_lines, json_type, parse_json, read_text
+from interp.tasks.example import Example, Turn
+from steering.vector import SteeringVector
+from workbench.cli import ModelOpt, app, fail, finite
+
+#: the longest prompt `steer` accepts, in characters (the model's context refuses most before this)
+MAX_PROMPT_CHARS = 200_000
+
+
+def _prompt(text: object, path: Path | str, line: int | None, field: str | None) -> tuple[Turn, ...]:
+    if not isinstance(text, str) or not text.strip():
+        shown = repr(text) if not isinstance(text, str) else "empty"
+        raise InputError(f"prompt is {shown}", path=path, line=line, field=field, expected="a non-empty string")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InputError(f"prompt of {len(text)} characters is too long", path=path, line=line, field=field,
+                         expected=f"at most {MAX_PROMPT_CHARS} characters")
+    try:
+        return (Turn("user", text),)
+    except ValueError as e:
+        raise InputError(str(e), path=path, line=line, field=field) from None
+
+
+def _jsonl_chat(record: object, path: Path, line: int) -> tuple[Turn, ...]:
+    if not isinstance(record, dict):
+        raise InputError(f"record is JSON {json_type(record)}", path=path, line=line,
+                         expected='an object with "prompt" (or an Example record with "turns")')
+    if "turns" in record:
+        try:
+            return Example.from_dict(record).turns
+        except (ValueError, TypeError) as e:
+            raise InputError(str(e), path=path, line=line) from None
+    if "prompt" not in record:
+        raise InputError("missing", path=path, line=line, field="prompt",
+                         expected='an object with "prompt" (or an Example record with "turns")')
+    return _prompt(record["prompt"], path, line, "prompt")
 
 
 def read_prompts(path: Path) -> list[tuple[Turn, ...]]:
-    """Chats from a file: `.jsonl` of Example records (their turns) or `{"prompt": ...}` objects, else one prompt per line.
+    """Chats from a file: `.jsonl` of `{"prompt": ...}` objects or Example records (their turns), else one prompt per line.
+
+    Every bad line is named with the file and its 1-based line number (as an editor counts).
 
     Example:
         >>> read_prompts(Path("prompts.txt"))  # doctest: +SKIP
         [(Turn(role='user', content='Is the Earth flat?'),)]
     """
-    if not path.is_file():
-        raise ValueError(f"--prompts {path}: no such file")
-    if path.suffix == ".jsonl":
-        first = next((line for line in path.read_text().splitlines() if line.strip()), "")
-        if first and "prompt" in json.loads(first) and "turns" not in json.loads(first):
-            return [(Turn("user", str(json.loads(line)["prompt"])),) for line in path.read_text().splitlines()
-                    if line.strip()]
-        return [ex.turns for ex in read_examples(path)]
-    prompts = [(Turn("user", line.strip()),) for line in path.read_text().splitlines() if line.strip()]
-    if not prompts:
-        raise ValueError(f"--prompts {path}: holds no prompts")
-    return prompts
+    lines = editor_lines(read_text(path, "prompts file"))
+    chats = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            chats.append(_jsonl_chat(parse_json(line, path, line=lineno), path, lineno))
+        else:
+            chats.append(_prompt(line.strip(), path, lineno, None))
+    if not chats:
+        raise InputError("holds no prompts", path=path, expected="one prompt per line")
+    return chats
+
+
+def check_rules(vector: SteeringVector, layers: tuple[int, ...], positions: str, mode: str) -> None:
+    """Refuse an unknown positions rule or mode, or a layer the vector lacks, before the model loads."""
+    from steering.interventions import MODES, POSITIONS
+
+    if positions not in POSITIONS:
+        raise InputError(f"unknown rule {positions!r}", path="--positions", expected=" | ".join(POSITIONS))
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}", path="--mode", expected=" | ".join(MODES))
+    missing = [layer for layer in layers if layer not in vector.directions]
+    if missing:
+        raise InputError(f"the vector has no layer {missing[0]}", path="--layers",
+                         expected=f"layers of the vector: {vector.layers}")
 
 
 @app.command()
 def steer(
     vector: Annotated[Path, typer.Option("--vector", help="a workbench .safetensors vector (or .gguf control vector)")],
-    strength: Annotated[float, typer.Option("--strength", help="multiplier of the raw vector (negative: away)")],
+    strength: Annotated[float, typer.Option("--strength", callback=finite,
+                                            help="multiplier of the raw vector (negative: away)")],
     model: ModelOpt = "smollm2",
     layers: Annotated[str | None, typer.Option(help="e.g. '10' or '8-12' (default: every layer of the vector)")] = None,
     positions: Annotated[str, typer.Option(help="all | prompt | generated (from the last prompt token on)")] = "all",
     mode: Annotated[str, typer.Option(help="add | ablate | clamp")] = "add",
     prompt: Annotated[str | None, typer.Option(help="one user message")] = None,
     prompts: Annotated[Path | None, typer.Option(help="a file: one prompt per line, or a .jsonl of examples")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 48,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, max=4096)] = 48,
     force: Annotated[bool, typer.Option(help="use a vector made on another model file")] = False,
     gate: Annotated[Path | None, typer.Option(help="a probe gate (.safetensors from `workbench sweep --gate`): steer "
                                                    "only prompts it reads as user pressure")] = None,
+    truncate: Annotated[bool, typer.Option(help="cut the start of a prompt longer than the model's context "
+                                                "(default: refuse it)")] = False,
 ) -> None:
     """Answer each prompt unsteered and steered (greedy), streamed, side by side."""
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
 
+    from interp.context import fit_chat, prompt_tokens
     from interp.models import load_model
     from steering.gate import ProbeGate
     from steering.gating import chat_gate_scores, check_gate
     from steering.generation import side_by_side
     from steering.spec import SteerSpec
-    from workbench.commands.export import parse_layers, read_vector
+    from workbench.commands.export import check_vector_fits, parse_layers, read_vector
 
     if (prompt is None) == (prompts is None):
         fail("give exactly one of --prompt or --prompts")
-    try:
-        chats = [(Turn("user", prompt),)] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
-        vec = read_vector(vector)
-        chosen = tuple(parse_layers(layers)) if layers else tuple(vec.layers)
-        probe_gate = ProbeGate.load(gate) if gate is not None else None
-        spec = SteerSpec(vec, chosen, positions, mode, force, probe_gate)
-        lm = load_model(model)
-        vec.check_compatible(lm.d_model, lm.weights_hash, force=force)
-        if probe_gate is not None:
-            check_gate(probe_gate, lm, force)
-    except (ExampleFormatError, ModelLoadError, VectorMismatchError, ValueError) as e:
-        fail(str(e))
+    chats = [_prompt(prompt, "--prompt", None, None)] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
+    vec = read_vector(vector)
+    chosen = tuple(parse_layers(layers)) if layers is not None else tuple(vec.layers)
+    check_rules(vec, chosen, positions, mode)
+    vec.check_strength(strength)
+    probe_gate = ProbeGate.load(gate) if gate is not None else None
+    spec = SteerSpec(vec, chosen, positions, mode, force, probe_gate)
+    lm = load_model(model)
+    check_vector_fits(vec, vector, lm, force)
+    if probe_gate is not None:
+        check_gate(probe_gate, lm, force)
+    for k, turns in enumerate(chats):
+        what = f"prompt {k + 1} (with --max-new-tokens {max_new_tokens})"
+        if truncate:
+            chats[k], dropped = fit_chat(lm, turns, max_new_tokens, what)
+            if dropped:
+                typer.echo(f"prompt {k + 1}: dropped its first {dropped} characters to fit the model's context "
+                           f"of {lm.context_length} tokens (--truncate)")
+        else:
+            lm.check_fits(prompt_tokens(lm, turns) + max_new_tokens, f"{what}; pass --truncate to cut it")
     console = Console()
     console.print(f"steering: {spec.describe()}, strength {strength:+g}")
 
@@ -88,10 +146,7 @@ def steer(
 
     gate_on: list[bool] = []
     if probe_gate is not None:
-        try:
-            scores = chat_gate_scores(lm, chats, probe_gate)
-        except ValueError as e:
-            fail(str(e))
+        scores = chat_gate_scores(lm, chats, probe_gate)
         gate_on = [bool(x > probe_gate.threshold) for x in scores]
     for k, turns in enumerate(chats):
         texts = {"unsteered": "", "steered": ""}

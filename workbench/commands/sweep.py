@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from interp.models import ModelLoadError
-from interp.store import StoreError
-from interp.tasks.example import ExampleFormatError
-from steering.vector import VectorMismatchError
-from workbench.cli import ArtifactsOpt, RunOpt, app, fail
+from workbench.cli import ArtifactsOpt, RunOpt, app, fail, finite
 
 
 def parse_floats(spec: str) -> tuple[float, ...]:
@@ -27,6 +24,8 @@ def parse_floats(spec: str) -> tuple[float, ...]:
         raise ValueError(f"--strengths {spec!r}: expected numbers like '-8,-4,4,8'") from None
     if not values:
         raise ValueError("--strengths: no values")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--strengths {spec!r}: expected finite numbers (no nan or inf)")
     return values
 
 
@@ -46,30 +45,31 @@ def sweep(
     strengths: Annotated[str | None, typer.Option(help="comma list, e.g. -8,-4,-2,2,4,8")] = None,
     positions: Annotated[str | None, typer.Option(help="comma list of all, prompt, generated")] = None,
     mode: Annotated[str | None, typer.Option(help="add | ablate | clamp")] = None,
-    n_test: Annotated[int | None, typer.Option("--n-test", help="answer-task test questions")] = None,
-    n_small: Annotated[int | None, typer.Option("--n-small", help="are_you_sure and mimicry test items each")] = None,
-    n_feedback: Annotated[int | None, typer.Option("--n-feedback", help="feedback texts")] = None,
-    n_capability: Annotated[int | None, typer.Option("--n-capability", help="fact-bank multiple-choice items")] = None,
+    n_test: Annotated[int | None, typer.Option("--n-test", min=1, help="answer-task test questions")] = None,
+    n_small: Annotated[int | None, typer.Option("--n-small", min=0, help="are_you_sure and mimicry test items each")] = None,
+    n_feedback: Annotated[int | None, typer.Option("--n-feedback", min=0, help="feedback texts")] = None,
+    n_capability: Annotated[int | None, typer.Option("--n-capability", min=0, help="fact-bank multiple-choice items")] = None,
     arc: Annotated[str | None, typer.Option(help="ARC-format JSONL for extra capability items (optional)")] = None,
-    n_arc: Annotated[int | None, typer.Option("--n-arc", help="ARC items to use")] = None,
-    n_train: Annotated[int | None, typer.Option("--n-train", help="training pairs per vector")] = None,
-    split_seed: Annotated[int | None, typer.Option("--split-seed")] = None,
-    test_fraction: Annotated[float | None, typer.Option("--test-fraction")] = None,
-    seed: Annotated[int | None, typer.Option(help="task, subset and bootstrap seed")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    n_arc: Annotated[int | None, typer.Option("--n-arc", min=0, help="ARC items to use")] = None,
+    n_train: Annotated[int | None, typer.Option("--n-train", min=1, help="training pairs per vector")] = None,
+    split_seed: Annotated[int | None, typer.Option("--split-seed", min=0, max=2**32 - 1)] = None,
+    test_fraction: Annotated[float | None, typer.Option("--test-fraction", min=0, max=1, callback=finite)] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="task, subset and bootstrap seed")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
     scorer: Annotated[str | None, typer.Option(help="cached (each prompt once, default) | full (interp.score)")] = None,
-    k_batch: Annotated[int | None, typer.Option("--k-batch", help="strengths per batched pass")] = None,
-    gen_prompts: Annotated[int | None, typer.Option("--gen-prompts", help="generations per cell (0: none)")] = None,
-    gen_tokens: Annotated[int | None, typer.Option("--gen-tokens")] = None,
+    k_batch: Annotated[int | None, typer.Option("--k-batch", min=1, help="strengths per batched pass")] = None,
+    gen_prompts: Annotated[int | None, typer.Option("--gen-prompts", min=0, help="generations per cell (0: none)")] = None,
+    gen_tokens: Annotated[int | None, typer.Option("--gen-tokens", min=1, max=4096)] = None,
     gain: Annotated[str | None, typer.Option(help="headline gain column (default answer_shift_gain)")] = None,
     loss: Annotated[str | None, typer.Option(help="headline loss column (default kl_all: KL on neutral and user-right prompts)")] = None,
-    budget: Annotated[float | None, typer.Option(help="loss budget of the operating point")] = None,
+    budget: Annotated[float | None, typer.Option(callback=finite, help="loss budget of the operating point")] = None,
     gate: Annotated[str | None, typer.Option(help="off | both | only: also sweep each vector gated by a user-opinion "
                                                   "probe (steer only prompts where the user pushes an opinion)")] = None,
     learned_strengths: Annotated[str | None, typer.Option("--learned-strengths", help="strengths of learned vectors "
                                                           "(trained at -1), e.g. -2,-1,-0.5")] = None,
     heads_strengths: Annotated[str | None, typer.Option("--heads-strengths", help="strengths of head shifts")] = None,
-    learn_steps: Annotated[int | None, typer.Option("--learn-steps", help="max optimiser steps of a learned vector")] = None,
+    learn_steps: Annotated[int | None, typer.Option("--learn-steps", min=1, max=100_000,
+                                                    help="max optimiser steps of a learned vector")] = None,
     learn_tasks: Annotated[str | None, typer.Option("--learn-tasks", help="training mix of learned vectors, "
                                                     "e.g. answer,are_you_sure,mimicry,feedback")] = None,
     exclude_categories: Annotated[str | None, typer.Option(
@@ -85,39 +85,39 @@ def sweep(
     ray: Annotated[str | None, typer.Option(
         "--ray", metavar="ADDRESS", help="spread the cells over Ray workers: local (start Ray here), auto "
         "(the running cluster or $RAY_ADDRESS) or an address like head:6379; needs the `ray` extra")] = None,
-    workers: Annotated[int, typer.Option(help="with --ray: workers, each loading the model once")] = 2,
-    cpus_per_worker: Annotated[int, typer.Option("--cpus-per-worker", help="with --ray")] = 1,
-    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="with --ray")] = 0.0,
+    workers: Annotated[int, typer.Option(min=1, help="with --ray: workers, each loading the model once")] = 2,
+    cpus_per_worker: Annotated[int, typer.Option("--cpus-per-worker", min=1, help="with --ray")] = 1,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0, callback=finite, help="with --ray")] = 0.0,
 ) -> None:
     """Sweep steering strengths; writes artifacts/<run>/sweep/ (cells.parquet, sweep.json, report.json, figures).
 
     Interrupted? Run the same command again: finished cells are skipped. Several machines: --ray
     local|auto|ADDRESS --workers N (the driver builds the vectors; the workers evaluate the cells).
     """
-    from interp.ray_pool import RayJobError, RayOptions, RayUnavailableError
+    from interp.ray_pool import RayOptions
     from workbench.commands.export import parse_layers
     from workbench.sweep_job import print_report, run_sweep_job, sweep_config
 
-    try:
-        config = sweep_config(quick, {
-            "model": model, "methods": _names(method), "vector_files": tuple(str(v) for v in vector) if vector else None,
-            "layers": tuple(parse_layers(layers)) if layers else None,
-            "strengths": parse_floats(strengths) if strengths else None, "positions": _names(positions),
-            "mode": mode, "n_train": n_train, "split_seed": split_seed, "test_fraction": test_fraction, "seed": seed,
-            "batch_size": batch_size, "scorer": scorer, "k_batch": k_batch, "gen_prompts": gen_prompts, "gen_tokens": gen_tokens,
-            "gain": gain, "loss": loss, "budget": budget, "force": force or None, "gate": gate,
-            "learned_strengths": parse_floats(learned_strengths) if learned_strengths else None,
-            "heads_strengths": parse_floats(heads_strengths) if heads_strengths else None,
-        }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
-            "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc, "wording": test_wording,
-            "categories": _names(test_categories)},
-            {"steps": learn_steps, "tasks": _names(learn_tasks), "exclude_categories": _names(exclude_categories)})
-        options = None if ray is None else RayOptions(
-            address=ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
-        out = run_sweep_job(run, config, artifacts, overwrite, ray=options)
-    except (ExampleFormatError, ModelLoadError, StoreError, VectorMismatchError, FileNotFoundError, ValueError,
-            RayUnavailableError, RayJobError) as e:
-        fail(str(e))
+    if arc is not None and not Path(arc).is_file():
+        fail(f"--arc {arc}: no such file (an ARC-format JSONL)")
+    if arc is not None and not n_arc:
+        fail("--arc needs --n-arc N (how many of its items to score)")
+    config = sweep_config(quick, {
+        "model": model, "methods": _names(method), "vector_files": tuple(str(v) for v in vector) if vector else None,
+        "layers": tuple(parse_layers(layers)) if layers is not None else None,
+        "strengths": parse_floats(strengths) if strengths is not None else None, "positions": _names(positions),
+        "mode": mode, "n_train": n_train, "split_seed": split_seed, "test_fraction": test_fraction, "seed": seed,
+        "batch_size": batch_size, "scorer": scorer, "k_batch": k_batch, "gen_prompts": gen_prompts, "gen_tokens": gen_tokens,
+        "gain": gain, "loss": loss, "budget": budget, "force": force or None, "gate": gate,
+        "learned_strengths": parse_floats(learned_strengths) if learned_strengths is not None else None,
+        "heads_strengths": parse_floats(heads_strengths) if heads_strengths is not None else None,
+    }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
+        "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc, "wording": test_wording,
+        "categories": _names(test_categories)},
+        {"steps": learn_steps, "tasks": _names(learn_tasks), "exclude_categories": _names(exclude_categories)})
+    options = None if ray is None else RayOptions(
+        address=ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
+    out = run_sweep_job(run, config, artifacts, overwrite, ray=options)
     print_report(out["report"])
     for warning in out["warnings"]:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
