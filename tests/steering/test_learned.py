@@ -101,13 +101,19 @@ def test_frozen_prefix_training_equals_a_full_forward(tiny_model, prepared):
     torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-3)
 
 
-def test_training_lowers_the_loss_and_the_vector_steers_through_steer(tiny_model, tmp_path: Path):
+def test_training_lowers_the_loss_and_the_vector_steers_through_steer(tiny_model, prepared, tmp_path: Path):
     vector = learn_vector(tiny_model, SPLIT, TINY, folder=tmp_path / "run")
     history = vector.meta["history"]
     assert len(history) == TINY.steps and vector.meta["steps_run"] == TINY.steps
     evals = [h for h in history if "val_loss" in h]
     assert len(evals) == 2 and all(np.isfinite(h["val_loss"]) for h in evals)
-    assert history[-1]["loss"] < history[0]["loss"]
+    # the objective over every training group is lower at the trained vector than at zero
+    train, _, data, _ = prepared
+    with torch.no_grad():
+        at_zero = _pass_loss(tiny_model, TINY, data, train, {1: torch.zeros(tiny_model.d_model)}, grad=False)[0]
+        trained = {1: -torch.from_numpy(vector.directions[1])}  # the saved vector points the other way
+        at_vector = _pass_loss(tiny_model, TINY, data, train, trained, grad=False)[0]
+    assert float(at_vector) < float(at_zero) - 1e-4
     assert vector.method == "learned:correct" and vector.positions == "generated" and vector.layers == [1]
     assert 0 < vector.norms()[1] <= TINY.max_norm * vector.resid_norms[1] + 1e-4
     assert vector.meta["split"] == SPLIT.to_dict() and vector.meta["learned"] == TINY.to_dict()
