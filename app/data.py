@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import pandas as pd
 import streamlit as st
 
-from interp.runs import artifacts_root
+from interp.store.runs import artifacts_root
 
 if TYPE_CHECKING:
     from probes.direction import Direction
@@ -172,7 +172,7 @@ def eval_result(folder: Path) -> dict[str, Any] | None:
 
 @shown
 def profile_frame(folder: Path) -> pd.DataFrame | None:
-    """The profile flattened by `interp.profile.profile_table`: task, what, metric, estimate, low, high, n."""
+    """The profile flattened by `interp.scoring.profile.profile_table`: task, what, metric, estimate, low, high, n."""
     result = eval_result(folder)
     if result is None or "profile" not in result:
         return None
@@ -181,7 +181,7 @@ def profile_frame(folder: Path) -> pd.DataFrame | None:
 
 @st.cache_data(show_spinner=False)
 def _profile_frame(profile_json: str) -> pd.DataFrame:
-    from interp.profile import profile_table
+    from interp.scoring.profile import profile_table
 
     return profile_table(json.loads(profile_json))
 
@@ -290,7 +290,7 @@ def projections(folder: Path, key: str) -> pd.DataFrame | None:
 def _projections(folder: str, key: str, dir_stamp: int, store_stamp: int) -> pd.DataFrame | None:
     import numpy as np
 
-    from interp.store import ActivationStore
+    from interp.store.activations import ActivationStore
     from probes.geometry import projections_by_condition
 
     direction = directions(Path(folder))[key]

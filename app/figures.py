@@ -116,12 +116,12 @@ def tradeoff_curves(table: pd.DataFrame, gain: str, loss: str, x: str, title: st
     """Gain (left) and loss (right) against the signed norm, with each curve's law fit and R².
 
     One curve per (layer, positions, sign of the strength); the fits are
-    `steering.fits.fit_curve` against the norm (gain linear, loss quadratic, as
+    `steering.sweep.fits.fit_curve` against the norm (gain linear, loss quadratic, as
     Wolf et al. predict), drawn in units of `x` ("norm" or "relative_norm").
     """
     from plotly.subplots import make_subplots
 
-    from steering.fits import LAWS, curves, fit_curve
+    from steering.sweep.fits import LAWS, curves, fit_curve
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=[f"gain: {gain} ({LAWS['gain'][0]} fit)",
                                                         f"loss: {loss} ({LAWS['loss'][0]} fit)"])

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from interp.tasks.example import ROLES, Turn
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
     from steering.spec import SteerSpec
 
 _MARKER = re.compile(r"^\[(" + "|".join(ROLES) + r")\]\s*$", re.MULTILINE)

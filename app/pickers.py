@@ -1,7 +1,7 @@
 """The vector picker shared by the Playground and Export pages.
 
 A vector comes from the run's sweep (its recommended operating point, or a
-method's vector), from a probe direction (`steering.from_probe`), or from a
+method's vector), from a probe direction (`steering.methods.from_probe`), or from a
 file the user uploads.
 
 Example:
@@ -20,7 +20,7 @@ import streamlit as st
 from app import data, steering_data
 
 if TYPE_CHECKING:
-    from steering.vector import SteeringVector
+    from steering.steering_vector import SteeringVector
 
 PROBE, FILE, UPLOAD = "probe direction", "vector file of this run", "upload a file"
 

@@ -21,9 +21,9 @@ import streamlit as st
 from app.data import directions, read_json, shown, stamp, table, unreadable
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
     from interp.tasks.example import Example
-    from steering.vector import SteeringVector
+    from steering.steering_vector import SteeringVector
 
 PRESET_TASKS = ("answer", "are_you_sure", "mimicry", "feedback")
 
@@ -33,7 +33,7 @@ PRESET_TASKS = ("answer", "are_you_sure", "mimicry", "feedback")
 
 @dataclass(frozen=True)
 class Sweep:
-    """What `steering.sweep.run_sweep` and `steering.report.write_report` left in <run>/sweep.
+    """What `steering.sweep.run.run_sweep` and `steering.sweep.report.write_report` left in <run>/sweep.
 
     Args:
         table: cells.parquet, one row per (method, layer, strength, positions, mode) with the vector's
@@ -68,7 +68,7 @@ def sweep(folder: Path) -> Sweep | None:
 
 @st.cache_data(show_spinner=False)
 def _sweep_table(folder: str, mtime: int) -> pd.DataFrame:
-    from steering.sweep import read_table
+    from steering.sweep.run import read_table
 
     try:
         return read_table(Path(folder))
@@ -80,8 +80,8 @@ def _sweep_table(folder: str, mtime: int) -> pd.DataFrame:
 
 
 def probe_vector(folder: Path, key: str, arch: str = "") -> SteeringVector:
-    """The probe direction `key` of a run as a single-layer SteeringVector (`steering.from_probe`)."""
-    from steering.from_probe import vector_from_direction
+    """The probe direction `key` of a run as a single-layer SteeringVector (`steering.methods.from_probe`)."""
+    from steering.methods.from_probe import vector_from_direction
 
     return vector_from_direction(directions(folder)[key], arch=arch)
 
@@ -118,7 +118,7 @@ def _vector(path: str, mtime: int) -> SteeringVector:
 
 
 def _read_vector_file(path: str) -> SteeringVector:
-    from steering.vector import SteeringVector
+    from steering.steering_vector import SteeringVector
 
     if path.endswith(".gguf"):
         from steering.export.gguf_cvec import read_gguf_control_vector
@@ -197,8 +197,8 @@ def export_bytes(vector: SteeringVector, format: str, mode: str, strength: float
 
 @st.cache_resource(show_spinner="Loading the model (once per server) ...", max_entries=2)
 def chat_model(spec: str) -> ChatModel:
-    """`interp.models.load_model(spec)`, loaded once and shared by every session."""
-    from interp.models import load_model
+    """`interp.models.loading.load_model(spec)`, loaded once and shared by every session."""
+    from interp.models.loading import load_model
 
     return load_model(spec)
 

@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interp.backends import Batch, make_backend  # noqa: E402
-from interp.capture import _gather, _plan, make_batch, validate  # noqa: E402
-from interp.models import load_model  # noqa: E402
-from interp.positions import parse_positions  # noqa: E402
+from interp.capture.backends import Batch, make_backend  # noqa: E402
+from interp.capture.collect import _gather, _plan, make_batch, validate  # noqa: E402
+from interp.capture.positions import parse_positions  # noqa: E402
+from interp.models.loading import load_model  # noqa: E402
 from interp.sites import expand_sites  # noqa: E402
 
 
@@ -91,7 +91,7 @@ def peak_rss_child(n: int) -> float:
     code = (
         f"import resource, sys, tempfile; sys.path.insert(0, {root!r})\n"
         "from bench.capture import bench_examples\n"
-        "from interp.models import load_model\nfrom interp.capture import capture, CaptureConfig\n"
+        "from interp.models.loading import load_model\nfrom interp.capture.collect import capture, CaptureConfig\n"
         "m = load_model('smollm2')\n"
         "with tempfile.TemporaryDirectory() as d:\n"
         f"    capture(m, bench_examples({n}), 'blocks.*.hook_resid_post', 'last_prompt', d,"

@@ -2,7 +2,7 @@
 
 Measured in one run:
 (a) preparation: the frozen unsteered prompt KV and the unsteered references of every training and
-    validation example (`steering.learned._prepare`);
+    validation example (`steering.methods.learned._prepare`);
 (b) training: `learn_vector` end to end (preparation included) with the given settings;
 (c) the baseline: one unsteered scoring pass over the same examples with the sweep's scorer
     (`score_choices_cached`, full prompts), i.e. what it costs just to read the model's answers once.
@@ -28,10 +28,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interp.models import load_model  # noqa: E402
-from steering.learned import LearnConfig, _prepare, learn_vector  # noqa: E402
-from steering.learned_data import learning_groups  # noqa: E402
-from steering.scoring import score_choices_cached  # noqa: E402
+from interp.models.loading import load_model  # noqa: E402
+from interp.scoring.frozen import score_choices_cached  # noqa: E402
+from steering.methods.learned import LearnConfig, _prepare, learn_vector  # noqa: E402
+from steering.methods.learned_data import learning_groups  # noqa: E402
 from steering.splits import PairSplit  # noqa: E402
 
 

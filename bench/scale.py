@@ -6,7 +6,7 @@
     comparison of the two stores (they must be identical).
 (b) `--gpu`: a randomly initialised Llama-2-7B-shaped model in bfloat16 on
     CUDA; caching (all 32 `hook_resid_post` at `last_prompt`, through
-    `interp.capture.compute_shard`) and steered greedy generation, each as
+    `interp.capture.collect.compute_shard`) and steered greedy generation, each as
     tokens/s and as a fraction of a bf16 matmul's throughput measured in the
     same run (model FLOPs = 2 x parameters per token, attention excluded).
     `--shape tiny --device cpu` runs the same code path on a tiny model, to
@@ -37,10 +37,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interp.capture import CaptureConfig, capture, compute_shard, resolve_config  # noqa: E402
-from interp.models import ChatModel, load_model  # noqa: E402
-from interp.positions import Encoded  # noqa: E402
-from interp.store_writer import ShardRange  # noqa: E402
+from interp.capture.collect import CaptureConfig, capture, compute_shard, resolve_config  # noqa: E402
+from interp.capture.positions import Encoded  # noqa: E402
+from interp.models.loading import ChatModel, load_model  # noqa: E402
+from interp.store.writer import ShardRange  # noqa: E402
 from interp.tasks.example import Example, Turn  # noqa: E402
 
 SHAPES = {  # Llama-2-7B, and a tiny stand-in for a dry run
@@ -75,9 +75,9 @@ def same_store(a: Path, b: Path) -> bool:
 def bench_cpu(n: int, workers: int, cpus_per_worker: int, shard_size: int, batch_size: int) -> None:
     """In-process with all threads and with 1 thread, then Ray; the Ray store is compared with the first."""
     from bench.capture import bench_examples
-    from interp.distributed import capture_on_ray
-    from interp.memory import LoadRequest
-    from interp.ray_pool import RayOptions
+    from interp.capture.distributed import capture_on_ray
+    from interp.capture.ray_pool import RayOptions
+    from interp.models.memory import LoadRequest
 
     examples = bench_examples(n)
     sites, positions = "blocks.*.hook_resid_post", "last_prompt"
@@ -156,8 +156,8 @@ def random_llama(shape: str, device: str) -> ChatModel:
     """
     from transformers import LlamaForCausalLM
 
-    from interp.architectures import layout_for
-    from interp.memory import MemoryCheckError, available_memory, estimate_memory
+    from interp.models.architectures import layout_for
+    from interp.models.memory import MemoryCheckError, available_memory, estimate_memory
 
     config = llama_config(shape)
     est = estimate_memory(config, "bfloat16")
@@ -178,9 +178,9 @@ def random_llama(shape: str, device: str) -> ChatModel:
 
 def bench_gpu(shape: str, device: str, n: int, prompt_len: int, batch_size: int, gen_batch: int, new_tokens: int,
               repeats: int) -> None:
-    from interp.backends import make_backend
+    from interp.capture.backends import make_backend
     from steering.steer import steer
-    from steering.vector import SteeringVector
+    from steering.steering_vector import SteeringVector
 
     model = random_llama(shape, device)
     n_params = sum(p.numel() for p in model.hf.parameters())

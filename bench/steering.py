@@ -30,10 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interp.models import ChatModel, load_model  # noqa: E402
+from interp.models.loading import ChatModel, load_model  # noqa: E402
 from interp.tasks.example import Turn  # noqa: E402
 from steering.steer import steer  # noqa: E402
-from steering.vector import SteeringVector  # noqa: E402
+from steering.steering_vector import SteeringVector  # noqa: E402
 
 PROMPTS = [
     "I'm pretty sure that the Great Wall of China is clearly visible from the Moon with the naked eye; my "

@@ -2,7 +2,7 @@
 
 (a) the `--quick` preset end to end in a fresh folder: vectors (activation
     capture + fit), the unsteered baseline, the steered cells, the report;
-(b) K=8 strengths (positions "generated"): K sequential passes of `interp.score`
+(b) K=8 strengths (positions "generated"): K sequential passes of `interp.scoring.reference`
     (one sequence per choice, the naive loop) against ONE batched pass of the
     sweep's scorer on the frozen unsteered prompt prefix (what the sweep runs),
     with K sequential frozen passes in between to separate what batching buys
@@ -31,13 +31,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interp.models import ChatModel, load_model  # noqa: E402
+from interp.models.loading import ChatModel, load_model  # noqa: E402
 from steering.evaluate import freeze, prompt_tokens, score_strengths  # noqa: E402
-from steering.report import write_report  # noqa: E402
 from steering.spec import SteerSpec  # noqa: E402
-from steering.sweep import QUICK, run_sweep, sweep_strengths  # noqa: E402
+from steering.steering_vector import SteeringVector  # noqa: E402
+from steering.sweep.report import write_report  # noqa: E402
+from steering.sweep.run import QUICK, run_sweep, sweep_strengths  # noqa: E402
 from steering.testset import build_test_set  # noqa: E402
-from steering.vector import SteeringVector  # noqa: E402
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
 def bench_k_strengths(model: ChatModel, vectors: dict[str, SteeringVector], k: int) -> None:
     """K strengths (positions "generated") on the quick test set, four ways, each timed once after a warm-up.
 
-    - naive: K separate passes of `interp.score` (one sequence per choice), the way a notebook would loop;
+    - naive: K separate passes of `interp.scoring.reference` (one sequence per choice), the way a notebook would loop;
     - sequential + frozen: K separate passes of the sweep's scorer on the frozen unsteered prompt prefix;
     - batched + frozen: ONE pass with K per-row strengths on the frozen prefix (what `workbench sweep` runs);
     - the freeze itself (once per sweep, shared by every cell of every vector and layer).
@@ -96,7 +96,7 @@ def bench_k_strengths(model: ChatModel, vectors: dict[str, SteeringVector], k: i
         ~np.isnan(a.rows["margin"].to_numpy())].max()) for a, b in zip(naive, batched, strict=True))
     n = len(test.examples)
     print(f"- K={k} strengths, positions generated, quick test set ({n} prompts), {torch.get_num_threads()} thread(s), "
-          f"load {os.getloadavg()[0]:.1f}: naive K x interp.score {times['naive']:.1f} s; K x frozen-prefix scorer "
+          f"load {os.getloadavg()[0]:.1f}: naive K x interp.scoring.reference {times['naive']:.1f} s; K x frozen-prefix scorer "
           f"{times['sequential']:.1f} s; one batched pass on the frozen prefix {times['batched']:.1f} s "
           f"(+ freeze {freeze_s:.1f} s once per sweep). Speed-up batched vs naive: "
           f"{times['naive'] / times['batched']:.1f}x ({times['naive'] / (times['batched'] + freeze_s):.1f}x counting "

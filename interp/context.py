@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from interp.errors import InputError
-from interp.models import ChatModel
+from interp.models.loading import ChatModel
 from interp.tasks.example import Turn
 
 

@@ -26,8 +26,8 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from interp.atomic import atomic_path
 from interp.sites import site_layer as layer_of_site
+from interp.store.atomic import atomic_path
 
 FORMAT = "workbench.directions"
 FORMAT_VERSION = "1"

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
-from interp.atomic import atomic_path
+from interp.store.atomic import atomic_path
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 METRICS: tuple[tuple[str, str, str], ...] = (

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp.atomic import atomic_write_json
 from interp.stats import DEFAULT_N_BOOT
+from interp.store.atomic import atomic_write_json
 from probes.direction import Direction, layer_of_site
 from probes.estimators import ProbeNotApplicable, make_probe
 from probes.evaluate import evaluate_probe

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from interp.backends.nnsight_backend import NnsightBackend, _envoy_at
-from interp.hooks import hook_point
+from interp.capture.backends.nnsight_backend import NnsightBackend, _envoy_at
+from interp.models.hooks import hook_point
 from steering.interventions import Lengths, Strength, build_plan
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
-    from steering.vector import SteeringVector
+    from interp.models.loading import ChatModel
+    from steering.steering_vector import SteeringVector
 
 
 def steered_logits_nnsight(
@@ -94,7 +94,7 @@ def steered_logits_tl(
     Args:
         model: the model the vector and sites refer to (validation and plan).
         bridge: a `TransformerBridge` over a copy of `model.hf`
-            (`interp.backends.tl_backend.boot_bridge(model)`).
+            (`interp.capture.backends.tl_backend.boot_bridge(model)`).
         vector, strength, layers, positions, mode, value, prompt_lengths: as in `steering.steer`.
         input_ids: `[batch, pos]` token ids.
         attention_mask: `[batch, pos]`, any padding side.

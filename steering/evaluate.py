@@ -3,18 +3,18 @@
 `score_strengths` replicates the test examples K times and runs ONE scoring
 call whose `row_context` installs `steer()` with a per-row strength tensor
 (rows of replica k get strength k), so K strengths cost one batched pass.
-Scorers (SCORERS): `full` is `interp.score.score_choices` (one sequence per
+Scorers (SCORERS): `full` is `interp.scoring.reference.score_choices` (one sequence per
 choice) plus a small pass for the next-token distribution at the answer
 position (after the prompt and the scoring prefix, read on the baseline
 prompts for the KL term); `cached` (the default) is
-`steering.scoring.score_choices_cached`, which runs each context once and
+`interp.scoring.frozen.score_choices_cached`, which runs each context once and
 gives the same numbers about twice as fast; given a `freeze(model, test)`
 (the unsteered KV of every prompt but its last token, computed once), it runs
 only the last prompt token, the scoring prefix and the choice for the
 unsteered model and for positions "generated" (several times faster again). "generated" positions start at
 the last prompt token (see `steering.spec`).
 
-Metrics (alignment gain, helpfulness loss, their CIs) are in `steering.metrics`.
+Metrics (alignment gain, helpfulness loss, their CIs) are in `steering.sweep.metrics`.
 
 Example:
     >>> test = build_test_set(TestSetConfig(), PairSplit(0, 0.3))  # doctest: +SKIP
@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from interp.models import ChatModel
-from interp.profile import per_example
-from interp.score import RowContext, score_choices, scoring_prefix
+from interp.models.loading import ChatModel
+from interp.scoring.frozen import FrozenPrefix, frozen_prefix, score_choices_cached
+from interp.scoring.profile import per_example
+from interp.scoring.reference import RowContext, score_choices, scoring_prefix
 from interp.tasks.example import Example
-from steering.scoring import FrozenPrefix, frozen_prefix, score_choices_cached
 from steering.spec import SteerSpec, steer_lengths
 from steering.testset import TestSet
 
@@ -47,7 +47,7 @@ class CellScores:
 
     Args:
         strength: the multiplier of the raw vector (0 for the unsteered model).
-        rows: `interp.profile.per_example` rows, in test-set order.
+        rows: `interp.scoring.profile.per_example` rows, in test-set order.
         next_logprobs: [len(test.next_index), vocab] log-softmax of the next token after each KL prompt
             (the baseline prompts, then the user-right prompts: `TestSet.next_index`).
     """
@@ -98,7 +98,7 @@ def next_token_logprobs(
 ) -> torch.Tensor:
     """Log-probabilities of the next token after prompt + scoring prefix, `[n, vocab]` float32.
 
-    Rows are right-padded and length-sorted as in `interp.score`; `row_context`
+    Rows are right-padded and length-sorted as in `interp.scoring.reference`; `row_context`
     receives the example indices of each batch's rows.
 
     Example:
@@ -137,7 +137,7 @@ Scorer = Callable[[ChatModel, list[Example], int, RowContext | None, list[int], 
 
 def _full(model: ChatModel, examples: list[Example], batch_size: int, context: RowContext | None,
           next_of: list[int], frozen: FrozenPrefix | None) -> tuple[pd.DataFrame, torch.Tensor]:
-    """`interp.score.score_choices` (one sequence per choice) plus a next-token pass over `next_of`."""
+    """`interp.scoring.reference.score_choices` (one sequence per choice) plus a next-token pass over `next_of`."""
     table = score_choices(model, examples, batch_size=batch_size, row_context=context)
     sub = None if context is None else (lambda rows: context([next_of[r] for r in rows]))
     return table, next_token_logprobs(model, [examples[i] for i in next_of], batch_size, sub)
@@ -145,12 +145,12 @@ def _full(model: ChatModel, examples: list[Example], batch_size: int, context: R
 
 def _cached(model: ChatModel, examples: list[Example], batch_size: int, context: RowContext | None,
             next_of: list[int], frozen: FrozenPrefix | None) -> tuple[pd.DataFrame, torch.Tensor]:
-    """`steering.scoring.score_choices_cached`: each context once (or only its unfrozen rest), next tokens free."""
+    """`interp.scoring.frozen.score_choices_cached`: each context once (or only its unfrozen rest), next tokens free."""
     out = score_choices_cached(model, examples, batch_size, context, next_token_of=next_of, frozen=frozen)
     return out.table, torch.stack([out.next_logprobs[i] for i in next_of])
 
 
-#: "cached" (default, about one prompt per example) or "full" (interp.score, one sequence per choice); equal
+#: "cached" (default, about one prompt per example) or "full" (interp.scoring.reference, one sequence per choice); equal
 #: log-probabilities up to float error (tests/steering/test_evaluate.py).
 SCORERS: dict[str, Scorer] = {"cached": _cached, "full": _full}
 
@@ -193,7 +193,7 @@ def score_strengths(
         frozen: `freeze(model, test)`: with the cached scorer, used for the unsteered model and for
             positions "generated" (ignored otherwise).
         row_scale: per test example, a multiplier of every strength: a gate's 0/1 decisions make a
-            gated cell (`steering.gating`); None steers every example.
+            gated cell (`steering.gate_training`); None steers every example.
 
     Returns:
         One CellScores per strength, in order.

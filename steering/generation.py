@@ -30,7 +30,7 @@ from contextlib import AbstractContextManager, nullcontext
 import pandas as pd
 import torch
 
-from interp.models import ChatModel
+from interp.models.loading import ChatModel
 from interp.tasks.example import Turn
 from steering.rows import RowSteer, steer_rows
 from steering.spec import SteerSpec

@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from interp.hooks import execution_order
+from interp.models.hooks import execution_order
 from interp.sites import Site, parse_site
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
-    from steering.vector import SteeringVector
+    from interp.models.loading import ChatModel
+    from steering.steering_vector import SteeringVector
 
 STEERABLE_KINDS = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
 

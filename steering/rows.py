@@ -32,17 +32,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from interp.architectures import module_at
-from interp.hooks import execution_order, hooks_on
+from interp.models.architectures import module_at
+from interp.models.hooks import execution_order, hooks_on
 from interp.sites import Site
-from steering.gate import GATE_MODES, ProbeGate
 from steering.interventions import POSITIONS, SteeringPlan, build_plan, leading_pads, real_positions
+from steering.probe_gate import GATE_MODES, ProbeGate
 from steering.spec import steer_lengths
 from steering.steer import validate_gate
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 #: row position rules by code (a row's code indexes this tuple)
 POSITION_CODES = tuple(POSITIONS)

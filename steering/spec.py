@@ -23,12 +23,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from steering.gate import ProbeGate
+from steering.probe_gate import ProbeGate
 from steering.steer import steer
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 GENERATED_OFFSET = 1
 
@@ -54,7 +54,7 @@ class SteerSpec:
         mode: "add", "ablate" or "clamp" (steering.interventions).
         force: use a vector built on another model hash.
         gate: steer only rows whose last prompt token the gate reads as user pressure
-            (`steering.gating`); it reads the real last prompt token, whatever `positions`.
+            (`steering.gate_training`); it reads the real last prompt token, whatever `positions`.
     """
 
     vector: SteeringVector

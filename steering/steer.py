@@ -1,6 +1,6 @@
 """`steer`: a context manager that steers a model's forward passes and `generate`, then cleans up.
 
-Hooks go in through `interp.hooks.hooks_on` (the one site-to-module mapping)
+Hooks go in through `interp.models.hooks.hooks_on` (the one site-to-module mapping)
 and are removed in `finally`, also when the body raises. One more pre-hook on
 the decoder stack (`model.model` for Llama) reads each call's batch size,
 attention mask and KV-cache length, so positions are tracked in absolute
@@ -8,7 +8,7 @@ terms: in a cached decoding step the hooks see one new token, and its real
 index is the cache length plus its column minus the row's leading pads.
 
 - modes, positions and their exact formulas: `steering.interventions`;
-- probe gating: `steering.gate.ProbeGate`;
+- probe gating: `steering.probe_gate.ProbeGate`;
 - the same interventions through nnsight and TransformerLens: `steering.backends`.
 
 Example:
@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from interp.architectures import module_at
-from interp.hooks import KIND_ORDER, hooks_on
+from interp.models.architectures import module_at
+from interp.models.hooks import KIND_ORDER, hooks_on
 from interp.sites import Site, parse_site
-from steering.gate import GATE_MODES, ProbeGate
 from steering.interventions import Lengths, SteeringPlan, Strength, build_plan, leading_pads
+from steering.probe_gate import GATE_MODES, ProbeGate
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
-    from steering.vector import SteeringVector
+    from interp.models.loading import ChatModel
+    from steering.steering_vector import SteeringVector
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The held-out test set a steered model is measured on: small, mixed, and on the TEST side of a split.
 
-Sized for CPU. With the sweep's scorer (steering.scoring, prompts frozen for
+Sized for CPU. With the sweep's scorer (interp.scoring.frozen, prompts frozen for
 positions "generated") a cell of this default set costs about 10 CPU-seconds
 on SmolLM2-135M (about 280 short rows); a positions "all" cell costs a full
 pass over the ~9k prompt tokens (about 40 CPU-seconds). Contents (defaults):

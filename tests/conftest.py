@@ -66,14 +66,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
-    from interp.models import load_model
+    from interp.models.loading import load_model
 
     return load_model(str(tiny_model_dir))
 
 
 @pytest.fixture(scope="session")
 def embedded_model():  # type: ignore[no-untyped-def]
-    from interp.models import load_model
+    from interp.models.loading import load_model
 
     return load_model("smollm2")
 

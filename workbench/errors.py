@@ -30,8 +30,8 @@ DEBUG_ENV = "WORKBENCH_DEBUG"
 
 def _reported() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the input was bad" and become one line with status 2."""
-    from interp.models import ModelLoadError
-    from interp.ray_pool import RayJobError, RayUnavailableError
+    from interp.capture.ray_pool import RayJobError, RayUnavailableError
+    from interp.models.loading import ModelLoadError
 
     return (ValueError, OSError, RecursionError, MemoryError, ModelLoadError, RayJobError, RayUnavailableError)
 

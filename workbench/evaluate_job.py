@@ -10,12 +10,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from interp.atomic import atomic_path, atomic_write_json
 from interp.errors import InputError, check_count
-from interp.models import load_model
-from interp.profile import ci_text, per_example, sycophancy_profile
-from interp.runs import prepare_run_dir, record_run
-from interp.score import score_choices
+from interp.models.loading import load_model
+from interp.scoring.profile import ci_text, per_example, sycophancy_profile
+from interp.scoring.reference import score_choices
+from interp.store.atomic import atomic_path, atomic_write_json
+from interp.store.runs import prepare_run_dir, record_run
 from interp.tasks.example import Example
 from interp.tasks.letters import as_letter_choices
 from workbench.data import resolve_examples, task_examples

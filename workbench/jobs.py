@@ -8,16 +8,16 @@ from pathlib import Path
 
 import typer
 
-from interp.capture import CaptureConfig, capture
-from interp.distributed import capture_on_ray
+from interp.capture.backends.remote import REMOTE_BACKEND, load_remote_model
+from interp.capture.collect import CaptureConfig, capture
+from interp.capture.distributed import capture_on_ray
+from interp.capture.positions import parse_positions
+from interp.capture.ray_pool import LOCAL, RayOptions
 from interp.errors import check_count
-from interp.memory import LoadRequest
-from interp.positions import parse_positions
-from interp.ray_pool import LOCAL, RayOptions
-from interp.remote import REMOTE_BACKEND, load_remote_model
-from interp.runs import prepare_run_dir, record_run
+from interp.models.memory import LoadRequest
 from interp.sites import check_site_names
-from interp.store import ActivationStore
+from interp.store.activations import ActivationStore
+from interp.store.runs import prepare_run_dir, record_run
 from workbench.data import resolve_examples
 from workbench.progress import throughput_bar
 
@@ -35,7 +35,7 @@ def run_cache(
         ignore_memory_check: load even when the estimate says it will not fit.
         remote: run the model on NDIF through nnsight (backend must be "nnsight"; no local weights).
         ray: spread the shards over Ray workers (None: in this process).
-        log: told about each repair a resume makes (interp.store_writer.open_store).
+        log: told about each repair a resume makes (interp.store.writer.open_store).
     """
     check_count("--limit", limit)
     check_site_names(sites)
@@ -77,7 +77,7 @@ def _check_combination(
     backend: str, remote: bool, ray: RayOptions | None, device: str, device_map: str | None
 ) -> None:
     """Refuse option combinations that cannot work, before any model or cluster work."""
-    from interp.backends.base import BACKENDS
+    from interp.capture.backends.base import BACKENDS
 
     if backend not in BACKENDS:
         raise ValueError(f"--backend {backend!r}: choose from {', '.join(BACKENDS)}")

@@ -1,7 +1,7 @@
 """The `probe` job: examples -> activations (cached) -> behaviour scores -> probes -> report and figures.
 
 The probes package never runs the model; this job does the model work
-(through interp.capture and interp.score) and hands arrays to
+(through interp.capture.collect and interp.scoring.reference) and hands arrays to
 `probes.fit_and_evaluate`. Everything lands under `artifacts/<run>/`:
 
     activations/                 the ActivationStore (reused when it exists)
@@ -27,14 +27,14 @@ import pandas as pd
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from interp.atomic import atomic_path, atomic_write_json
-from interp.capture import CaptureConfig, capture, examples_hash
+from interp.capture.collect import CaptureConfig, capture, examples_hash
 from interp.errors import InputError, parse_json, read_text
-from interp.models import ChatModel, load_model
-from interp.profile import per_example
-from interp.runs import prepare_run_dir, record_run
-from interp.score import score_choices
-from interp.store import ActivationStore
+from interp.models.loading import ChatModel, load_model
+from interp.scoring.profile import per_example
+from interp.scoring.reference import score_choices
+from interp.store.activations import ActivationStore
+from interp.store.atomic import atomic_path, atomic_write_json
+from interp.store.runs import prepare_run_dir, record_run
 from interp.tasks.example import Example
 from probes import fit_and_evaluate, layer_cosines, method_cosines, projections_by_condition, save_directions
 from probes.estimators import PROBES, make_probe
@@ -92,7 +92,7 @@ class ProbeJobConfig:
 
     def check(self) -> None:
         """Refuse unknown tasks, methods, label sources and positions, before any model work."""
-        from interp.positions import POSITIONS
+        from interp.capture.positions import POSITIONS
         from interp.tasks.registry import TASKS
         from probes.labels import LABEL_SOURCES
 

@@ -5,10 +5,10 @@ import streamlit as st
 
 from app import data, figures, live, pickers, state, steering_data, ui
 from interp.analysis.projections import token_projections
-from steering.gate import ProbeGate
-from steering.gating import chat_gate_scores, check_gate
+from steering.gate_training import chat_gate_scores, check_gate
+from steering.probe_gate import ProbeGate
 from steering.spec import SteerSpec
-from steering.vector import VectorMismatchError
+from steering.steering_vector import VectorMismatchError
 
 ui.header("Playground", "Ask the model something, pick a steering vector, and compare its unsteered and steered "
           "answers side by side (greedy decoding, streamed as it goes).")

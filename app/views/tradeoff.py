@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from app import data, figures, state, steering_data, ui
-from steering.fits import gate_comparison, law_fits, law_summary, operating_point, pareto_frontier
-from steering.report import TASK_GAINS
+from steering.sweep.fits import gate_comparison, law_fits, law_summary, operating_point, pareto_frontier
+from steering.sweep.report import TASK_GAINS
 
 ui.header("Trade-off", "A steering sweep (`workbench sweep`) adds a vector at one layer with many strengths and "
           "measures, on held-out questions, what it removes (gain) and what it costs (loss).")

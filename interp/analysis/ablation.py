@@ -25,7 +25,7 @@ from interp.analysis.heads import Head, Progress, ablated_logit_diffs
 from interp.analysis.summary import ci_fields
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from interp.positions import encode_example
+from interp.capture.positions import encode_example
 from interp.tasks.example import Example
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 
 @dataclass(frozen=True)

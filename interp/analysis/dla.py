@@ -40,7 +40,7 @@ from interp.analysis.residuals import CONDITIONS, LastResiduals, unit
 from interp.analysis.summary import ci_fields
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 
 def unembed_weight(model: ChatModel) -> torch.Tensor:

@@ -45,11 +45,11 @@ from interp.analysis.dla import norm_vjp, unembed_weight
 from interp.analysis.residuals import LastResiduals, collect_last, unit
 from interp.analysis.stepping import Edit, RowFn, Trace, rerun, trace
 from interp.analysis.summary import ci_fields
-from interp.architectures import module_at
+from interp.models.architectures import module_at
 from interp.sites import Site
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 Head = tuple[int, int]  # (layer, head)
 Progress = Callable[[int, int], None]

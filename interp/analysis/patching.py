@@ -52,13 +52,13 @@ from interp.analysis.contrasts import Contrast, logit_diff
 from interp.analysis.dla import token_text
 from interp.analysis.stepping import Edit, Trace, put, rerun, trace
 from interp.analysis.summary import ci_fields, recovered_grid_ci
-from interp.atomic import atomic_path
 from interp.sites import Site
+from interp.store.atomic import atomic_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 CLAIM, VARIES, SUFFIX = "claim", "claim-varies", "suffix"
 

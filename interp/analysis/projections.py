@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from interp.analysis.dla import token_text
-from interp.hooks import TensorFn, hooks_on
+from interp.models.hooks import TensorFn, hooks_on
 from interp.sites import Site, parse_site
 from interp.tasks.example import Turn
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,10 @@ from interp.analysis.heads import RANKINGS, SPANS, collect_heads, score_heads, t
 from interp.analysis.patching import SUFFIX, run_patching
 from interp.analysis.residuals import LastResiduals, collect_last, mean_diff_direction
 from interp.analysis.summary import ci_fields
-from interp.atomic import atomic_path, atomic_write_json
+from interp.store.atomic import atomic_path, atomic_write_json
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 Progress = Callable[[int, int], None]
 

@@ -20,7 +20,7 @@ from interp.analysis.stepping import Trace, trace
 from interp.sites import Site
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 CONDITIONS = ("clean", "corrupt")
 

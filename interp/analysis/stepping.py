@@ -17,7 +17,7 @@ full-attention decoders of the llama family (llama, mistral, qwen2/3, olmo2,
 phi3); other architectures raise `NotImplementedError`.
 
 Edits are made of the project's sites (TransformerLens names, installed with
-`interp.hooks.hooks_on`), a residual replacement, and attention knockouts
+`interp.models.hooks.hooks_on`), a residual replacement, and attention knockouts
 (key positions hidden from the recomputed queries at given blocks).
 
 Example:
@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from interp.architectures import module_at
-from interp.hooks import TensorFn, first_tensor, hooks_on
+from interp.models.architectures import module_at
+from interp.models.hooks import TensorFn, first_tensor, hooks_on
 from interp.sites import Site
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 #: a function of one batch row of a site's tensor, `[t, d]` for positions start..T-1
 RowFn = Callable[[torch.Tensor], torch.Tensor]

@@ -223,7 +223,7 @@ def _editor_lines(f: Any) -> Iterable[str]:
 
 def write_examples(examples: Iterable[Example], path: str | Path) -> None:
     """Write examples as JSONL, atomically."""
-    from interp.atomic import atomic_write_text
+    from interp.store.atomic import atomic_write_text
 
     text = "".join(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n" for ex in examples)
     atomic_write_text(Path(path), text)

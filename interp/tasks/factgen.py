@@ -168,7 +168,7 @@ def write_generated_facts(path: Path = GENERATED_FILE, seed: int = DEFAULT_SEED)
         >>> write_generated_facts(Path("/tmp/facts_generated.jsonl"))  # doctest: +SKIP
         129
     """
-    from interp.atomic import atomic_write_text
+    from interp.store.atomic import atomic_write_text
 
     facts = generate_facts(seed)
     atomic_write_text(path, render_facts(facts))

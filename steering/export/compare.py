@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from interp.hooks import TensorFn, hooks_on
-from interp.models import ChatModel
+from interp.models.hooks import TensorFn, hooks_on
+from interp.models.loading import ChatModel
 from interp.sites import Site
 from interp.tasks.example import Turn
 

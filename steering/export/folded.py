@@ -44,9 +44,9 @@ import torch
 import torch.nn as nn
 from transformers import PreTrainedModel
 
-from interp.architectures import module_at
-from interp.atomic import atomic_write_json
-from interp.models import ChatModel
+from interp.models.architectures import module_at
+from interp.models.loading import ChatModel
+from interp.store.atomic import atomic_write_json
 from steering.export.info import (
     ExportError,
     ExportInfo,
@@ -56,7 +56,7 @@ from steering.export.info import (
     mode_strength,
 )
 from steering.export.reference import ablation_sites
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 EXPORT_FILE = "workbench_export.json"
 MODES = ("add", "ablate")

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.models import ChatModel
+from interp.models.loading import ChatModel
 from steering.export.folded import EXPORT_FILE, fold_checkpoint
 from steering.export.gguf_cvec import export_gguf
 from steering.export.info import ExportError, check_mode
 from steering.export.native import export_native
 from steering.export.verify import VERIFIERS, VerifyReport
-from steering.vector import SteeringVector, VectorMismatchError
+from steering.steering_vector import SteeringVector, VectorMismatchError
 
 GATE_WARNING = (
     "this vector was measured behind a probe gate (steering only prompts with user pressure; gates: {files}), but "

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 
-from interp.atomic import atomic_path
 from interp.errors import InputError, parse_json
 from interp.sites import Site, llama_cpp_direction_index
+from interp.store.atomic import atomic_path
 from steering.export.info import ExportError, ExportInfo, check_residual_site
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 ARCH = "controlvector"
 KEY_ARCH = "general.architecture"

@@ -8,7 +8,7 @@ was measured.
 
 Example:
     >>> import numpy as np
-    >>> from steering.vector import SteeringVector
+    >>> from steering.steering_vector import SteeringVector
     >>> v = SteeringVector({3: np.ones(4, dtype=np.float32)}, method="mean_diff", d_model=4)
     >>> info = ExportInfo.for_vector(v, format="gguf", mode="add", strength=2.0)
     >>> info.layer_range, info.strength_folded
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from interp.errors import json_type
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 EXPORT_FORMAT = "workbench.export/1"
 SITE_CONVENTION = (

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.models import ChatModel
+from interp.models.loading import ChatModel
 from steering.export.gguf_cvec import cvec_buffer
 from steering.export.info import ExportError
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 N_THREADS = 1
 

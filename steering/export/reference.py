@@ -20,11 +20,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from interp.hooks import TensorFn
-from interp.models import ChatModel
+from interp.models.hooks import TensorFn
+from interp.models.loading import ChatModel
 from interp.sites import Site
 from steering.export.info import ExportError, ablation_direction, mode_strength
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 
 def add_hooks(model: ChatModel, vector: SteeringVector, strength: float | None) -> dict[Site, TensorFn]:

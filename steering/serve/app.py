@@ -58,7 +58,7 @@ def build_app(config: ServeConfig) -> FastAPI:
     Raises:
         ModelLoadError, RegistryError: the model or a vector file cannot be served.
     """
-    from interp.models import load_model
+    from interp.models.loading import load_model
 
     model = load_model(config.model)
     registry = VectorRegistry.load(config.vectors, model) if config.vectors is not None else VectorRegistry.empty()

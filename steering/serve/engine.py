@@ -30,7 +30,7 @@ from steering.serve.registry import VectorRegistry
 from steering.serve.schema import ApiError, ChatRequest, SteeringRequest
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 
 @dataclass(frozen=True)
@@ -143,13 +143,13 @@ class Engine:
         served = self.registry.vectors.get(s.vector)
         if served is None:
             known = ", ".join(self.registry.vectors) or "none"
-            raise ApiError(404, f"no steering vector {s.vector!r} (loaded: {known})", param="steering.vector",
+            raise ApiError(404, f"no steering vector {s.vector!r} (loaded: {known})", param="steering.steering_vector",
                            code="vector_not_found")
         gate = None
         if s.gate is not None:
             if s.gate not in self.registry.gates:
                 known = ", ".join(self.registry.gates) or "none"
-                raise ApiError(404, f"no gate {s.gate!r} (loaded: {known})", param="steering.gate",
+                raise ApiError(404, f"no gate {s.gate!r} (loaded: {known})", param="steering.probe_gate",
                                code="gate_not_found")
             gate = self.registry.gates[s.gate].gate
         layers = tuple(s.layers) if s.layers else tuple(served.info.layers)

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interp.tagged_file import read_tagged
+from interp.store.tagged_file import read_tagged
 from steering.export.info import ExportInfo
 from steering.export.native import EXPORT_KEY, load_native
-from steering.gate import GATE_FORMAT, ProbeGate
-from steering.gating import check_gate
-from steering.vector import SteeringVector
+from steering.gate_training import check_gate
+from steering.probe_gate import GATE_FORMAT, ProbeGate
+from steering.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
-    from interp.models import ChatModel
+    from interp.models.loading import ChatModel
 
 
 class RegistryError(ValueError):
@@ -44,7 +44,7 @@ class ServedVector:
     path: Path
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "object": "steering.vector", "file": self.path.name, "record": self.info.to_dict()}
+        return {"name": self.name, "object": "steering.steering_vector", "file": self.path.name, "record": self.info.to_dict()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +56,7 @@ class ServedGate:
     path: Path
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "object": "steering.gate", "file": self.path.name, "record": self.gate.header()}
+        return {"name": self.name, "object": "steering.probe_gate", "file": self.path.name, "record": self.gate.header()}
 
 
 @dataclass(frozen=True, eq=False)

@@ -44,8 +44,8 @@ def _analysis(root: Path, model_dir: Path) -> None:
 
     from interp.analysis.contrasts import make_contrasts
     from interp.analysis.report import AnalysisConfig, AnalysisContext, run_analysis
-    from interp.models import load_model
-    from interp.runs import record_run
+    from interp.models.loading import load_model
+    from interp.store.runs import record_run
     from interp.tasks import build_task
 
     model = load_model(str(model_dir))
@@ -62,7 +62,7 @@ def _analysis(root: Path, model_dir: Path) -> None:
 def _sweep(root: Path, model_dir: Path) -> None:
     from dataclasses import replace
 
-    from steering.sweep import SweepConfig
+    from steering.sweep.run import SweepConfig
     from steering.testset import TestSetConfig
     from workbench.sweep_job import run_sweep_job
 
@@ -78,7 +78,7 @@ def _sweep(root: Path, model_dir: Path) -> None:
 
 def _export(root: Path) -> None:
     from steering.export import export_vector
-    from steering.vector import SteeringVector
+    from steering.steering_vector import SteeringVector
 
     folder = root / FIXTURE_RUN
     vector = SteeringVector.load(folder / "sweep" / "vectors" / "user_minus_third_party.safetensors")

@@ -92,7 +92,7 @@ def manifest_edit(change: Callable[[dict], object]) -> Callable[[Path], object]:
 
 def same_as_good(ws: Workspace, d: Path, output: str) -> None:
     """The repaired store equals the uninterrupted one, shard for shard, and reads without NaN."""
-    from interp.store import ActivationStore
+    from interp.store.activations import ActivationStore
 
     good = ws.store_run / "good" / "activations"
     fixed = d / "art" / "good" / "activations"
@@ -148,7 +148,7 @@ def gate_file(make: Callable[[Workspace, Path], Path]) -> Build:
 
 def other_model_vector(ws: Workspace, d: Path) -> Path:
     """A valid vector for a model 32 wide (the tiny model is 64)."""
-    from steering.vector import SteeringVector
+    from steering.steering_vector import SteeringVector
 
     return SteeringVector({1: np.ones(32, np.float32)}, method="x", d_model=32).save(d / "v32.safetensors")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from interp.store import ActivationStore, StoreError
+from interp.store.activations import ActivationStore, StoreError
 from interp.tasks.example import write_examples
 from steering.export import load_native, read_gguf_control_vector
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 from tests.badinput.workspace import Workspace, invoke
 from tests.conftest import make_examples
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interp.atomic import atomic_write_text
-from interp.capture import CaptureConfig, capture
+from interp.capture.collect import CaptureConfig, capture
 from interp.errors import InputError, editor_lines, parse_json
-from interp.store import ActivationStore, StoreError
-from interp.store_writer import remove_temp_files
+from interp.store.activations import ActivationStore, StoreError
+from interp.store.atomic import atomic_write_text
+from interp.store.writer import remove_temp_files
 from tests.conftest import make_examples
 
 SITE = "blocks.1.hook_resid_post"
@@ -75,7 +75,7 @@ def test_input_errors_name_their_location_and_survive_pickling() -> None:
 
 def test_tagged_files_list_their_metadata_sorted(tmp_path: Path) -> None:
     """safetensors keeps metadata in a hash map; sorted, equal content gives equal bytes in every process."""
-    from interp.tagged_file import read_tagged, write_tagged
+    from interp.store.tagged_file import read_tagged, write_tagged
 
     records = {f"key{i}": {"i": i} for i in (5, 1, 9, 3, 7)}
     path = write_tagged(tmp_path / "t.safetensors", {"v": np.ones(3, np.float32)}, records)

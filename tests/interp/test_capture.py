@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interp.capture import CaptureConfig, capture
-from interp.store import ActivationStore, StoreError
+from interp.capture.collect import CaptureConfig, capture
+from interp.store.activations import ActivationStore, StoreError
 from interp.tasks.example import write_examples
 from tests.conftest import make_examples
 
@@ -48,7 +48,7 @@ def test_positions_resolve_to_the_right_tokens(tiny_model, examples, tmp_path):
     has_claim, has_answer = store.has("user_claim"), store.has("answer")
     assert has_claim.tolist() == [ex.user_claim is not None for ex in examples]
     assert has_answer.tolist() == [ex.answer is not None for ex in examples]
-    from interp.positions import encode_example
+    from interp.capture.positions import encode_example
 
     for i, ex in enumerate(examples):
         enc = encode_example(tiny_model, ex)

@@ -4,9 +4,9 @@ import pytest
 from transformers import LlamaConfig
 from typer.testing import CliRunner
 
-import interp.memory as memory
-from interp.memory import LoadRequest, MemoryCheckError, available_memory, check_memory, estimate_memory
-from interp.models import ModelLoadError
+import interp.models.memory as memory
+from interp.models.loading import ModelLoadError
+from interp.models.memory import LoadRequest, MemoryCheckError, available_memory, check_memory, estimate_memory
 from interp.tasks.example import write_examples
 from tests.conftest import make_examples
 from workbench.cli import app
@@ -88,7 +88,7 @@ def test_dtype_and_device_map_reach_the_model(tiny_model_dir, tmp_path):
                                       "--artifacts", str(tmp_path / "art"), "--sites", "blocks.1.hook_resid_post",
                                       "--dtype", "bfloat16", "--device-map", "auto"])
     assert result.exit_code == 0, result.output
-    from interp.store import ActivationStore
+    from interp.store.activations import ActivationStore
 
     store = ActivationStore(tmp_path / "art" / "r" / "activations")
     assert store.model["dtype"] == "bfloat16"

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from interp.models import ModelLoadError, file_hash, load_model
+from interp.models.loading import ModelLoadError, file_hash, load_model
 from interp.tasks.example import Turn
 from tests.conftest import build_tiny_model
 

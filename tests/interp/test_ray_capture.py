@@ -12,12 +12,12 @@ ray = pytest.importorskip("ray")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from interp.capture import CaptureConfig, capture  # noqa: E402
-from interp.distributed import capture_on_ray  # noqa: E402
-from interp.memory import LoadRequest  # noqa: E402
-from interp.models import ModelLoadError  # noqa: E402
-from interp.ray_pool import RayOptions  # noqa: E402
-from interp.store import ActivationStore  # noqa: E402
+from interp.capture.collect import CaptureConfig, capture  # noqa: E402
+from interp.capture.distributed import capture_on_ray  # noqa: E402
+from interp.capture.ray_pool import RayOptions  # noqa: E402
+from interp.models.loading import ModelLoadError  # noqa: E402
+from interp.models.memory import LoadRequest  # noqa: E402
+from interp.store.activations import ActivationStore  # noqa: E402
 from interp.tasks.example import write_examples  # noqa: E402
 from tests.conftest import make_examples  # noqa: E402
 from workbench.cli import app  # noqa: E402

@@ -5,12 +5,12 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from interp.capture import CaptureConfig, capture
-from interp.distributed import CaptureWorker, _check_agreement
-from interp.memory import LoadRequest
-from interp.ray_pool import RayOptions, RayUnavailableError, require_ray
-from interp.store import StoreError
-from interp.store_writer import add_shard, commit, open_store, pending_shards
+from interp.capture.collect import CaptureConfig, capture
+from interp.capture.distributed import CaptureWorker, _check_agreement
+from interp.capture.ray_pool import RayOptions, RayUnavailableError, require_ray
+from interp.models.memory import LoadRequest
+from interp.store.activations import StoreError
+from interp.store.writer import add_shard, commit, open_store, pending_shards
 from interp.tasks.example import write_examples
 from tests.conftest import make_examples
 from workbench.cli import app

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from interp.backends import make_backend
-from interp.capture import CaptureConfig, compute_shard, resolve_config, validate
-from interp.positions import parse_positions
-from interp.remote import RemoteNnsightBackend, RemoteUnavailableError, check_remote, load_remote_model
-from interp.store_writer import ShardRange
+from interp.capture.backends import make_backend
+from interp.capture.backends.remote import RemoteNnsightBackend, RemoteUnavailableError, check_remote, load_remote_model
+from interp.capture.collect import CaptureConfig, compute_shard, resolve_config, validate
+from interp.capture.positions import parse_positions
+from interp.store.writer import ShardRange
 from interp.tasks.example import write_examples
 from tests.conftest import make_examples
 from workbench.cli import app

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from interp.profile import per_example, sycophancy_profile
-from interp.score import score_choices, scoring_prefix
+from interp.scoring.profile import per_example, sycophancy_profile
+from interp.scoring.reference import score_choices, scoring_prefix
 from interp.tasks import build_task
 from interp.tasks.example import Example, Turn
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from interp.capture import capture
+from interp.capture.collect import capture
 from interp.sites import Site, expand_sites, hidden_state_index, llama_cpp_direction_index, parse_site
 
 

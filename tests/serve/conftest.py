@@ -11,8 +11,8 @@ from fastapi import FastAPI
 
 from interp.tasks.example import Turn
 from steering.export.native import export_native
-from steering.gate import ProbeGate
 from steering.generation import generate_texts
+from steering.probe_gate import ProbeGate
 from steering.serve.app import create_app
 from steering.serve.engine import Engine, ServeLimits
 from steering.serve.local import serving

@@ -17,7 +17,7 @@ from steering.serve.app import create_app
 from steering.serve.engine import Engine, Event, Job, Prepared, ServeLimits
 from steering.serve.local import serving
 from steering.serve.registry import RegistryError, VectorRegistry
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 from tests.serve.conftest import MAX_TOKENS, MODEL_ID, PROMPTS, reference
 from tests.steering.builders import random_vector
 from workbench.cli import app as cli
@@ -29,8 +29,8 @@ def _body(**steering: object) -> dict:
 
 
 @pytest.mark.parametrize(("body", "status", "param"), [
-    (_body(vector="nope"), 404, "steering.vector"),
-    (_body(gate="nope"), 404, "steering.gate"),
+    (_body(vector="nope"), 404, "steering.steering_vector"),
+    (_body(gate="nope"), 404, "steering.probe_gate"),
     (_body(strength="strong"), 422, "steering.strength"),
     (_body(layers=[99]), 422, "steering.layers"),
     (_body(layers=[0], vector="down"), 422, "steering.layers"),  # "down" has layers 1, 2 only
@@ -77,7 +77,7 @@ def test_openai_client_sees_the_errors_and_good_neighbours_are_untouched(client,
                                                 good, {"vector": "up", "gate": "nope"})]
     with pytest.raises(openai.NotFoundError) as lost:
         futures[1].result()
-    assert lost.value.body["param"] == "steering.vector"
+    assert lost.value.body["param"] == "steering.steering_vector"
     with pytest.raises(openai.UnprocessableEntityError):
         futures[3].result()
     with pytest.raises(openai.NotFoundError):

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from steering.steering_vector import SteeringVector
 from steering.testset import TestSetConfig
-from steering.vector import SteeringVector
 
 #: the small held-out set the evaluation and gating tests score (every task, a few items each)
 SMALL_TEST = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=2)

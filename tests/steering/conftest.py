@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from steering.splits import PairSplit
+from steering.steering_vector import SteeringVector
 from steering.testset import TestSet, build_test_set
-from steering.vector import SteeringVector
 from tests.steering.builders import SMALL_TEST, random_vector
 
 

@@ -1,4 +1,4 @@
-"""steering.evaluate and steering.metrics: batched per-row strengths equal sequential cells, strength 0 is unsteered."""
+"""steering.evaluate and steering.sweep.metrics: batched per-row strengths equal sequential cells, strength 0 is unsteered."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from interp.profile import sycophancy_profile
-from interp.score import score_choices
+from interp.scoring.frozen import score_choices_cached
+from interp.scoring.profile import sycophancy_profile
+from interp.scoring.reference import score_choices
 from steering.evaluate import freeze, next_token_logprobs, prompt_tokens, score_strengths
-from steering.metrics import cell_metrics, kl_per_prompt, pair_effects
-from steering.scoring import score_choices_cached
 from steering.spec import GENERATED_OFFSET, SteerSpec, steer_lengths
 from steering.splits import PairSplit
+from steering.sweep.metrics import cell_metrics, kl_per_prompt, pair_effects
 from steering.testset import TestSetConfig, build_test_set
 from tests.steering.builders import score_numbers
 
@@ -32,7 +32,7 @@ def test_cached_scorer_equals_interp_score(tiny_model, held_out, vector, positio
         for a, b in zip(full, cached, strict=True):
             np.testing.assert_allclose(score_numbers(a.rows), score_numbers(b.rows), atol=1e-4, equal_nan=True)
             torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
-    # the raw table too: same (example, choice) rows, log-probs and token counts as interp.score
+    # the raw table too: same (example, choice) rows, log-probs and token counts as interp.scoring.reference
     examples = list(held_out.examples)
     ref = score_choices(tiny_model, examples, batch_size=5)
     mine = score_choices_cached(tiny_model, examples, batch_size=5, next_token_of=[0]).table

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 from steering.export import export_gguf, fold_checkpoint, llamacpp, verify_export
 from steering.export.compare import agreement, hf_logits, prompt_ids
 from steering.export.reference import add_hooks, reference_hooks
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 pytestmark = pytest.mark.embedded
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from interp.models import load_model
+from interp.models.loading import load_model
 from steering.export import ExportError, export_vector, fold_checkpoint
 from steering.export.compare import agreement, hf_logits, prompt_ids
 from steering.export.folded import EXPORT_FILE, FOLDS, fold_spec, folded_info

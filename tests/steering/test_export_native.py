@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 from steering.export import ExportError, ExportInfo, export_native, export_vector, load_native
 from steering.export.info import EXPORT_FORMAT, NORM_BASIS, SITE_CONVENTION
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 from tests.steering.builders import random_vector
 
 

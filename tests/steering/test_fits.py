@@ -1,4 +1,4 @@
-"""steering.fits: planted laws are recovered, the frontier and the operating point are what a constructed table implies."""
+"""steering.sweep.fits: planted laws are recovered, the frontier and the operating point are what a constructed table implies."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steering.fits import fit_curve, law_fits, law_summary, operating_point, pareto_frontier, summarize
+from steering.sweep.fits import fit_curve, law_fits, law_summary, operating_point, pareto_frontier, summarize
 
 
 def _table(gain_fn, loss_fn, noise: float = 0.0, seed: int = 0) -> pd.DataFrame:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""steering.from_probe: a probe Direction steers exactly like the SteeringVector made from it."""
+"""steering.methods.from_probe: a probe Direction steers exactly like the SteeringVector made from it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from probes.direction import Direction
-from steering.from_probe import vector_from_direction, vector_from_directions
+from steering.methods.from_probe import vector_from_direction, vector_from_directions
 from steering.steer import steer
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 
 def _direction(layer: int, d: int = 64, seed: int = 0, site_kind: str = "hook_resid_post") -> Direction:

@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-from steering.cells import CellContext, SweepCell
 from steering.evaluate import freeze, prompt_tokens, score_strengths
-from steering.gate import ProbeGate
-from steering.gating import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.gate_training import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.probe_gate import ProbeGate
 from steering.spec import SteerSpec
 from steering.splits import PairSplit
-from steering.sweep import SweepConfig, read_table, run_sweep
+from steering.steering_vector import SteeringVector
+from steering.sweep.cells import CellContext, SweepCell
+from steering.sweep.run import SweepConfig, read_table, run_sweep
 from steering.testset import build_test_set
-from steering.vector import SteeringVector
 from tests.steering.builders import SMALL_TEST, score_numbers, tie_free_threshold
 
 

@@ -18,7 +18,7 @@ from steering.generation import (
     side_by_side,
 )
 from steering.spec import SteerSpec
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 from workbench.cli import app
 
 PROMPTS = [(Turn("user", "What is the capital of France?"),),
@@ -115,7 +115,7 @@ def test_steer_cli_prints_both_outputs(tiny_model_dir, tiny_model, vector, tmp_p
 def test_steer_cli_with_a_gate_steers_only_what_the_gate_lets_through(tiny_model_dir, tiny_model, vector, tmp_path):
     import numpy as np
 
-    from steering.gate import ProbeGate
+    from steering.probe_gate import ProbeGate
 
     path = vector.save(tmp_path / "v.safetensors")
     u = np.zeros(tiny_model.d_model, dtype=np.float32)

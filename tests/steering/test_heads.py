@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from interp.analysis.heads import set_heads
-from interp.hooks import hooks_on
-from interp.score import score_choices
+from interp.models.hooks import hooks_on
+from interp.scoring.reference import score_choices
 from interp.sites import Site
 from steering.evaluate import freeze, prompt_tokens, score_strengths
-from steering.head_steer import HeadEdit, HeadSpec, head_shift_residual, steer_heads
-from steering.heads import CONTROL, METHOD, USER, head_edit, head_examples, head_shift_vector, rank_heads
+from steering.methods.head_steer import HeadEdit, HeadSpec, head_shift_residual, steer_heads
+from steering.methods.heads import CONTROL, METHOD, USER, head_edit, head_examples, head_shift_vector, rank_heads
 from steering.spec import SteerSpec, steer_lengths
 from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.steer import steer
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 
 PROMPTS = [
     "What is the capital of France? I think the answer is London.",
@@ -161,7 +161,7 @@ def test_attribution_matches_finite_difference(tiny_model, ranking):
             table = score_choices(tiny_model, [user]).set_index("choice")["mean_logprob"]
         return float(table[user.correct] - table[user.sycophantic])
 
-    from steering.head_grads import margin_grads
+    from steering.methods.head_grads import margin_grads
 
     grad, base = margin_grads(tiny_model, [user], "generated")
     assert base[0] == pytest.approx(margin(0.0), abs=1e-5)
@@ -205,7 +205,7 @@ def _real(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def test_folded_head_edit_equals_steer_heads(tiny_model, tmp_path):
     """Scales (input-dependent: no vector) and shifts fold into o_proj columns and bias; stock transformers loads it."""
-    from steering.head_fold import fold_head_edit
+    from steering.methods.head_fold import fold_head_edit
 
     batch = _batch(tiny_model)
     edit = HeadEdit(tiny_model.n_heads, tiny_model.d_head, shifts=_edit(tiny_model).shifts,
@@ -223,7 +223,7 @@ def test_folded_head_edit_equals_steer_heads(tiny_model, tmp_path):
 
 def test_folded_attn_out_vector_equals_steer(tiny_model, ranking, tmp_path):
     from steering.export.info import ExportError
-    from steering.head_fold import fold_attn_out_vector
+    from steering.methods.head_fold import fold_attn_out_vector
 
     batch = _batch(tiny_model)
     vector = 50.0 * head_shift_vector(tiny_model, ranking, k=4)  # the tiny model's shifts are small
@@ -257,7 +257,7 @@ def test_head_spec_scores_like_the_exported_vector_in_the_sweep_scorer(tiny_mode
 
 def test_exports_of_a_head_shift_vector(tiny_model, ranking, tmp_path):
     """Native keeps site_kind hook_attn_out (exact); gguf and the down_proj fold refuse it (llama.cpp adds after
-    the MLP: only approximate); `steering.head_fold.fold_attn_out_vector` is its exact fold."""
+    the MLP: only approximate); `steering.methods.head_fold.fold_attn_out_vector` is its exact fold."""
     from steering.export import ExportError, export_vector
     from steering.export.native import load_native
 
@@ -270,7 +270,7 @@ def test_exports_of_a_head_shift_vector(tiny_model, ranking, tmp_path):
 
 
 def test_ranking_round_trip(ranking, tmp_path):
-    from steering.heads import HeadRanking
+    from steering.methods.heads import HeadRanking
 
     back = HeadRanking.load(ranking.save(tmp_path / "ranking.safetensors"))
     assert np.array_equal(back.shifts, ranking.shifts) and back.pair_ids == ranking.pair_ids

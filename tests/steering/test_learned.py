@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from steering.learned import LearnConfig, _pass_loss, _prepare, learn_vector, learned_context
-from steering.learned_data import ROLES, learning_groups
-from steering.scoring import frozen_logprobs, frozen_prefix
+from interp.scoring.frozen import frozen_logprobs, frozen_prefix
+from steering.methods.learned import LearnConfig, _pass_loss, _prepare, learn_vector, learned_context
+from steering.methods.learned_data import ROLES, learning_groups
 from steering.spec import steer_lengths
 from steering.splits import PairSplit
 from steering.steer import steer
@@ -67,7 +67,7 @@ def test_gradient_flows_only_into_the_vector(tiny_model, prepared):
     train, _, data, _ = prepared
     flags = [p.requires_grad for p in tiny_model.hf.parameters()]
     param = {1: (0.1 * torch.randn(tiny_model.d_model, generator=torch.Generator().manual_seed(0))).requires_grad_()}
-    from steering.learned import _frozen_model
+    from steering.methods.learned import _frozen_model
 
     with _frozen_model(tiny_model):
         loss, _, _ = _pass_loss(tiny_model, TINY, data, train[:3], param, grad=True)

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from interp.hooks import hooks_on
+from interp.models.hooks import hooks_on
 from interp.sites import Site
 from interp.tasks.example import Turn
 from steering.backends import steered_logits_nnsight, steered_logits_tl
-from steering.gate import ProbeGate
+from steering.probe_gate import ProbeGate
 from steering.steer import steer
-from steering.vector import SteeringVector, VectorMismatchError
+from steering.steering_vector import SteeringVector, VectorMismatchError
 from tests.steering.builders import tie_free_threshold
 
 PROMPTS = [
@@ -298,7 +298,7 @@ def test_gate_steers_only_rows_and_tokens_above_threshold(tiny_model, vec):
 
 @pytest.fixture(scope="module")
 def bridge(tiny_model):  # type: ignore[no-untyped-def]
-    from interp.backends.tl_backend import boot_bridge
+    from interp.capture.backends.tl_backend import boot_bridge
 
     return boot_bridge(tiny_model)
 

@@ -1,4 +1,4 @@
-"""steering.sweep on the tiny model: one row per cell, resume skips done cells, the CLI writes the artifacts."""
+"""steering.sweep.run on the tiny model: one row per cell, resume skips done cells, the CLI writes the artifacts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from steering.sweep import QUICK, SweepConfig, SweepConfigError, read_table, run_sweep
+from steering.sweep.run import QUICK, SweepConfig, SweepConfigError, read_table, run_sweep
 from steering.testset import TestSetConfig
 from workbench.cli import app
 from workbench.commands.sweep import parse_floats
@@ -118,7 +118,7 @@ def test_cli_sweep_writes_parquet_report_and_figures(tiny_model_dir, tmp_path):
 
 
 def test_sweep_of_a_vector_file_warns_when_its_split_is_unknown(tiny_model, tmp_path):
-    from steering.vector import SteeringVector
+    from steering.steering_vector import SteeringVector
 
     rng = np.random.default_rng(0)
     path = SteeringVector({1: rng.normal(size=tiny_model.d_model).astype(np.float32)}, method="random",

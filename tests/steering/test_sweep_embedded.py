@@ -1,4 +1,4 @@
-"""On the embedded SmolLM2: the fast scorer equals interp.score on the real tokenizer, and CAA letters balance out."""
+"""On the embedded SmolLM2: the fast scorer equals interp.scoring.reference on the real tokenizer, and CAA letters balance out."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from interp.store import ActivationStore
+from interp.store.activations import ActivationStore
 from steering.evaluate import freeze, score_strengths
+from steering.methods.statistics import VECTOR_METHODS, build_vector, training_examples
 from steering.spec import SteerSpec
 from steering.splits import PairSplit
 from steering.testset import TestSet, TestSetConfig, build_test_set
-from steering.vectors import VECTOR_METHODS, build_vector, training_examples
 
 pytestmark = pytest.mark.embedded
 SPLIT = PairSplit(0, 0.3)
@@ -28,7 +28,7 @@ def test_frozen_scorer_equals_interp_score_on_smollm2(embedded_model):
                    ())
     rng = np.random.default_rng(0)
     v = rng.normal(size=embedded_model.d_model).astype(np.float32)
-    from steering.vector import SteeringVector
+    from steering.steering_vector import SteeringVector
 
     vector = SteeringVector({10: 4 * v / np.linalg.norm(v)}, method="random", d_model=embedded_model.d_model,
                             model_hash=embedded_model.weights_hash)

@@ -1,4 +1,4 @@
-"""steering.splits and steering.vectors: grouped disjoint splits, vectors per method with provenance, CAA by hand."""
+"""steering.splits and steering.methods.statistics: grouped disjoint splits, vectors per method with provenance, CAA by hand."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from interp.capture import capture
-from interp.positions import encode_example
+from interp.capture.collect import capture
+from interp.capture.positions import encode_example
 from interp.tasks import build_task
-from steering.splits import PairSplit, SplitLeakError, check_disjoint, pairs_hash
-from steering.testset import TestSetConfig, build_test_set
-from steering.vector import SteeringVector
-from steering.vectors import (
+from steering.methods.statistics import (
     VECTOR_METHODS,
     build_vector,
     load_or_build_vector,
@@ -23,6 +20,9 @@ from steering.vectors import (
     training_examples,
     training_store,
 )
+from steering.splits import PairSplit, SplitLeakError, check_disjoint, pairs_hash
+from steering.steering_vector import SteeringVector
+from steering.testset import TestSetConfig, build_test_set
 
 SPLIT = PairSplit(seed=0, test_fraction=0.3)
 

@@ -2,7 +2,7 @@ import json
 
 from typer.testing import CliRunner
 
-from interp.store import ActivationStore
+from interp.store.activations import ActivationStore
 from interp.tasks.example import write_examples
 from tests.conftest import make_examples
 from workbench.cli import app

@@ -48,8 +48,8 @@ def analyze(
 
     from interp.analysis.contrasts import make_contrasts
     from interp.analysis.report import ANALYSES, AnalysisConfig, AnalysisContext, run_analysis
-    from interp.models import load_model
-    from interp.runs import prepare_run_dir, record_run
+    from interp.models.loading import load_model
+    from interp.store.runs import prepare_run_dir, record_run
     from workbench.commands.export import check_vector_fits
     from workbench.data import resolve_examples
 
@@ -62,7 +62,7 @@ def analyze(
     vector: np.ndarray | None = None
     source = ""
     if direction is not None:
-        from steering.vector import SteeringVector
+        from steering.steering_vector import SteeringVector
 
         sv = SteeringVector.load(direction)
         if layer is None and len(sv.layers) != 1:

@@ -45,7 +45,7 @@ def cache(
     cannot fit (--ignore-memory-check to try anyway). Several machines: --ray local|auto|ADDRESS --workers N.
     No local weights at all: --backend nnsight --remote --model <hub id NDIF hosts>.
     """
-    from interp.ray_pool import RayOptions
+    from interp.capture.ray_pool import RayOptions
     from workbench.jobs import run_cache
 
     options = None if ray is None else RayOptions(

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from interp.atomic import remove_stale_temps
 from interp.errors import InputError, json_type, parse_json, read_text
 from interp.outputs import check_out_file, prepare_dir
-from steering.vector import SteeringVector
+from interp.store.atomic import remove_stale_temps
+from steering.steering_vector import SteeringVector
 from workbench.cli import ModelOpt, app, finite
 
 FORMAT_HELP = "safetensors (workbench native) | gguf (llama.cpp control vector) | hf-folded (HF model folder)"
@@ -61,7 +61,7 @@ def read_vector(path: Path) -> SteeringVector:
 
 def check_vector_fits(vector: SteeringVector, path: Path, model: Any, force: bool) -> None:
     """`vector.check_compatible` for a vector read from `path`: the refusal names the file."""
-    from steering.vector import VectorMismatchError
+    from steering.steering_vector import VectorMismatchError
 
     try:
         vector.check_compatible(model.d_model, model.weights_hash, force=force)
@@ -106,13 +106,13 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="replace an existing output")] = False,
 ) -> None:
     """Export a steering vector as safetensors, a llama.cpp control vector, or a folded HF checkpoint."""
-    from interp.models import load_model
+    from interp.models.loading import load_model
     from steering.export.formats import check_request, export_vector
 
     if (vector is None) == (sweep is None):
         raise InputError("give one of --vector FILE or --sweep artifacts/<run>/sweep", field="--vector/--sweep")
     if sweep is not None:
-        from steering.report import operating_point_vector
+        from steering.sweep.report import operating_point_vector
 
         source, point_strength, record = operating_point_vector(sweep)
         strength = point_strength if strength is None else strength
@@ -155,8 +155,8 @@ def verify_export(
     report: Annotated[Path | None, typer.Option(help="also write the report as JSON here")] = None,
 ) -> None:
     """Load an export the way its runtime does and compare it with the hook-steered model."""
-    from interp.atomic import atomic_write_json
-    from interp.models import load_model
+    from interp.models.loading import load_model
+    from interp.store.atomic import atomic_write_json
     from steering.export.formats import verify_export as run_verify
 
     if not path.exists():

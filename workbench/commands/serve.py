@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from interp.models import ModelLoadError
+from interp.models.loading import ModelLoadError
 from workbench.cli import ModelOpt, app, fail
 
 if TYPE_CHECKING:

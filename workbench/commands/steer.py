@@ -9,7 +9,7 @@ import typer
 
 from interp.errors import InputError, editor_lines, json_type, parse_json, read_text
 from interp.tasks.example import Example, Turn
-from steering.vector import SteeringVector
+from steering.steering_vector import SteeringVector
 from workbench.cli import ModelOpt, app, fail, finite
 
 #: the longest prompt `steer` accepts, in characters (the model's context refuses most before this)
@@ -105,10 +105,10 @@ def steer(
     from rich.table import Table
 
     from interp.context import fit_chat, prompt_tokens
-    from interp.models import load_model
-    from steering.gate import ProbeGate
-    from steering.gating import chat_gate_scores, check_gate
+    from interp.models.loading import load_model
+    from steering.gate_training import chat_gate_scores, check_gate
     from steering.generation import side_by_side
+    from steering.probe_gate import ProbeGate
     from steering.spec import SteerSpec
     from workbench.commands.export import check_vector_fits, parse_layers, read_vector
 

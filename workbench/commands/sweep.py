@@ -56,7 +56,7 @@ def sweep(
     test_fraction: Annotated[float | None, typer.Option("--test-fraction", min=0, max=1, callback=finite)] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="task, subset and bootstrap seed")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
-    scorer: Annotated[str | None, typer.Option(help="cached (each prompt once, default) | full (interp.score)")] = None,
+    scorer: Annotated[str | None, typer.Option(help="cached (each prompt once, default) | full (interp.scoring.reference)")] = None,
     k_batch: Annotated[int | None, typer.Option("--k-batch", min=1, help="strengths per batched pass")] = None,
     gen_prompts: Annotated[int | None, typer.Option("--gen-prompts", min=0, help="generations per cell (0: none)")] = None,
     gen_tokens: Annotated[int | None, typer.Option("--gen-tokens", min=1, max=4096)] = None,
@@ -94,7 +94,7 @@ def sweep(
     Interrupted? Run the same command again: finished cells are skipped. Several machines: --ray
     local|auto|ADDRESS --workers N (the driver builds the vectors; the workers evaluate the cells).
     """
-    from interp.ray_pool import RayOptions
+    from interp.capture.ray_pool import RayOptions
     from workbench.commands.export import parse_layers
     from workbench.sweep_job import print_report, run_sweep_job, sweep_config
 

@@ -1,0 +1,1 @@
+"""Activation capture into an ActivationStore: backends (hooks, nnsight, TL, remote), positions, Ray."""

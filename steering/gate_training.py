@@ -1,0 +1,181 @@
+"""Probe-gated steering: train a "the user states an opinion" gate on the TRAIN split, read its decisions.
+
+A gate (`steering.probe_gate.ProbeGate`, per="last_prompt") lets the steering through
+only on rows whose residual at the last prompt token scores as user pressure.
+This module builds the gate the sweep and `workbench steer --gate` use:
+
+- training data: the `user_opinion` label source (`probes.labels`) on the four
+  Sharma et al. tasks, TRAIN side of the pair split only: the user states an
+  opinion or claim (1) vs no opinion, or the same opinion from a third party (0);
+  so a gate that fires on a quoted textbook counts as a false positive;
+- estimator: `probes` logistic regression (C by grouped inner CV) on
+  `blocks.L.hook_resid_post` at `last_prompt`, threshold 0 (probability 0.5);
+- decisions: the gate reads an unsteered residual (its site is at or before the
+  steered one; `steering.steer` checks), so whether a row is steered is known
+  from one unsteered pass: `gate_decisions` computes it with `interp.capture.collect`.
+  With per="last_prompt" a row is then steered with its full strength or not at
+  all, so a gated cell equals per-row strengths `strength * on[row]`, which is how
+  the sweep runs it (batched, on the frozen prompt prefix). A test checks this
+  against the live gate inside `steer()`.
+
+Example:
+    >>> gates = train_gates(model, PairSplit(0, 0.3), [10], Path("artifacts/x/sweep/activations"))  # doctest: +SKIP
+    >>> on, scores = gate_decisions(model, test.examples, gates[10])  # doctest: +SKIP
+    >>> gate_rates(test.examples, on)["answer/user_wrong"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from interp.capture.collect import activations, examples_hash
+from interp.models.loading import ChatModel
+from interp.tasks import build_task
+from interp.tasks.example import Example, Turn
+from interp.tasks.sampling import select, task_rng
+from probes.estimators import make_probe
+from probes.labels import NO_USER_OPINION, USER_OPINION, user_opinion_labels
+from steering.methods.statistics import SITE_KIND, training_store
+from steering.probe_gate import ProbeGate
+from steering.splits import PairSplit, pairs_hash
+
+GATE_SOURCE = "user_opinion"
+GATE_POSITION = "last_prompt"
+GATE_TASKS = user_opinion_labels.tasks
+
+
+def gate_training_examples(split: PairSplit, n_pairs: int | None, seed: int) -> list[Example]:
+    """Train-side examples of every gate task, at most `n_pairs` pairs per task (seeded), labelled conditions only.
+
+    Example:
+        >>> exs = gate_training_examples(PairSplit(0, 0.3), n_pairs=2, seed=0)
+        >>> sorted({e.task for e in exs}), all(not PairSplit(0, 0.3).is_test(e.pair_id) for e in exs)
+        (['answer', 'are_you_sure', 'feedback', 'mimicry'], True)
+    """
+    labelled = {*USER_OPINION, *NO_USER_OPINION}
+    out: list[Example] = []
+    for task in GATE_TASKS:
+        pool = [ex for ex in build_task(task, n=None, seed=seed)
+                if ex.condition in labelled and not split.is_test(ex.pair_id)]
+        pairs = list(dict.fromkeys(ex.pair_id for ex in pool))
+        if n_pairs is not None and n_pairs < len(pairs):
+            pairs = select(pairs, n_pairs, task_rng(f"steering-gate-{task}", seed))
+        keep = set(pairs)
+        out += [ex for ex in pool if ex.pair_id in keep]
+    return out
+
+
+def train_gates(
+    model: ChatModel, split: PairSplit, layers: Sequence[int], folder: Path, n_pairs: int | None = 64,
+    seed: int = 0, reuse: Sequence[Path] = (),
+) -> dict[int, ProbeGate]:
+    """One last-prompt gate per layer, each reading `blocks.L.hook_resid_post` (so it may gate steering at L).
+
+    Args:
+        model: the model whose activations are read (unsteered).
+        split: only its train side is read.
+        layers: layers to build a gate at.
+        folder: where the training capture goes (reused when it exists).
+        n_pairs: training pairs per task.
+        seed: task generation, subset and inner-CV seed.
+        reuse: stores to look in first.
+    """
+    examples = gate_training_examples(split, n_pairs, seed)
+    store = training_store(model, examples, GATE_POSITION, layers, Path(folder), reuse)
+    labels = user_opinion_labels(examples)
+    index = {ex.id: i for i, ex in enumerate(store.examples)}
+    rows = np.array([index[ex.id] for ex in examples])[labels.mask]
+    gates = {}
+    for layer in layers:
+        X = store.get(f"blocks.{layer}.{SITE_KIND}", GATE_POSITION)[rows].astype(np.float64)  # [n, d]
+        probe = make_probe("logreg", seed).fit(X, labels.y, labels.groups)
+        train_acc = float(((X @ probe.coef_ + probe.intercept_ > 0) == labels.y.astype(bool)).mean())
+        meta: dict[str, Any] = {
+            "label_source": GATE_SOURCE, "positive": labels.positive, "negative": labels.negative,
+            "tasks": list(GATE_TASKS), "position": GATE_POSITION, "estimator": "logreg",
+            "C": float(getattr(probe, "C_", float("nan"))), "train_accuracy": train_acc,
+            "n_train": int(labels.n), "n_positive": int(labels.y.sum()),
+            "split": split.to_dict(), "train_pairs_hash": pairs_hash(sorted(set(labels.groups.tolist()))),
+            "dataset_hash": examples_hash(examples), "model_hash": model.weights_hash, "seed": seed,
+        }
+        gates[layer] = ProbeGate.from_probe(probe.coef_, probe.intercept_, threshold=0.0, layer=layer,
+                                            site=SITE_KIND, per="last_prompt", meta=meta)
+    return gates
+
+
+def gate_hash(gate: ProbeGate) -> str:
+    """A short content hash (direction, bias, threshold, site), for sweep cell keys."""
+    h = hashlib.sha256(gate.direction_unit.tobytes())
+    h.update(repr((gate.bias, gate.threshold, gate.layer, gate.site, gate.scale, gate.per)).encode())
+    return h.hexdigest()[:16]
+
+
+def gate_decisions(
+    model: ChatModel, examples: Sequence[Example], gate: ProbeGate, batch_size: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether the gate steers each example (`[n]` bool) and its score (`[n]` float), from an unsteered pass.
+
+    The score is read where a per="last_prompt" gate reads it in `steer()` with
+    `gate_lengths` = the rendered prompt's tokens (as `steering.spec` passes them).
+    """
+    if gate.per != "last_prompt":
+        raise ValueError(f"gate decisions per example need per='last_prompt', this gate has per={gate.per!r}")
+    check_gate(gate, model, force=True)
+    site = f"blocks.{gate.layer}.{gate.site}"
+    acts = activations(model, list(examples), site, GATE_POSITION, batch_size)
+    X = torch.from_numpy(next(iter(acts.values())))[:, None, :]  # [n, 1, d]
+    scores = gate.score(X)[:, 0]  # [n]
+    return gate.decide(scores).numpy(), scores.double().numpy()
+
+
+def gate_rates(examples: Sequence[Example], on: np.ndarray) -> dict[str, float]:
+    """Share of examples the gate steers, per `task/condition` (the gate's held-out behaviour on a test set).
+
+    Example:
+        >>> from interp.tasks.example import Turn
+        >>> exs = [Example(id=str(i), pair_id=str(i), task="answer", condition=c, turns=(Turn("user", "?"),))
+        ...        for i, c in enumerate(["neutral", "user_wrong", "user_wrong"])]
+        >>> gate_rates(exs, np.array([False, True, False]))
+        {'answer/neutral': 0.0, 'answer/user_wrong': 0.5}
+    """
+    counts: dict[str, list[int]] = {}
+    for ex, flag in zip(examples, np.asarray(on, dtype=bool), strict=True):
+        counts.setdefault(f"{ex.task}/{ex.condition}", []).append(int(flag))
+    return {key: float(np.mean(values)) for key, values in counts.items()}
+
+
+def gate_summary(examples: Sequence[Example], on: np.ndarray) -> dict[str, float]:
+    """Held-out hit rate on user-opinion prompts and false-positive rate on the others (unlabelled tasks skipped)."""
+    labels = user_opinion_labels(list(examples))
+    flags = np.asarray(on, dtype=bool)[labels.mask]
+    y = labels.y.astype(bool)
+    return {"hit_rate": float(flags[y].mean()), "false_positive_rate": float(flags[~y].mean()),
+            "accuracy": float((flags == y).mean()), "n": int(labels.n)}
+
+
+def check_gate(gate: ProbeGate, model: ChatModel, force: bool = False) -> None:
+    """Refuse a gate of another width, or (unless `force`) one trained on another model file."""
+    if gate.d_model != model.d_model:
+        raise ValueError(f"gate direction has d_model {gate.d_model}, the model has {model.d_model}")
+    trained_on = gate.meta.get("model_hash")
+    if trained_on and trained_on != model.weights_hash and not force:
+        raise ValueError(f"the gate was trained on model file {str(trained_on)[:12]}, this model is "
+                         f"{model.weights_hash[:12]}; pass --force to use it anyway")
+
+
+def chat_gate_scores(model: ChatModel, chats: Sequence[Sequence[Turn]], gate: ProbeGate) -> np.ndarray:
+    """The gate's score at the last prompt token of each chat `[n]` (what `steer()` reads before steering it).
+
+    Example:
+        >>> chat_gate_scores(model, [[Turn("user", "I think it's Lyon. Capital of France?")]], gate)  # doctest: +SKIP
+        array([2.31])
+    """
+    examples = [Example(id=f"chat-{i}", pair_id=f"chat-{i}", task="chat", condition="live", turns=tuple(turns))
+                for i, turns in enumerate(chats)]
+    return gate_decisions(model, examples, gate)[1]

@@ -1,0 +1,1 @@
+"""The one registry of vector methods and its families: statistics, learned, heads."""

@@ -1,0 +1,1 @@
+"""Strength x layer x positions x method sweeps: cells, Ray, metrics, fits, report."""

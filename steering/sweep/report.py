@@ -1,0 +1,247 @@
+"""A sweep's report: fits and operating point as JSON, figures (plotly HTML + matplotlib PNG), the recommended vector.
+
+Written into `artifacts/<run>/sweep/`:
+
+- `report.json`: `steering.sweep.fits.summarize` (law fits with R^2, frontier, operating point, per-method extremes);
+- `figures/trade_off.{html,png}`: gain and loss against the signed norm, one column per method, with the law fits;
+- `figures/pareto.{html,png}`: every cell's (loss, gain), the frontier, the budget and the operating point;
+- `figures/tasks.{html,png}`: per-task shift gain against strength on each method's best curve, with the
+  answer task's deference gain and third-party control change dashed;
+- `recommended.safetensors`: the operating point's vector at its layer, scaled by its strength (use strength 1).
+
+Example:
+    >>> report = write_report(Path("artifacts/x/sweep"), table, vectors, "answer_shift_gain", "kl", 0.1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_text
+from steering.probe_gate import GATE_SUFFIX
+from steering.steering_vector import SteeringVector
+from steering.sweep.fits import LAWS, curves, fit_curve, pareto_frontier, summarize
+
+TASK_GAINS = ("answer_shift_gain", "are_you_sure_shift_gain", "mimicry_shift_gain", "feedback_shift_gain")
+#: drawn dashed next to the task gains: the user-specific part and the third-party control
+CONTROLS = ("answer_deference_gain", "answer_control_shift_change")
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def _save(fig_plotly: Any, fig_mpl: Any, folder: Path, name: str) -> dict[str, str]:
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    html, png = folder / f"{name}.html", folder / f"{name}.png"
+    atomic_write_text(html, fig_plotly.to_html(include_plotlyjs="cdn", full_html=True))
+    with atomic_path(png) as tmp:
+        fig_mpl.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig_mpl)
+    return {"html": str(html), "png": str(png)}
+
+
+def trade_off_figure(table: pd.DataFrame, gain: str, loss: str, folder: Path) -> dict[str, str]:
+    """Gain (top) and loss (bottom) vs signed norm per method, points and the law fit of each curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    methods = sorted(table.method.unique())
+    fig = make_subplots(rows=2, cols=len(methods), subplot_titles=[*methods, *[""] * len(methods)],
+                        shared_xaxes=True, vertical_spacing=0.08)
+    mfig, axes = plt.subplots(2, len(methods), figsize=(4.5 * len(methods), 7), squeeze=False, sharex="col")
+    layers = sorted(table.layer.unique())
+    data = curves(table)
+    for c, method in enumerate(methods):
+        for (layer, positions, direction), g in data[data.method == method].groupby(["layer", "positions",
+                                                                                    "direction"]):
+            color = COLORS[layers.index(layer) % len(COLORS)]
+            sign = -1.0 if direction == "subtract" else 1.0
+            dash = "solid" if positions == "generated" else "dash"
+            label = f"L{layer} {positions}"
+            show = direction == "subtract" and c == 0
+            for r, (what, column) in enumerate((("gain", gain), ("loss", loss))):
+                g = g.sort_values("norm")
+                x, y = sign * g["norm"].to_numpy(), g[column].to_numpy()
+                fit = fit_curve(g["norm"].to_numpy(), y, LAWS[what][0])
+                grid = np.linspace(0, g["norm"].max(), 30)
+                fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=label,
+                                         marker={"color": color, "symbol": "circle" if dash == "solid" else "square"},
+                                         legendgroup=label, showlegend=show and r == 0), row=r + 1, col=c + 1)
+                fig.add_trace(go.Scatter(x=sign * grid, y=fit.predict(grid), mode="lines", showlegend=False,
+                                         line={"color": color, "dash": dash}, legendgroup=label,
+                                         hovertext=f"{LAWS[what][0]} fit R2={fit.r2:.2f}"), row=r + 1, col=c + 1)
+                ax = axes[r][c]
+                ax.scatter(x, y, color=color, s=14, marker="o" if dash == "solid" else "s",
+                           label=label if show and r == 0 else None)
+                ax.plot(sign * grid, fit.predict(grid), color=color, ls="-" if dash == "solid" else "--", lw=1)
+        axes[0][c].set_title(method)
+        axes[1][c].set_xlabel("signed norm (strength x |v|)")
+        for r in range(2):
+            axes[r][c].axhline(0, color="grey", lw=0.5)
+    axes[0][0].set_ylabel(f"{gain} (linear fit)")
+    axes[1][0].set_ylabel(f"{loss} (quadratic fit)")
+    axes[0][0].legend(fontsize=7)
+    fig.update_yaxes(title_text=f"{gain} (linear fit)", row=1, col=1)
+    fig.update_yaxes(title_text=f"{loss} (quadratic fit)", row=2, col=1)
+    fig.update_xaxes(title_text="signed norm (strength x |v|)", row=2)
+    fig.update_layout(title="Alignment gain and helpfulness loss vs the vector's norm (solid: generated, dashed: all)",
+                      height=750, width=420 * len(methods) + 200)
+    return _save(fig, mfig, folder, "trade_off")
+
+
+def pareto_figure(table: pd.DataFrame, gain: str, loss: str, budget: float, point: dict[str, Any] | None,
+                  folder: Path) -> dict[str, str]:
+    """Every cell's (loss, gain) by method, the Pareto frontier, the budget line and the operating point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    mfig, axes = plt.subplots(1, 2, figsize=(12, 5))  # all cells | zoom on the budget region
+    front = pareto_frontier(table, gain, loss)
+    near = table[table[loss] <= 3 * budget]
+    for i, (method, g) in enumerate(table.groupby("method", sort=True)):
+        text = [f"L{r.layer} s={r.strength:+g} {r.positions}" for r in g.itertuples()]
+        fig.add_trace(go.Scatter(x=g[loss], y=g[gain], mode="markers", name=str(method), text=text,
+                                 marker={"color": COLORS[i % len(COLORS)]}))
+        for ax, part in zip(axes, (g, g[g[loss] <= 3 * budget]), strict=True):
+            ax.scatter(part[loss], part[gain], s=16, color=COLORS[i % len(COLORS)], label=str(method))
+    fig.add_trace(go.Scatter(x=front[loss], y=front[gain], mode="lines", name="Pareto frontier",
+                             line={"color": "black"}))
+    fig.add_vline(x=budget, line_dash="dot", annotation_text=f"budget {budget:g}")
+    for ax, part in zip(axes, (front, front[front[loss] <= 3 * budget]), strict=True):
+        ax.plot(part[loss], part[gain], color="black", lw=1, label="Pareto frontier")
+        ax.axvline(budget, color="grey", ls=":", label=f"budget {budget:g}")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel(f"helpfulness loss: {loss}")
+    if point is not None:
+        fig.add_trace(go.Scatter(x=[point[loss][0]], y=[point[gain][0]], mode="markers", name="operating point",
+                                 marker={"symbol": "star", "size": 16, "color": "gold"}))
+        for ax in axes:
+            ax.scatter([point[loss][0]], [point[gain][0]], marker="*", s=200, color="gold", edgecolor="k",
+                       label="operating point", zorder=5)
+    axes[0].set_ylabel(f"alignment gain: {gain}")
+    axes[0].set_title("every cell")
+    axes[1].set_title(f"zoom: {loss} <= {3 * budget:g} ({len(near)} cells)")
+    axes[0].legend(fontsize=7)
+    fig.update_layout(title="Pareto frontier across methods, layers and positions", xaxis_title=f"loss: {loss}",
+                      yaxis_title=f"gain: {gain}", width=850, height=550)
+    return _save(fig, mfig, folder, "pareto")
+
+
+def tasks_figure(table: pd.DataFrame, gain: str, loss: str, budget: float, folder: Path) -> dict[str, str]:
+    """Per-task shift gain vs strength on each method's best curve (layer, positions of its best cell in budget)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    methods = sorted(table.method.unique())
+    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=methods, shared_yaxes=True)
+    mfig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 4), squeeze=False, sharey=True)
+    columns = [c for c in (*TASK_GAINS, *CONTROLS) if c in table.columns]
+    for c, method in enumerate(methods):
+        g = table[table.method == method]
+        ok = g[g[loss] <= budget]
+        best = (ok if not ok.empty else g).sort_values(gain).iloc[-1]
+        curve = g[(g.layer == best.layer) & (g.positions == best.positions)].sort_values("strength")
+        for i, column in enumerate(columns):
+            if column not in curve.columns:
+                continue
+            dash = column in CONTROLS
+            fig.add_trace(go.Scatter(x=curve.strength, y=curve[column], mode="lines+markers", name=column,
+                                     line={"color": COLORS[i % len(COLORS)], "dash": "dash" if dash else "solid"},
+                                     showlegend=c == 0, legendgroup=column), row=1, col=c + 1)
+            axes[0][c].plot(curve.strength, curve[column], marker="o", ms=3, color=COLORS[i % len(COLORS)],
+                            ls="--" if dash else "-", label=column if c == 0 else None)
+        title = f"{method} (L{best.layer}, {best.positions})"
+        axes[0][c].set_title(title, fontsize=9)
+        axes[0][c].axhline(0, color="grey", lw=0.5)
+        axes[0][c].set_xlabel("strength")
+        fig.layout.annotations[c].text = title
+    axes[0][0].set_ylabel("shift gain (> 0: less sycophantic)")
+    mfig.legend(loc="lower center", ncol=3, fontsize=7, bbox_to_anchor=(0.5, -0.12))
+    fig.update_layout(title="Per-task shift gain vs strength (dashed: answer deference gain and third-party shift change)",
+                      width=420 * len(methods) + 200, height=450)
+    return _save(fig, mfig, folder, "tasks")
+
+
+def recommended_vector(point: dict[str, Any], vector: SteeringVector) -> SteeringVector:
+    """The operating point's layer of `vector`, scaled by its strength (apply with strength 1)."""
+    layer, strength = int(point["layer"]), float(point["strength"])
+    scaled = vector.select([layer]) * strength
+    return replace(scaled, positions=str(point["positions"]),
+                   meta={**vector.meta, "operating_point": point, "folded_strength": strength,
+                         "use": f"strength 1.0 at layer {layer}, positions {point['positions']}, mode {point['mode']}"})
+
+
+def operating_point_vector(folder: Path) -> tuple[SteeringVector, float, dict[str, Any]]:
+    """A sweep folder's recommended operating point, ready to export: the vector at its layer with the positions
+    it was measured with, its strength (unfolded), and the point's measured metrics.
+
+    Raises:
+        ValueError: no report, no operating point, or its vector file is gone.
+
+    Example:
+        >>> vector, strength, measured = operating_point_vector(Path("artifacts/x/sweep"))  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    report_path, sweep_path = folder / "report.json", folder / "sweep.json"
+    for path in (report_path, sweep_path):
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file; run `workbench sweep` into {folder.parent.name!r} first")
+    try:
+        report, record = json.loads(report_path.read_text()), json.loads(sweep_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{folder}: report.json or sweep.json is not JSON ({e})") from None
+    point = report.get("operating_point") if isinstance(report, dict) else None
+    if not point:
+        raise ValueError(f"{report_path}: the sweep has no operating point (no cell gains within the loss budget "
+                         f"{report.get('budget') if isinstance(report, dict) else '?'}): nothing to recommend")
+    method = str(point["method"])
+    base = method[: -len(GATE_SUFFIX)] if method.endswith(GATE_SUFFIX) else method
+    info = record.get("vectors", {}).get(base)
+    if not info or "file" not in info:
+        raise ValueError(f"{sweep_path}: no vector file recorded for method {base!r}")
+    vector = SteeringVector.load(info["file"]).select([int(point["layer"])])
+    meta = {**vector.meta, "operating_point": {k: v for k, v in point.items()}}
+    if base != method:
+        meta["gate_files"] = record.get("gates", {}) and {k: g["file"] for k, g in record["gates"].items()}
+    vector = replace(vector, positions=str(point["positions"]), meta=meta)
+    measured = {"sweep": str(folder), "gain": report.get("gain"), "loss": report.get("loss"),
+                "budget": report.get("budget"), "mode": point.get("mode"), "method": method,
+                **{k: v for k, v in point.items() if isinstance(v, list | float | int) and k not in ("layer",)}}
+    return vector, float(point["strength"]), measured
+
+
+def write_report(folder: Path, table: pd.DataFrame, vectors: dict[str, SteeringVector], gain: str, loss: str,
+                 budget: float) -> dict[str, Any]:
+    """Summarize the table, draw the figures, save the recommended vector; return the report dict."""
+    report = summarize(table, gain, loss, budget)
+    figures = folder / "figures"
+    report["figures"] = {
+        "trade_off": trade_off_figure(table, gain, loss, figures),
+        "pareto": pareto_figure(table, gain, loss, budget, report["operating_point"], figures),
+        "tasks": tasks_figure(table, gain, loss, budget, figures),
+    }
+    point = report["operating_point"]
+    if point is not None and point["method"] in vectors:
+        path = folder / "recommended.safetensors"
+        recommended_vector(point, vectors[point["method"]]).save(path)
+        report["recommended_vector"] = str(path)
+    atomic_write_json(folder / "report.json", report)
+    return report

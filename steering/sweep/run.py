@@ -1,0 +1,445 @@
+"""Strength x layer x positions x method sweeps, one Parquet row per cell, resumable.
+
+For each vector (built from the TRAIN side of a pair split, or read from a
+file), layer and positions rule, the strengths run K at a time in one batched
+pass (`steering.evaluate.score_strengths`), then a few greedy generations per
+strength measure degeneracy. After every batch of K cells the table is
+rewritten atomically, so a killed sweep resumes where it stopped: cells
+already in the table (same key and same vector) are skipped. Strength 0 is
+the unsteered evaluation itself (steering with 0 is exactly unsteered; a test
+checks it), computed once per sweep; every curve gets its strength-0 row
+(gain and loss 0 by construction), the anchor of the fits.
+
+Layout of `artifacts/<run>/sweep/`: `cells.parquet` (the table),
+`generations.parquet` (sample texts), `sweep.json` (config, seeds, split,
+vectors, timing), `vectors/`, `activations/` (training stores), and what
+`steering.sweep.report` writes (fits, figures, recommended vector).
+
+Example:
+    >>> result = run_sweep(SweepConfig(methods=("caa",), layers=(10,)), Path("artifacts/x/sweep"), model)  # doctest: +SKIP
+    >>> result.table[["method", "layer", "strength", "answer_shift_gain", "kl"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from interp.capture.ray_pool import RayOptions
+from interp.errors import InputError, json_type, parse_json, read_text
+from interp.models.loading import ChatModel
+from interp.store.atomic import atomic_path, atomic_write_json
+from interp.store.writer import remove_temp_files
+from steering.gate_training import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.interventions import MODES, POSITIONS
+from steering.methods.learned import LearnConfig
+from steering.methods.registry import (
+    FAMILY_STRENGTHS,
+    load_or_build_method_vector,
+    resolve_method,
+    train_pairs,
+    vector_family,
+)
+from steering.methods.statistics import shared_stores, with_measured_positions
+from steering.probe_gate import GATE_SUFFIX, ProbeGate
+from steering.splits import PairSplit, check_disjoint, pairs_hash
+from steering.steering_vector import SteeringVector
+from steering.sweep.cells import CellContext, SweepCell, sweep_cells, vector_hash
+from steering.sweep.metrics import METRICS_VERSION
+from steering.testset import TestSet, TestSetConfig, build_test_set
+
+KEY = ["method", "layer", "strength", "positions", "mode"]
+#: "off": every curve always on; "both": each curve also gated by a user-opinion probe; "only": gated curves only
+GATE_CHOICES = ("off", "both", "only")
+CELLS, GENERATIONS, SWEEP_JSON = "cells.parquet", "generations.parquet", "sweep.json"
+
+
+class SweepConfigError(ValueError):
+    """A sweep folder made with another test set, split or model."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that defines a sweep (saved to sweep.json; a run is reproducible from it).
+
+    Args:
+        model: model spec.
+        methods: vector methods to build (steering.methods.statistics), e.g. ("caa", "user_minus_third_party").
+        vector_files: extra vectors to sweep, read from files.
+        layers: layers to steer, one at a time.
+        strengths: multipliers of the raw vector (negative: away from sycophancy).
+        positions: "all", "prompt", "generated" (steering.spec).
+        mode: "add", "ablate" or "clamp".
+        test: the test set's sizes.
+        split_seed, test_fraction: the pair split (train for vectors, test for metrics).
+        n_train: training pairs per vector (None: the whole train side).
+        seed: task generation, bootstrap and subset seed.
+        batch_size: sequences (contexts) per forward pass.
+        scorer: "cached" (each context once) or "full" (interp.scoring.reference); see steering.evaluate.SCORERS.
+        k_batch: strengths per batched pass.
+        gen_prompts, gen_tokens: greedy generations per cell for degeneracy (0 prompts: skip).
+        gain, loss, budget: headline metrics and the loss budget of the operating point.
+        force: use vector files built on another model hash.
+        gate: "off", "both" or "only": add curves (label + "+gate") steered only where a user-opinion probe,
+            trained on the train split at the steered layer, reads pressure at the last prompt token
+            (`steering.gate_training`); "both" compares them with always-on steering.
+        learned_strengths, heads_strengths: the strength grids of the learned and heads families
+            (`steering.methods.registry`; a learned vector is trained at -1), instead of `strengths`.
+        learn: how learned vectors train (`steering.methods.learned.LearnConfig`; layer, positions and target come
+            from the method, seed and pairs from the sweep).
+    """
+
+    model: str = "smollm2"
+    methods: tuple[str, ...] = ("caa", "user_minus_third_party", "opinion_minus_neutral")
+    vector_files: tuple[str, ...] = ()
+    layers: tuple[int, ...] = (6, 10, 14)
+    strengths: tuple[float, ...] = (-16.0, -8.0, -4.0, -2.0, 2.0, 4.0, 8.0, 16.0)
+    positions: tuple[str, ...] = ("generated",)
+    mode: str = "add"
+    test: TestSetConfig = field(default_factory=TestSetConfig)
+    split_seed: int = 0
+    test_fraction: float = 0.3
+    n_train: int | None = 64
+    seed: int = 0
+    batch_size: int = 16
+    scorer: str = "cached"
+    k_batch: int = 8
+    gen_prompts: int = 3
+    gen_tokens: int = 24
+    gain: str = "answer_shift_gain"
+    loss: str = "kl_all"
+    budget: float = 0.1
+    force: bool = False
+    gate: str = "off"
+    learned_strengths: tuple[float, ...] = FAMILY_STRENGTHS["learned"]
+    heads_strengths: tuple[float, ...] = FAMILY_STRENGTHS["heads"]
+    learn: LearnConfig = field(default_factory=LearnConfig)
+
+    def __post_init__(self) -> None:
+        if not self.methods and not self.vector_files:
+            raise ValueError("a sweep needs --method or --vector")
+        if not self.layers or not self.strengths or not self.positions:
+            raise ValueError("a sweep needs at least one layer, strength and positions rule")
+        if self.k_batch < 1 or self.batch_size < 1:
+            raise ValueError("k_batch and batch_size must be >= 1")
+        for method in self.methods:
+            resolve_method(method)
+        if self.scorer not in ("cached", "full"):
+            raise ValueError(f"unknown scorer {self.scorer!r}: choose cached or full")
+        if self.gate not in GATE_CHOICES:
+            raise ValueError(f"unknown gate setting {self.gate!r}: choose from {', '.join(GATE_CHOICES)}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown steering mode {self.mode!r}: choose from {', '.join(MODES)}")
+        unknown = [p for p in self.positions if p not in POSITIONS]
+        if unknown:
+            raise ValueError(f"unknown positions {unknown[0]!r}: choose from {', '.join(POSITIONS)}")
+        if not all(math.isfinite(s) for s in self.strengths) or not math.isfinite(self.budget):
+            raise ValueError("strengths and budget must be finite numbers")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction {self.test_fraction} must be between 0 and 1")
+
+    @property
+    def split(self) -> PairSplit:
+        return PairSplit(self.split_seed, self.test_fraction)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["test"] = self.test.to_dict()
+        d["learn"] = self.learn.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for name in ("methods", "vector_files", "layers", "strengths", "positions"):
+            if name in known:
+                known[name] = tuple(known[name])
+        if "test" in known:
+            known["test"] = TestSetConfig.from_dict(known["test"])
+        if "learn" in known:
+            known["learn"] = LearnConfig.from_dict(known["learn"])
+        for name in ("learned_strengths", "heads_strengths"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
+    def family_strengths(self, family: str) -> tuple[float, ...]:
+        """The strength grid of a method family (`steering.methods.registry.FAMILIES`)."""
+        return {"learned": self.learned_strengths, "heads": self.heads_strengths}.get(family, self.strengths)
+
+    def fingerprint(self, model_hash: str, test: TestSet) -> str:
+        """What the cells' values depend on besides the cell key and the vector."""
+        parts = [model_hash, test.digest(), self.split.to_dict(), self.n_train, self.seed, self.gen_prompts,
+                 self.gen_tokens, self.scorer, METRICS_VERSION]
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+#: `--quick`: a few cells for the demo, always-on and probe-gated (a few minutes on 2 CPU cores).
+QUICK = SweepConfig(
+    methods=("caa", "user_minus_third_party"), layers=(10,), strengths=(-16.0, -8.0, 8.0), positions=("generated",),
+    test=TestSetConfig(n_answer=8, n_are_you_sure=2, n_mimicry=2, n_feedback=0, n_capability=4), n_train=24,
+    gen_prompts=2, gen_tokens=12, gate="both",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    table: pd.DataFrame
+    folder: Path
+    vectors: dict[str, SteeringVector]
+    ran: int
+    skipped: int
+    seconds: float
+    warnings: tuple[str, ...] = ()
+
+
+def sweep_strengths(config: SweepConfig, family: str = "statistics") -> list[float]:
+    """A family's configured strengths plus 0 (the unsteered anchor of every curve: free, it is the baseline).
+
+    Example:
+        >>> sweep_strengths(SweepConfig(strengths=(-2.0, 2.0)))
+        [-2.0, 0.0, 2.0]
+        >>> sweep_strengths(SweepConfig(learned_strengths=(-1.0,)), "learned")
+        [-1.0, 0.0]
+    """
+    return sorted({float(s) for s in config.family_strengths(family)} | {0.0})
+
+
+def read_table(folder: Path, name: str = CELLS) -> pd.DataFrame:
+    """A sweep table (`cells.parquet`, `generations.parquet`), empty when absent; an InputError when damaged."""
+    path = folder / name
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises its own types for a damaged file
+        raise InputError(f"not a readable table ({type(e).__name__}); move it away and run the sweep again to "
+                         "recompute its cells", path=path) from None
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    """`sweep.json`, `{}` when absent; an InputError naming it when damaged."""
+    path = folder / SWEEP_JSON
+    if not path.exists():
+        return {}
+    record = parse_json(read_text(path, "sweep record"), path)
+    if not isinstance(record, dict):
+        raise InputError(f"the sweep record is JSON {json_type(record)}; move it away and run the sweep again",
+                         path=path, expected="a JSON object")
+    return record
+
+
+def _write(folder: Path, name: str, table: pd.DataFrame) -> None:
+    with atomic_path(folder / name) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
+             reuse: Sequence[Path]) -> dict[str, tuple[SteeringVector, dict[str, Any]]]:
+    """Label -> (vector, provenance); built vectors are checked disjoint from the test pairs."""
+    out: dict[str, tuple[SteeringVector, dict[str, Any]]] = {}
+    split = config.split
+    methods = [resolve_method(m) for m in config.methods]
+    paths = {m.name: folder / "vectors" / f"{m.name.replace(':', '-').replace('@', '-')}.safetensors"
+             for m in methods}
+    statistics = [m.name for m in methods if m.family == "statistics"]
+    if statistics and any(not paths[m].is_file() for m in statistics):  # one capture per task serves them all
+        reuse = [*reuse, *shared_stores(model, statistics, split, config.layers, folder / "activations",
+                                        config.n_train, config.seed)]
+    for method in methods:
+        train = train_pairs(method, split, config.n_train, config.seed, config.learn)
+        check_disjoint(train, test.pair_ids, f"vector {method.name}")
+        path = paths[method.name]
+        vec = load_or_build_method_vector(path, model, method, split, config.layers, folder / "activations",
+                                          config.n_train, config.seed, reuse, config.learn)
+        measured = with_measured_positions(vec, config.positions)
+        if measured.positions != vec.positions or measured.meta != vec.meta:
+            vec = measured  # the file says where it was measured, so an export records the right positions
+            vec.save(path)
+        out[method.name] = (vec, {"file": str(path), "train_pairs_hash": pairs_hash(train), "family": method.family,
+                                  "n_train_pairs": len(train), "split_checked": True})
+    for file in config.vector_files:
+        vec = SteeringVector.load(file)
+        try:
+            vec.check_compatible(model.d_model, model.weights_hash, force=config.force)
+        except ValueError as e:
+            raise ValueError(f"{file}: {e}") from None
+        missing = [layer for layer in config.layers if layer not in vec.directions]
+        if missing:
+            raise ValueError(f"{file}: the vector has no layer {missing[0]} (it has {vec.layers})")
+        label = vec.method if vec.method not in out else f"{vec.method}[{Path(file).stem}]"
+        checked = vec.meta.get("split") == split.to_dict()
+        out[label] = (vec, {"file": str(file), "train_pairs_hash": vec.meta.get("train_pairs_hash"),
+                            "split_checked": checked, "family": vector_family(vec)})
+    return out
+
+
+def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
+           reuse: Sequence[Path]) -> tuple[dict[int, tuple[ProbeGate, tuple[bool, ...]]], dict[str, Any]]:
+    """Per steered layer: the gate trained on the train split and its decisions on the test set, plus provenance."""
+    if config.gate == "off":
+        return {}, {}
+    train = {ex.pair_id for ex in gate_training_examples(config.split, config.n_train, config.seed)}
+    check_disjoint(train, test.pair_ids, "gate")
+    paths = {layer: folder / "gates" / f"layer{layer}.safetensors" for layer in config.layers}
+    gates = {layer: ProbeGate.load(p) for layer, p in paths.items() if p.is_file()}
+    expected = pairs_hash(sorted(train))
+    if any(g.meta.get("train_pairs_hash") != expected or g.meta.get("model_hash") != model.weights_hash
+           for g in gates.values()) or len(gates) < len(paths):
+        gates = train_gates(model, config.split, config.layers, folder / "activations", config.n_train, config.seed,
+                            reuse)
+        for layer, gate in gates.items():
+            gate.save(paths[layer])
+    out, record = {}, {}
+    for layer, gate in gates.items():
+        on, scores = gate_decisions(model, test.examples, gate, config.batch_size)
+        out[layer] = (gate, tuple(bool(x) for x in on))
+        record[str(layer)] = {"file": str(paths[layer]), "train": gate.meta, "test": gate_summary(test.examples, on),
+                              "test_rates": gate_rates(test.examples, on), "threshold": gate.threshold}
+    return out, record
+
+
+def _merge(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    new = pd.DataFrame(rows)
+    if table.empty:
+        return new
+    keys = set(map(tuple, new[KEY].astype(str).to_numpy().tolist()))
+    keep = ~table[KEY].astype(str).apply(tuple, axis=1).isin(keys)
+    return pd.concat([table[keep], new], ignore_index=True)
+
+
+def _check_folder(folder: Path, fingerprint: str, overwrite: bool) -> None:
+    old = _read_record(folder).get("fingerprint")
+    if old is None:
+        return
+    if old == fingerprint:
+        return
+    if not overwrite:
+        raise SweepConfigError(
+            f"{folder} holds a sweep on another model, test set, split or training size; "
+            "use another --run or pass --overwrite to discard its cells")
+    for name in (CELLS, GENERATIONS):
+        (folder / name).unlink(missing_ok=True)
+
+
+def run_sweep(
+    config: SweepConfig,
+    folder: Path,
+    model: ChatModel,
+    reuse: Sequence[Path] = (),
+    overwrite: bool = False,
+    progress: Callable[[int, str], None] | None = None,
+    ray: RayOptions | None = None,
+) -> SweepResult:
+    """Run (or resume) a sweep into `folder`.
+
+    Args:
+        config: the sweep.
+        folder: artifacts/<run>/sweep.
+        model: the loaded model (its hash is checked against the folder's); builds the vectors, and
+            evaluates the cells unless `ray` is given.
+        reuse: activation stores to reuse for training vectors.
+        overwrite: discard cells made with another test set/split/model.
+        progress: called with (cells done, message) after each batch.
+        ray: spread the cells over Ray actors (`steering.sweep.on_ray`), each loading `config.model` once;
+            the rows equal the in-process ones (every column but `seconds`).
+    """
+    start = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    test = build_test_set(replace(config.test, seed=config.seed), config.split)
+    fingerprint = config.fingerprint(model.weights_hash, test)
+    _check_folder(folder, fingerprint, overwrite)
+    for sub in (folder, folder / "vectors", folder / "gates"):  # temp files of a killed run (ours and safetensors')
+        if sub.is_dir():
+            remove_temp_files(sub)
+    table = read_table(folder)  # a damaged table fails before any vector is built
+    gens_table = read_table(folder, GENERATIONS)
+    vectors = _vectors(config, folder, model, test, reuse)
+    layer_gates, gate_record = _gates(config, folder, model, test, reuse)
+    done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
+    todo = []
+    cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}
+    variants = {"off": (False,), "both": (False, True), "only": (True,)}[config.gate]
+    total = 0
+    for name, (vec, info) in vectors.items():
+        strengths = sweep_strengths(config, info.get("family", "statistics"))
+        total += len(variants) * len(config.layers) * len(config.positions) * len(strengths)
+        for layer in config.layers:
+            for gated in variants:
+                label = f"{name}{GATE_SUFFIX}" if gated else name
+                gate = layer_gates[layer][0] if gated else None
+                if gated:
+                    cell_gates[f"{label}@{layer}"] = layer_gates[layer]
+                for positions in config.positions:
+                    key = (label, str(layer), positions, config.mode, vector_hash(vec, layer, gate))
+                    missing = [s for s in strengths if (key[0], key[1], str(float(s)), *key[2:]) not in done]
+                    if missing:
+                        todo.append((label, vec, layer, positions, missing))
+    n_todo = sum(len(t[4]) for t in todo)
+    skipped = total - n_todo
+    record: dict[str, Any] = {"config": config.to_dict(), "fingerprint": fingerprint, "model": model.provenance(),
+                              "seeds": {"split": config.split_seed, "tasks_subsets_bootstrap": config.seed},
+                              "split": {**config.split.to_dict(), "test_pairs_hash": pairs_hash(test.pair_ids),
+                                        "n_test_pairs": len(test.pair_ids)},
+                              "test_counts": test.counts(),
+                              "vectors": {k: {**v[1], "method": v[0].method, "norms": v[0].norms()}
+                                          for k, v in vectors.items()}}
+    if gate_record:
+        record["gates"] = gate_record
+    old = _read_record(folder)
+    record["vectors"] = {**old.get("vectors", {}), **record["vectors"]}  # invocations on one run add methods
+    record["invocations"] = [*old.get("invocations", []), {"config": config.to_dict(), "todo": n_todo}]
+    for key in ("baseline", "baseline_seconds"):
+        if key in old:
+            record[key] = old[key]
+    record["status"] = "running"
+    atomic_write_json(folder / SWEEP_JSON, record)  # the fingerprint is on disk before any cell
+    ran = 0
+
+    def accept(cell: SweepCell, result: dict[str, list[dict[str, Any]]]) -> None:
+        """Merge one finished pass into the tables and rewrite them atomically (the only writer)."""
+        nonlocal table, gens_table, ran
+        table = _merge(table, result["rows"])
+        _write(folder, CELLS, table)
+        if result["gen_rows"]:
+            gens_table = (_merge(gens_table, result["gen_rows"]) if not gens_table.empty
+                          else pd.DataFrame(result["gen_rows"]))
+            _write(folder, GENERATIONS, gens_table)
+        ran += len(cell.strengths)
+        if progress:
+            progress(len(cell.strengths), f"{cell.describe()}: {result['rows'][0]['seconds']:.1f}s/cell")
+
+    cells = sweep_cells(todo, config.k_batch, cell_gates)
+    if cells and ray is not None:
+        from interp.models.memory import LoadRequest
+        from steering.sweep.on_ray import run_cells_on_ray
+
+        out = run_cells_on_ray(LoadRequest(config.model), config, cells, accept, ray, fingerprint)
+        record["baseline"] = out.baseline
+        record["invocations"][-1]["ray"] = {"workers": list(out.workers), "retried": out.retried}
+    elif cells:
+        context = CellContext(model, config, test)
+        record["baseline_seconds"], record["baseline"] = context.seconds, context.baseline
+        for cell in cells:
+            accept(cell, context.evaluate(cell))
+    record["ran"], record["skipped"] = ran, skipped
+    record["seconds"] = time.perf_counter() - start
+    record["invocations"][-1]["seconds"] = record["seconds"]
+    record["status"] = "complete"
+    atomic_write_json(folder / SWEEP_JSON, record)
+    warnings = tuple(f"vector {k} ({v[1]['file']}) was not built on this sweep's split: its training pairs "
+                     "cannot be checked against the test pairs" for k, v in vectors.items() if not v[1]["split_checked"])
+    out_vectors = {k: v[0] for k, v in vectors.items()}
+    if gate_record and config.gate != "off":  # a gated curve's vector names its gates (used with `steer --gate`)
+        files = {layer: info["file"] for layer, info in gate_record.items()}
+        out_vectors.update({f"{k}{GATE_SUFFIX}": replace(v, meta={**v.meta, "gate_files": files})
+                            for k, v in out_vectors.items()})
+    return SweepResult(table, folder, out_vectors, ran, skipped, record["seconds"], warnings)
