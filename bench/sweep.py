@@ -35,8 +35,8 @@ from interp.models.loading import ChatModel, load_model  # noqa: E402
 from steering.evaluate import freeze, prompt_tokens, score_strengths  # noqa: E402
 from steering.spec import SteerSpec  # noqa: E402
 from steering.steering_vector import SteeringVector  # noqa: E402
+from steering.sweep import QUICK, run_sweep, sweep_strengths  # noqa: E402
 from steering.sweep.report import write_report  # noqa: E402
-from steering.sweep.run import QUICK, run_sweep, sweep_strengths  # noqa: E402
 from steering.testset import build_test_set  # noqa: E402
 
 

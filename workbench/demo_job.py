@@ -25,7 +25,7 @@ DEMO_N = 12  # questions (texts) per task
 
 
 def run_demo(run: str, model_spec: str, artifacts: Path | None, app: bool, port: int) -> None:
-    from steering.sweep.run import QUICK
+    from steering.sweep import QUICK
     from workbench.sweep_job import print_report, run_sweep_job, sweep_config
 
     folder = prepare_run_dir(run, artifacts)

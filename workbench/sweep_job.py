@@ -19,8 +19,8 @@ from interp.capture.ray_pool import RayOptions
 from interp.models.loading import load_model
 from interp.store.runs import prepare_run_dir, record_run
 from steering.methods.registry import resolve_method
+from steering.sweep import QUICK, SweepConfig, run_sweep, sweep_strengths
 from steering.sweep.report import write_report
-from steering.sweep.run import QUICK, SweepConfig, run_sweep, sweep_strengths
 from steering.testset import TestSetConfig
 
 

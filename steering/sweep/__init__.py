@@ -1,1 +1,39 @@
-"""Strength x layer x positions x method sweeps: cells, Ray, metrics, fits, report."""
+"""Strength x layer x positions x method sweeps: config, cells, Ray, metrics, fits, report.
+
+| module    | holds                                                                       |
+| --------- | --------------------------------------------------------------------------- |
+| `config`  | `SweepConfig` (saved to sweep.json), `QUICK`, the strength grids             |
+| `run`     | `run_sweep`: vectors and gates from the train split, cells, resumable table  |
+| `cells`   | one batched pass (`SweepCell`) and what every pass shares (`CellContext`)    |
+| `on_ray`  | the same cells on Ray actors                                                 |
+| `metrics` | one cell's metrics: alignment gain, third-party control, helpfulness loss    |
+| `fits`    | Wolf et al. fits against the norm, Pareto frontier, operating point          |
+| `report`  | fits as JSON, figures, the recommended vector                                |
+
+Example:
+    >>> from steering.sweep import QUICK, run_sweep
+    >>> result = run_sweep(QUICK, Path("artifacts/x/sweep"), model)  # doctest: +SKIP
+"""
+
+from steering.sweep.config import GATE_CHOICES, QUICK, SweepConfig, SweepConfigError, sweep_strengths
+from steering.sweep.fits import law_fits, operating_point, pareto_frontier, summarize
+from steering.sweep.report import operating_point_vector, write_report
+from steering.sweep.run import KEY, SweepResult, read_table, run_sweep
+
+__all__ = [
+    "GATE_CHOICES",
+    "KEY",
+    "QUICK",
+    "SweepConfig",
+    "SweepConfigError",
+    "SweepResult",
+    "law_fits",
+    "operating_point",
+    "operating_point_vector",
+    "pareto_frontier",
+    "read_table",
+    "run_sweep",
+    "summarize",
+    "sweep_strengths",
+    "write_report",
+]

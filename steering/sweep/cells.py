@@ -39,7 +39,7 @@ from steering.sweep.metrics import cell_metrics
 from steering.testset import TestSet, build_test_set
 
 if TYPE_CHECKING:
-    from steering.sweep.run import SweepConfig
+    from steering.sweep.config import SweepConfig
 
 __all__ = ["GATE_SUFFIX", "CellContext", "SweepCell", "cell_row", "sweep_cells", "vector_hash"]
 

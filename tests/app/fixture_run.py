@@ -62,7 +62,7 @@ def _analysis(root: Path, model_dir: Path) -> None:
 def _sweep(root: Path, model_dir: Path) -> None:
     from dataclasses import replace
 
-    from steering.sweep.run import SweepConfig
+    from steering.sweep import SweepConfig
     from steering.testset import TestSetConfig
     from workbench.sweep_job import run_sweep_job
 

@@ -16,8 +16,8 @@ from steering.probe_gate import ProbeGate
 from steering.spec import SteerSpec
 from steering.splits import PairSplit
 from steering.steering_vector import SteeringVector
+from steering.sweep import SweepConfig, read_table, run_sweep
 from steering.sweep.cells import CellContext, SweepCell
-from steering.sweep.run import SweepConfig, read_table, run_sweep
 from steering.testset import build_test_set
 from tests.steering.builders import SMALL_TEST, score_numbers, tie_free_threshold
 

@@ -14,8 +14,8 @@ from steering.export.native import load_native
 from steering.methods.learned import LearnConfig
 from steering.methods.registry import resolve_method, vector_family
 from steering.steering_vector import SteeringVector
+from steering.sweep import SweepConfig, read_table, run_sweep, sweep_strengths
 from steering.sweep.report import operating_point_vector, write_report
-from steering.sweep.run import SweepConfig, read_table, run_sweep, sweep_strengths
 from steering.testset import TestSetConfig
 from workbench.cli import app
 

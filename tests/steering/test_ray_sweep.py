@@ -15,7 +15,7 @@ ray = pytest.importorskip("ray")
 from typer.testing import CliRunner  # noqa: E402
 
 from interp.capture.ray_pool import RayOptions  # noqa: E402
-from steering.sweep.run import KEY, SweepConfig, run_sweep  # noqa: E402
+from steering.sweep import KEY, SweepConfig, run_sweep  # noqa: E402
 from steering.testset import TestSetConfig  # noqa: E402
 from workbench.cli import app  # noqa: E402
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from steering.sweep.run import QUICK, SweepConfig, SweepConfigError, read_table, run_sweep
+from steering.sweep import QUICK, SweepConfig, SweepConfigError, read_table, run_sweep
 from steering.testset import TestSetConfig
 from workbench.cli import app
 from workbench.commands.sweep import parse_floats

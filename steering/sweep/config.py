@@ -1,0 +1,163 @@
+"""What defines a sweep: `SweepConfig` (saved to sweep.json, a run is reproducible from it), `QUICK`, strengths.
+
+Example:
+    >>> SweepConfig(methods=("caa",), layers=(10,)).split
+    PairSplit(seed=0, test_fraction=0.3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from steering.interventions import MODES, POSITIONS
+from steering.methods.learned import LearnConfig
+from steering.methods.registry import FAMILY_STRENGTHS, resolve_method
+from steering.splits import PairSplit
+from steering.sweep.metrics import METRICS_VERSION
+from steering.testset import TestSet, TestSetConfig
+
+#: "off": every curve always on; "both": each curve also gated by a user-opinion probe; "only": gated curves only
+GATE_CHOICES = ("off", "both", "only")
+
+class SweepConfigError(ValueError):
+    """A sweep folder made with another test set, split or model."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that defines a sweep (saved to sweep.json; a run is reproducible from it).
+
+    Args:
+        model: model spec.
+        methods: vector methods to build (steering.methods.statistics), e.g. ("caa", "user_minus_third_party").
+        vector_files: extra vectors to sweep, read from files.
+        layers: layers to steer, one at a time.
+        strengths: multipliers of the raw vector (negative: away from sycophancy).
+        positions: "all", "prompt", "generated" (steering.spec).
+        mode: "add", "ablate" or "clamp".
+        test: the test set's sizes.
+        split_seed, test_fraction: the pair split (train for vectors, test for metrics).
+        n_train: training pairs per vector (None: the whole train side).
+        seed: task generation, bootstrap and subset seed.
+        batch_size: sequences (contexts) per forward pass.
+        scorer: "cached" (each context once) or "full" (interp.scoring.reference); see steering.evaluate.SCORERS.
+        k_batch: strengths per batched pass.
+        gen_prompts, gen_tokens: greedy generations per cell for degeneracy (0 prompts: skip).
+        gain, loss, budget: headline metrics and the loss budget of the operating point.
+        force: use vector files built on another model hash.
+        gate: "off", "both" or "only": add curves (label + "+gate") steered only where a user-opinion probe,
+            trained on the train split at the steered layer, reads pressure at the last prompt token
+            (`steering.gate_training`); "both" compares them with always-on steering.
+        learned_strengths, heads_strengths: the strength grids of the learned and heads families
+            (`steering.methods.registry`; a learned vector is trained at -1), instead of `strengths`.
+        learn: how learned vectors train (`steering.methods.learned.LearnConfig`; layer, positions and target come
+            from the method, seed and pairs from the sweep).
+    """
+
+    model: str = "smollm2"
+    methods: tuple[str, ...] = ("caa", "user_minus_third_party", "opinion_minus_neutral")
+    vector_files: tuple[str, ...] = ()
+    layers: tuple[int, ...] = (6, 10, 14)
+    strengths: tuple[float, ...] = (-16.0, -8.0, -4.0, -2.0, 2.0, 4.0, 8.0, 16.0)
+    positions: tuple[str, ...] = ("generated",)
+    mode: str = "add"
+    test: TestSetConfig = field(default_factory=TestSetConfig)
+    split_seed: int = 0
+    test_fraction: float = 0.3
+    n_train: int | None = 64
+    seed: int = 0
+    batch_size: int = 16
+    scorer: str = "cached"
+    k_batch: int = 8
+    gen_prompts: int = 3
+    gen_tokens: int = 24
+    gain: str = "answer_shift_gain"
+    loss: str = "kl_all"
+    budget: float = 0.1
+    force: bool = False
+    gate: str = "off"
+    learned_strengths: tuple[float, ...] = FAMILY_STRENGTHS["learned"]
+    heads_strengths: tuple[float, ...] = FAMILY_STRENGTHS["heads"]
+    learn: LearnConfig = field(default_factory=LearnConfig)
+
+    def __post_init__(self) -> None:
+        if not self.methods and not self.vector_files:
+            raise ValueError("a sweep needs --method or --vector")
+        if not self.layers or not self.strengths or not self.positions:
+            raise ValueError("a sweep needs at least one layer, strength and positions rule")
+        if self.k_batch < 1 or self.batch_size < 1:
+            raise ValueError("k_batch and batch_size must be >= 1")
+        for method in self.methods:
+            resolve_method(method)
+        if self.scorer not in ("cached", "full"):
+            raise ValueError(f"unknown scorer {self.scorer!r}: choose cached or full")
+        if self.gate not in GATE_CHOICES:
+            raise ValueError(f"unknown gate setting {self.gate!r}: choose from {', '.join(GATE_CHOICES)}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown steering mode {self.mode!r}: choose from {', '.join(MODES)}")
+        unknown = [p for p in self.positions if p not in POSITIONS]
+        if unknown:
+            raise ValueError(f"unknown positions {unknown[0]!r}: choose from {', '.join(POSITIONS)}")
+        if not all(math.isfinite(s) for s in self.strengths) or not math.isfinite(self.budget):
+            raise ValueError("strengths and budget must be finite numbers")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction {self.test_fraction} must be between 0 and 1")
+
+    @property
+    def split(self) -> PairSplit:
+        return PairSplit(self.split_seed, self.test_fraction)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["test"] = self.test.to_dict()
+        d["learn"] = self.learn.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for name in ("methods", "vector_files", "layers", "strengths", "positions"):
+            if name in known:
+                known[name] = tuple(known[name])
+        if "test" in known:
+            known["test"] = TestSetConfig.from_dict(known["test"])
+        if "learn" in known:
+            known["learn"] = LearnConfig.from_dict(known["learn"])
+        for name in ("learned_strengths", "heads_strengths"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
+    def family_strengths(self, family: str) -> tuple[float, ...]:
+        """The strength grid of a method family (`steering.methods.registry.FAMILIES`)."""
+        return {"learned": self.learned_strengths, "heads": self.heads_strengths}.get(family, self.strengths)
+
+    def fingerprint(self, model_hash: str, test: TestSet) -> str:
+        """What the cells' values depend on besides the cell key and the vector."""
+        parts = [model_hash, test.digest(), self.split.to_dict(), self.n_train, self.seed, self.gen_prompts,
+                 self.gen_tokens, self.scorer, METRICS_VERSION]
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+#: `--quick`: a few cells for the demo, always-on and probe-gated (a few minutes on 2 CPU cores).
+QUICK = SweepConfig(
+    methods=("caa", "user_minus_third_party"), layers=(10,), strengths=(-16.0, -8.0, 8.0), positions=("generated",),
+    test=TestSetConfig(n_answer=8, n_are_you_sure=2, n_mimicry=2, n_feedback=0, n_capability=4), n_train=24,
+    gen_prompts=2, gen_tokens=12, gate="both",
+)
+
+
+def sweep_strengths(config: SweepConfig, family: str = "statistics") -> list[float]:
+    """A family's configured strengths plus 0 (the unsteered anchor of every curve: free, it is the baseline).
+
+    Example:
+        >>> sweep_strengths(SweepConfig(strengths=(-2.0, 2.0)))
+        [-2.0, 0.0, 2.0]
+        >>> sweep_strengths(SweepConfig(learned_strengths=(-1.0,)), "learned")
+        [-1.0, 0.0]
+    """
+    return sorted({float(s) for s in config.family_strengths(family)} | {0.0})
