@@ -1,21 +1,23 @@
-"""interp: models, chat templates, task data, activation capture and the ActivationStore.
+"""interp: everything about the model itself; knows nothing of probes or steering.
 
-Public names (imported lazily by their modules, no work at import time):
+| sub-package | holds                                                                                  |
+| ----------- | -------------------------------------------------------------------------------------- |
+| `tasks/`    | `Example` records: task generators, the fact bank, external loaders                      |
+| `models/`   | `load_model` -> `ChatModel`, chat templates, architectures, hooks on sites, memory checks |
+| `capture/`  | activations into an `ActivationStore`: backends (hooks, nnsight, TL, remote), positions, Ray |
+| `store/`    | `ActivationStore` and the file helpers every artifact goes through (atomic, tagged files, runs) |
+| `scoring/`  | log-probability scoring of answer choices (frozen-prefix scorer + plain reference), profiles |
+| `analysis/` | logit lens, patching, head attribution                                                  |
+| `sites`     | the one layer-addressing scheme (TransformerLens hook names), pure Python                 |
+| `stats`     | confidence intervals grouped by `pair_id`                                                |
+| `errors`    | `InputError`: bad outside data named by file, line or record, field and what was expected  |
+| `outputs`, `context` | outputs checked before any model work; cutting a chat to the context only when asked |
 
-- `interp.models.loading`: `load_model`, `ChatModel`, `ModelLoadError`
-- `interp.capture.collect`: `capture`, `CaptureConfig`, `compute_shard` (one shard's tensors, shared by every writer)
-- `interp.store.writer`: `open_store` (verifies and repairs a resumed store), `verify_shards`, `add_shard`, `commit`
-  (the manifest protocol of every store writer)
-- `interp.errors`: `InputError` (bad outside data: file, line or record, field, expected), `parse_json`, `read_text`
-- `interp.outputs`: `prepare_dir`, `check_out_file` (outputs checked before any model work)
-- `interp.context`: `fit_chat` (cut a chat to the model's context, only when asked)
-- `interp.capture.distributed`: `capture_on_ray`, `DistributedCapture` (Ray workers; `pip install '.[ray]'`)
-- `interp.capture.ray_pool`: `RayOptions`, `run_on_actors`, `ray_session`
-- `interp.models.memory`: `LoadRequest`, `check_memory`, `estimate_memory`, `MemoryCheckError`
-- `interp.capture.backends.remote`: `load_remote_model`, `check_remote` (nnsight on NDIF)
-- `interp.store.activations`: `ActivationStore`, `StoreError`
-- `interp.sites`: `Site`, `parse_site`, `expand_sites`, `hidden_state_index`
-- `interp.capture.positions`: `POSITIONS`, `encode_example`
-- `interp.tasks`: `Example`, `Turn`, task generators and external loaders
-- `interp.stats`: `grouped_bootstrap_ci`, `CI`
+Each sub-package's `__init__` lists its public names. This module imports nothing, so
+`import interp.sites` stays cheap (no torch).
+
+Example:
+    >>> from interp.sites import parse_site
+    >>> parse_site("blocks.3.hook_resid_post", n_layers=12).layer
+    3
 """
