@@ -18,8 +18,12 @@ from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 Fold = tuple[np.ndarray, np.ndarray]  # (train indices, test indices)
 
 
-class GroupLeakError(AssertionError):
-    """A group (pair_id) appears on both sides of a split."""
+class GroupLeakError(ValueError, AssertionError):
+    """A group (pair id) has rows on both sides of a split: the one leak error of the workbench.
+
+    Raised by `check_no_leak` (probe CV folds) and `steering.splits.check_disjoint` (sweep train/test).
+    A ValueError (bad input) and, for the probe checks written as assertions, an AssertionError.
+    """
 
 
 def check_no_leak(groups: np.ndarray, train: np.ndarray, test: np.ndarray) -> None:

@@ -23,12 +23,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from interp.tasks.example import Example
+from probes.splits import GroupLeakError
 
 _SCALE = float(16**12)
-
-
-class SplitLeakError(ValueError):
-    """A pair id sits on both sides of a split."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ def pairs_hash(pair_ids: Iterable[str]) -> str:
 
 
 def check_disjoint(train: Iterable[str], test: Iterable[str], what: str = "split") -> None:
-    """Raise SplitLeakError if any pair id is on both sides.
+    """Raise GroupLeakError (`probes.splits`, the one leak error) if any pair id is on both sides.
 
     Args:
         train: pair ids used for training (a vector, a probe).
@@ -110,8 +107,8 @@ def check_disjoint(train: Iterable[str], test: Iterable[str], what: str = "split
         >>> check_disjoint(["a"], ["a"])  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
         ...
-        steering.splits.SplitLeakError: split: 1 pair id(s) on both sides, e.g. 'a'
+        probes.splits.GroupLeakError: split: 1 pair id(s) on both sides, e.g. 'a'
     """
     leaked = sorted(set(train) & set(test))
     if leaked:
-        raise SplitLeakError(f"{what}: {len(leaked)} pair id(s) on both sides, e.g. {leaked[0]!r}")
+        raise GroupLeakError(f"{what}: {len(leaked)} pair id(s) on both sides, e.g. {leaked[0]!r}")

@@ -11,6 +11,7 @@ import torch
 from interp.capture.collect import capture
 from interp.capture.positions import encode_example
 from interp.tasks import build_task
+from probes.splits import GroupLeakError
 from steering.methods.statistics import (
     VECTOR_METHODS,
     build_vector,
@@ -20,7 +21,7 @@ from steering.methods.statistics import (
     training_examples,
     training_store,
 )
-from steering.splits import PairSplit, SplitLeakError, check_disjoint, pairs_hash
+from steering.splits import PairSplit, check_disjoint, pairs_hash
 from steering.steering_vector import SteeringVector
 from steering.testset import TestSetConfig, build_test_set
 
@@ -43,7 +44,7 @@ def test_split_is_grouped_by_pair_and_disjoint():
     assert [SPLIT.side(p) for p in sorted(train_pairs | test_pairs)] != [other.side(p) for p in
                                                                           sorted(train_pairs | test_pairs)]
     check_disjoint(train_pairs, test_pairs)
-    with pytest.raises(SplitLeakError, match="1 pair id"):
+    with pytest.raises(GroupLeakError, match="1 pair id"):
         check_disjoint(train_pairs, {next(iter(train_pairs))})
     with pytest.raises(ValueError, match="test_fraction"):
         PairSplit(0, 1.0)
