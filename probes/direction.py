@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import save_file
 
 from interp.sites import site_layer as layer_of_site
-from interp.store.atomic import atomic_path
+from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
 
-FORMAT = "workbench.directions"
-FORMAT_VERSION = "1"
+FORMAT = format_tag("directions", 1)
+#: the tag of directions files written before the one tag scheme (with a separate "version": "1"), still read
+LEGACY_FORMAT = "workbench.directions"
 _NAN_PAIR = (float("nan"), float("nan"))
 
 
@@ -155,10 +154,7 @@ def save_directions(path: str | Path, directions: Mapping[str, Direction]) -> Pa
     path = Path(path)
     tensors = {name: np.ascontiguousarray(d.vector) for name, d in directions.items()}
     info = {name: d.info() for name, d in directions.items()}
-    metadata = {"format": FORMAT, "version": FORMAT_VERSION, "directions": json.dumps(info, sort_keys=True)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
+    return write_tagged(path, tensors, {"format": FORMAT, "directions": info})
 
 
 def load_directions(path: str | Path) -> dict[str, Direction]:
@@ -171,20 +167,16 @@ def load_directions(path: str | Path) -> dict[str, Direction]:
         >>> dirs = load_directions("dirs.safetensors")  # doctest: +SKIP
     """
     path = Path(path)
-    with safe_open(str(path), framework="np") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a directions file (format {meta.get('format')!r})")
-        if meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: directions format version {meta.get('version')!r}, expected {FORMAT_VERSION}")
-        info = json.loads(meta["directions"])
-        names = set(f.keys())
-        if names != set(info):
-            raise ValueError(f"{path}: tensors and metadata name different directions")
-        out: dict[str, Direction] = {}
-        for name in sorted(info):
-            out[name] = _from_info(f.get_tensor(name), info[name])
-    return out
+    records, tensors = read_tagged(path, "directions")
+    check_format(path, records.get("format"), FORMAT, "directions", legacy=(LEGACY_FORMAT,))
+    if records.get("format") == LEGACY_FORMAT and records.get("version") != 1:
+        raise ValueError(f"{path}: directions format version {records.get('version')!r}, expected 1")
+    info = records.get("directions")
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: no 'directions' record in the metadata")
+    if set(tensors) != set(info):
+        raise ValueError(f"{path}: tensors and metadata name different directions")
+    return {name: _from_info(tensors[name], info[name]) for name in sorted(info)}
 
 
 def _from_info(vector: np.ndarray, info: dict[str, Any]) -> Direction:

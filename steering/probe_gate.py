@@ -34,9 +34,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from interp.errors import InputError, from_validation
-from interp.store.tagged_file import read_tagged, write_tagged
+from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
 
-GATE_FORMAT = "workbench-probe-gate/1"
+GATE_FORMAT = format_tag("probe_gate", 1)
+#: tags of gate files written before the one tag scheme, still read
+GATE_LEGACY_FORMATS = ("workbench-probe-gate/1",)
 #: a sweep curve steered through a gate is labelled "<method>+gate"
 GATE_SUFFIX = "+gate"
 
@@ -196,9 +198,7 @@ class ProbeGate:
         records, tensors = read_tagged(path, "gate")
         header = records.get("workbench")
         header = header if isinstance(header, dict) else {}
-        if header.get("format") != GATE_FORMAT:
-            raise ValueError(f"{path}: field 'format' is {header.get('format')!r}, expected {GATE_FORMAT!r} "
-                             "(not a workbench probe gate)")
+        check_format(path, header.get("format"), GATE_FORMAT, "workbench probe gate", GATE_LEGACY_FORMATS)
         if "direction" not in tensors:
             raise InputError("missing", path=path, field="direction", expected="a tensor 'direction' [d_model]")
         try:

@@ -24,9 +24,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from interp.errors import InputError, from_validation
-from interp.store.tagged_file import read_tagged, write_tagged
+from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
 
-FORMAT = "workbench.steering_vector/1"
+FORMAT = format_tag("steering_vector", 1)
 #: the largest steered entry accepted: beyond it a model's float32 activations overflow (3.4e38) into inf/NaN
 MAX_STEERED = 1e30
 _LAYER_TENSOR = re.compile(r"^layer\.(-?\d+)$")
@@ -196,8 +196,7 @@ class SteeringVector:
         header = records.get("workbench")
         if not isinstance(header, dict):
             raise InputError("no 'workbench' metadata; not a workbench steering vector", path=path)
-        if header.get("format") != FORMAT:
-            raise InputError(f"is {header.get('format')!r}", path=path, field="format", expected=repr(FORMAT))
+        check_format(path, header.get("format"), FORMAT, "workbench steering vector")
         try:
             h = _Header.model_validate(header)
         except ValidationError as e:

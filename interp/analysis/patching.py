@@ -45,15 +45,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import safe_open
-from safetensors.numpy import save_file
 
 from interp.analysis.contrasts import Contrast, logit_diff
 from interp.analysis.dla import token_text
 from interp.analysis.stepping import Edit, Trace, put, rerun, trace
 from interp.analysis.summary import ci_fields, recovered_grid_ci
 from interp.sites import Site
-from interp.store.atomic import atomic_path
+from interp.store.tagged_file import format_tag, read_tagged, write_tagged
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -262,22 +260,21 @@ def _load_pair(path: Path, key: str) -> PairPatching | None:
     if not path.is_file():
         return None
     try:
-        with safe_open(str(path), framework="np") as f:
-            if (f.metadata() or {}).get("key") != key:
-                return None
-            arrays = {name: f.get_tensor(name) for name in f.keys()}
-    except Exception:  # a torn or foreign file: recompute
+        records, arrays = read_tagged(path, "patching cache")
+    except ValueError:  # a torn or foreign file: recompute
+        return None
+    if records.get("format") != PAIR_FORMAT or records.get("key") != key:
         return None
     return PairPatching(**{k: float(v[0]) if v.shape == (1,) and k in _SCALARS else v for k, v in arrays.items()})
 
 
 _SCALARS = ("clean", "corrupt", "knock_all")
+PAIR_FORMAT = format_tag("patching_pair", 1)
 
 
 def _save_pair(path: Path, key: str, pair: PairPatching) -> None:
     arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in asdict(pair).items()}
-    with atomic_path(path) as tmp:
-        save_file(arrays, str(tmp), metadata={"key": key})
+    write_tagged(path, arrays, {"format": PAIR_FORMAT, "key": key})
 
 
 def run_patching(model: ChatModel, contrasts: Sequence[Contrast],

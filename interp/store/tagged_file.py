@@ -5,6 +5,9 @@ are one safetensors file each: numpy tensors plus JSON records under metadata
 keys (e.g. `"workbench"` for the object's header). This module is their one
 writer and reader, so every such file fails the same way on bad input.
 
+Every kind of file carries one format tag, `workbench.<kind>/<version>` (`format_tag`), checked by
+`check_format`; a reader also accepts the older tags of files already on disk.
+
 Example:
     >>> import numpy as np, tempfile
     >>> from pathlib import Path
@@ -94,3 +97,31 @@ def read_tagged(path: str | Path, what: str, load_tensors: bool = True) -> tuple
         except RecursionError:
             raise InputError("metadata JSON nested too deeply to read", path=path, field=key) from None
     return records, tensors
+
+
+def format_tag(kind: str, version: int) -> str:
+    """The one format-tag scheme of the workbench's files: `workbench.<kind>/<version>`.
+
+    Example:
+        >>> format_tag("steering_vector", 1)
+        'workbench.steering_vector/1'
+    """
+    return f"workbench.{kind}/{version}"
+
+
+def check_format(path: str | Path, found: Any, expected: str, what: str, legacy: tuple[str, ...] = ()) -> None:
+    """Raise an InputError (a ValueError) naming both tags unless `found` is `expected` or one of its `legacy` tags.
+
+    Args:
+        path: the file, for the message.
+        found: the tag the file carries.
+        expected: `format_tag(kind, version)` of the reader.
+        what: what the file should be (e.g. "directions"), for the message.
+        legacy: older tags of the same format, still read.
+
+    Example:
+        >>> check_format("g.safetensors", "workbench-probe-gate/1", "workbench.probe_gate/1", "gate",
+        ...              legacy=("workbench-probe-gate/1",))
+    """
+    if found != expected and found not in legacy:
+        raise InputError(f"is {found!r}, not a {what} file", path=path, field="format", expected=repr(expected))
