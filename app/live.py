@@ -74,10 +74,10 @@ def stream_answer(model: ChatModel, turns: Sequence[Turn], max_new_tokens: int, 
         >>> "".join(stream_answer(model, [Turn("user", "Hi")], 8))  # doctest: +SKIP
         'Hello! How can I help'
     """
-    from steering.generation import greedy_stream
+    from steering.generation import greedy_stream, stop_tokens
 
     tok = model.tokenizer
-    stop = {int(t) for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
+    stop = stop_tokens(model)
     ids: list[int] = []
     shown = ""
     steps = greedy_stream(model, [list(turns)], max_new_tokens, spec, [strength] if spec is not None else None)

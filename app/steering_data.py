@@ -118,13 +118,9 @@ def _vector(path: str, mtime: int) -> SteeringVector:
 
 
 def _read_vector_file(path: str) -> SteeringVector:
-    from steering.steering_vector import SteeringVector
+    from steering.export.formats import read_vector as read_vector_file
 
-    if path.endswith(".gguf"):
-        from steering.export.gguf_cvec import read_gguf_control_vector
-
-        return read_gguf_control_vector(path)
-    return SteeringVector.load(path)
+    return read_vector_file(path)
 
 
 def vector_from_bytes(name: str, payload: bytes) -> SteeringVector:

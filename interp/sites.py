@@ -149,3 +149,27 @@ def site_layer(name: str) -> int | None:
     """
     m = _PATTERN.match(name.strip())
     return int(m.group(1)) if m else None
+
+
+def parse_layers(spec: str) -> list[int]:
+    """A layer spec as the CLI takes it: '5-20' or '5,7,9-12' -> sorted layer list.
+
+    Example:
+        >>> parse_layers("1,3-5")
+        [1, 3, 4, 5]
+    """
+    layers: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise ValueError(f"--layers {spec!r}: expected layers like '5-20' or '5,7,9-12'") from None
+        if last < first:
+            raise ValueError(f"--layers {spec!r}: range {part} runs backwards")
+        layers.update(range(first, last + 1))
+    if not layers:
+        raise ValueError(f"--layers {spec!r}: no layers")
+    return sorted(layers)

@@ -72,7 +72,7 @@ def pad_left(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, tor
 
 
 def stop_tokens(model: ChatModel) -> frozenset[int]:
-    """Token ids that end an answer: the tokenizer's end-of-sequence and pad tokens."""
+    """Token ids that end an answer: the tokenizer's end-of-sequence and pad tokens (the one place this set is built)."""
     return frozenset(int(t) for t in (model.tokenizer.eos_token_id, model.tokenizer.pad_token_id) if t is not None)
 
 
@@ -184,7 +184,7 @@ def generate_texts(
         ['Hello! How can I help you today?']
     """
     tokens: list[list[int]] = [[] for _ in prompts]
-    stop = {int(t) for t in (model.tokenizer.eos_token_id, model.tokenizer.pad_token_id) if t is not None}
+    stop = stop_tokens(model)
     for step in greedy_stream(model, prompts, max_new_tokens, spec, strengths):
         for r, t in enumerate(step):
             if t is not None and t not in stop:
@@ -212,7 +212,7 @@ def side_by_side(
         >>> for which, text in side_by_side(model, [Turn("user", "Hi")], spec, -4.0, 8):  # doctest: +SKIP
         ...     print(which, text)
     """
-    stop = {int(t) for t in (model.tokenizer.eos_token_id, model.tokenizer.pad_token_id) if t is not None}
+    stop = stop_tokens(model)
     for which, row_spec in (("unsteered", None), ("steered", spec)):
         tokens: list[int] = []
         for step in greedy_stream(model, [turns], max_new_tokens, row_spec, [strength] if row_spec else None):

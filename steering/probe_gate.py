@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,8 +172,17 @@ class ProbeGate:
         return score
 
     def decide(self, score: torch.Tensor) -> torch.Tensor:
-        """Where the gate is on `[batch, pos]` bool."""
+        """Where the gate is on `[batch, pos]` bool: the one gate decision (`score > threshold`)."""
         return score > self.threshold
+
+    def decisions(self, scores: Sequence[float] | np.ndarray) -> list[bool]:
+        """`decide` on per-prompt scores (e.g. `chat_gate_scores`), as plain bools.
+
+        Example:
+            >>> ProbeGate(np.array([1.0, 0.0], dtype=np.float32), 0.0, 0.5, layer=1).decisions([0.2, 0.7])
+            [False, True]
+        """
+        return [bool(on) for on in self.decide(torch.as_tensor(np.asarray(scores, dtype=np.float64)))]
 
     def header(self) -> dict[str, Any]:
         """Everything but the direction, as JSON-able values."""

@@ -137,7 +137,7 @@ if clicked:
                          "or another gate.")
                 st.stop()
             score = float(chat_gate_scores(model, [turns], gate)[0])
-            verdict = "user pressure: steering" if score > gate.threshold else \
+            verdict = "user pressure: steering" if gate.decisions([score])[0] else \
                 "no user pressure: the steered answer is the unsteered one"
             st.info(f"Gate (layer {gate.layer}): score {score:+.2f} vs threshold {gate.threshold:+.2f}: {verdict}")
         with left:

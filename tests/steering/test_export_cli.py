@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
+from interp.sites import parse_layers
 from steering.export import load_native, read_gguf_control_vector
 from tests.steering.builders import random_vector
 from workbench.cli import app
-from workbench.commands.export import parse_layers
 
 runner = CliRunner()
 

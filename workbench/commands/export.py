@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,61 +11,11 @@ import typer
 
 from interp.errors import InputError, json_type, parse_json, read_text
 from interp.outputs import check_out_file, prepare_dir
+from interp.sites import parse_layers
 from interp.store.atomic import remove_stale_temps
-from steering.steering_vector import SteeringVector
 from workbench.cli import ModelOpt, app, finite
 
 FORMAT_HELP = "safetensors (workbench native) | gguf (llama.cpp control vector) | hf-folded (HF model folder)"
-
-
-def parse_layers(spec: str) -> list[int]:
-    """'5-20' or '5,7,9-12' -> sorted layer list.
-
-    Example:
-        >>> parse_layers("1,3-5")
-        [1, 3, 4, 5]
-    """
-    layers: set[int] = set()
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi) if sep else int(lo)
-        except ValueError:
-            raise ValueError(f"--layers {spec!r}: expected layers like '5-20' or '5,7,9-12'") from None
-        if last < first:
-            raise ValueError(f"--layers {spec!r}: range {part} runs backwards")
-        layers.update(range(first, last + 1))
-    if not layers:
-        raise ValueError(f"--layers {spec!r}: no layers")
-    return sorted(layers)
-
-
-def _readers() -> dict[str, Callable[[Path], SteeringVector]]:
-    from steering.export.gguf_cvec import read_gguf_control_vector
-
-    return {".safetensors": SteeringVector.load, ".gguf": read_gguf_control_vector}
-
-
-def read_vector(path: Path) -> SteeringVector:
-    """A SteeringVector from a workbench `.safetensors` (plain or exported) or a `.gguf` control vector."""
-    readers = _readers()
-    if path.suffix not in readers:
-        raise InputError("not a vector file", path=path, expected=f"a {' or '.join(readers)} file")
-    if not path.is_file():
-        raise InputError("no such vector file" if not path.exists() else "is not a file", path=path)
-    return readers[path.suffix](path)
-
-
-def check_vector_fits(vector: SteeringVector, path: Path, model: Any, force: bool) -> None:
-    """`vector.check_compatible` for a vector read from `path`: the refusal names the file."""
-    from steering.steering_vector import VectorMismatchError
-
-    try:
-        vector.check_compatible(model.d_model, model.weights_hash, force=force)
-    except VectorMismatchError as e:
-        raise InputError(str(e), path=path) from None
 
 
 def _measured(path: Path | None) -> dict[str, Any] | None:
@@ -107,7 +56,7 @@ def export(
 ) -> None:
     """Export a steering vector as safetensors, a llama.cpp control vector, or a folded HF checkpoint."""
     from interp.models.loading import load_model
-    from steering.export.formats import check_request, export_vector
+    from steering.export.formats import check_request, check_vector_fits, export_vector, read_vector
 
     if (vector is None) == (sweep is None):
         raise InputError("give one of --vector FILE or --sweep artifacts/<run>/sweep", field="--vector/--sweep")
@@ -157,6 +106,7 @@ def verify_export(
     """Load an export the way its runtime does and compare it with the hook-steered model."""
     from interp.models.loading import load_model
     from interp.store.atomic import atomic_write_json
+    from steering.export.formats import read_vector
     from steering.export.formats import verify_export as run_verify
 
     if not path.exists():

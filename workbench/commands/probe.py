@@ -48,7 +48,7 @@ def probe(
     artifacts: ArtifactsOpt = None,
 ) -> None:
     """Fit probes on artifacts/<run>/activations (cached first if missing) and write artifacts/<run>/probes/."""
-    from workbench.commands.export import parse_layers
+    from interp.sites import parse_layers
     from workbench.probe_job import ProbeJobConfig, read_config, run_probe_job
 
     if config is not None:

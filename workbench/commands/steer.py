@@ -106,11 +106,12 @@ def steer(
 
     from interp.context import fit_chat, prompt_tokens
     from interp.models.loading import load_model
+    from interp.sites import parse_layers
+    from steering.export.formats import check_vector_fits, read_vector
     from steering.gate_training import chat_gate_scores, check_gate
     from steering.generation import side_by_side
     from steering.probe_gate import ProbeGate
     from steering.spec import SteerSpec
-    from workbench.commands.export import check_vector_fits, parse_layers, read_vector
 
     if (prompt is None) == (prompts is None):
         fail("give exactly one of --prompt or --prompts")
@@ -147,7 +148,7 @@ def steer(
     gate_on: list[bool] = []
     if probe_gate is not None:
         scores = chat_gate_scores(lm, chats, probe_gate)
-        gate_on = [bool(x > probe_gate.threshold) for x in scores]
+        gate_on = probe_gate.decisions(scores)
     for k, turns in enumerate(chats):
         texts = {"unsteered": "", "steered": ""}
         question = turns[-1].content

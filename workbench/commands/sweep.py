@@ -95,7 +95,7 @@ def sweep(
     local|auto|ADDRESS --workers N (the driver builds the vectors; the workers evaluate the cells).
     """
     from interp.capture.ray_pool import RayOptions
-    from workbench.commands.export import parse_layers
+    from interp.sites import parse_layers
     from workbench.sweep_job import print_report, run_sweep_job, sweep_config
 
     if arc is not None and not Path(arc).is_file():
