@@ -216,6 +216,7 @@ class MeanDiffProbe(LinearProbe):
         diff = X[y01 == 1].mean(0) - X[y01 == 0].mean(0)  # [d]
         if not np.linalg.norm(diff) > 0:
             raise ValueError("the two class means are identical")
+        self.mean_diff_ = diff  # [d] the raw difference (direction_ re-expresses it on its unit axis)
         self._fit_1d(X, y01, classes, diff)
         return self
 

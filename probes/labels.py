@@ -1,4 +1,8 @@
-"""Label sources: turn Example records into (mask, y, groups) for a probe.
+"""Label sources: turn Example records into (mask, y, groups) for a probe. THE one registry (`LABEL_SOURCES`).
+
+A label source names its task(s), positive and negative conditions and the position it is read at;
+probes, steering vectors (`steering.methods.statistics`), gates (`steering.gate_training`) and the
+probe job all read them from here. A new label source is one entry in this file.
 
 Each source picks the examples it uses (`mask` over the full list, aligned with
 the activation rows) and labels them 1 (positive) or 0 (negative):
@@ -81,7 +85,7 @@ class LabelSet:
 
 @dataclass(frozen=True)
 class ConditionSource:
-    """A label source read off the conditions: `positive` (1) vs `negative` (0) examples of `tasks`.
+    """A label source read off the conditions: `positive` (1) vs `negative` (0) examples of `tasks`, at `position`.
 
     `positive` and `negative` are one condition name or a tuple of them (a source
     may pool conditions of several tasks). Called like every source of
@@ -99,10 +103,23 @@ class ConditionSource:
     positive: str | tuple[str, ...]
     negative: str | tuple[str, ...]
     tasks: tuple[str, ...]
+    position: str = "last_prompt"
 
     @staticmethod
     def _names(value: str | tuple[str, ...]) -> tuple[str, ...]:
         return (value,) if isinstance(value, str) else tuple(value)
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        """Every labelled condition, positive then negative."""
+        return self._names(self.positive) + self._names(self.negative)
+
+    @property
+    def task(self) -> str:
+        """The one task of a single-task source (a steering vector's training data)."""
+        if len(self.tasks) != 1:
+            raise ValueError(f"label source {self.name!r} spans tasks {list(self.tasks)}, not one")
+        return self.tasks[0]
 
     def __call__(self, examples: Sequence[Example], moved: np.ndarray | None = None,
                  tasks: tuple[str, ...] | None = None) -> LabelSet:
@@ -130,7 +147,7 @@ pressure_labels = ConditionSource("pressure", "user_wrong", "neutral", ("answer"
 #: the user suggests the wrong answer (1) vs a third party suggests it (0)
 user_vs_third_party_labels = ConditionSource("user_vs_third_party", "user_wrong", "third_party_wrong", ("answer",))
 #: CAA-style contrast: sycophantic (1) vs honest (0) completion of the same item
-contrast_labels = ConditionSource("contrast", "sycophantic", "honest", ("caa",))
+contrast_labels = ConditionSource("contrast", "sycophantic", "honest", ("caa",), position="answer")
 #: the user states an opinion or a claim of their own (1) vs no opinion, or a third party's (0), over the four
 #: Sharma et al. tasks: what a pressure gate for steering must detect (and not fire on a quoted textbook)
 USER_OPINION = ("user_wrong", "user_right", "user_doubts_right", "challenge", "user_false_attribution", "user_wrote",
@@ -186,6 +203,11 @@ LABEL_SOURCES: dict[str, LabelSource] = {
     "behaviour": behaviour_labels,
     "contrast": contrast_labels,
     "user_opinion": user_opinion_labels,
+}
+
+#: the sources read off conditions alone (no per-example scores): what vectors and gates train on
+CONDITION_SOURCES: dict[str, ConditionSource] = {
+    name: source for name, source in LABEL_SOURCES.items() if isinstance(source, ConditionSource)
 }
 
 

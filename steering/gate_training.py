@@ -8,7 +8,7 @@ This module builds the gate the sweep and `workbench steer --gate` use:
   Sharma et al. tasks, TRAIN side of the pair split only: the user states an
   opinion or claim (1) vs no opinion, or the same opinion from a third party (0);
   so a gate that fires on a quoted textbook counts as a false positive;
-- estimator: `probes` logistic regression (C by grouped inner CV) on
+- estimator: fitted by `probes.fitting.fit_gate` (logistic regression, C by grouped inner CV) on
   `blocks.L.hook_resid_post` at `last_prompt`, threshold 0 (probability 0.5);
 - decisions: the gate reads an unsteered residual (its site is at or before the
   steered one; `steering.steer` checks), so whether a row is steered is known
@@ -39,14 +39,14 @@ from interp.models.loading import ChatModel
 from interp.tasks import build_task
 from interp.tasks.example import Example, Turn
 from interp.tasks.sampling import select, task_rng
-from probes.estimators import make_probe
-from probes.labels import NO_USER_OPINION, USER_OPINION, user_opinion_labels
+from probes.fitting import fit_gate, store_features
+from probes.labels import user_opinion_labels
 from steering.methods.statistics import SITE_KIND, training_store
 from steering.probe_gate import ProbeGate
 from steering.splits import PairSplit, pairs_hash
 
 GATE_SOURCE = "user_opinion"
-GATE_POSITION = "last_prompt"
+GATE_POSITION = user_opinion_labels.position
 GATE_TASKS = user_opinion_labels.tasks
 
 
@@ -58,7 +58,7 @@ def gate_training_examples(split: PairSplit, n_pairs: int | None, seed: int) -> 
         >>> sorted({e.task for e in exs}), all(not PairSplit(0, 0.3).is_test(e.pair_id) for e in exs)
         (['answer', 'are_you_sure', 'feedback', 'mimicry'], True)
     """
-    labelled = {*USER_OPINION, *NO_USER_OPINION}
+    labelled = set(user_opinion_labels.conditions)
     out: list[Example] = []
     for task in GATE_TASKS:
         pool = [ex for ex in build_task(task, n=None, seed=seed)
@@ -89,22 +89,19 @@ def train_gates(
     examples = gate_training_examples(split, n_pairs, seed)
     store = training_store(model, examples, GATE_POSITION, layers, Path(folder), reuse)
     labels = user_opinion_labels(examples)
-    index = {ex.id: i for i, ex in enumerate(store.examples)}
-    rows = np.array([index[ex.id] for ex in examples])[labels.mask]
     gates = {}
     for layer in layers:
-        X = store.get(f"blocks.{layer}.{SITE_KIND}", GATE_POSITION)[rows].astype(np.float64)  # [n, d]
-        probe = make_probe("logreg", seed).fit(X, labels.y, labels.groups)
-        train_acc = float(((X @ probe.coef_ + probe.intercept_ > 0) == labels.y.astype(bool)).mean())
+        X = store_features(store, examples, f"blocks.{layer}.{SITE_KIND}", GATE_POSITION, labels.mask)  # [n, d]
+        fit = fit_gate(X, labels.y, labels.groups, seed)
         meta: dict[str, Any] = {
             "label_source": GATE_SOURCE, "positive": labels.positive, "negative": labels.negative,
             "tasks": list(GATE_TASKS), "position": GATE_POSITION, "estimator": "logreg",
-            "C": float(getattr(probe, "C_", float("nan"))), "train_accuracy": train_acc,
+            "C": fit.C, "train_accuracy": fit.train_accuracy,
             "n_train": int(labels.n), "n_positive": int(labels.y.sum()),
             "split": split.to_dict(), "train_pairs_hash": pairs_hash(sorted(set(labels.groups.tolist()))),
             "dataset_hash": examples_hash(examples), "model_hash": model.weights_hash, "seed": seed,
         }
-        gates[layer] = ProbeGate.from_probe(probe.coef_, probe.intercept_, threshold=0.0, layer=layer,
+        gates[layer] = ProbeGate.from_probe(fit.weight, fit.bias, threshold=0.0, layer=layer,
                                             site=SITE_KIND, per="last_prompt", meta=meta)
     return gates
 

@@ -1,6 +1,8 @@
 """Build steering vectors from a TRAINING split of pair ids: a registry of methods.
 
-Every method is an estimator applied to labelled activations at one position:
+Every method is an estimator (`probes.fitting.fit_direction`) applied to labelled activations at the
+position of its label source (`probes.labels`, the one registry of label sources); steering picks the
+examples and captures their activations, probes fit:
 
 | method                   | estimator | label source (positive vs negative)             | position      |
 | ------------------------ | --------- | ----------------------------------------------- | ------------- |
@@ -45,8 +47,9 @@ from interp.store.activations import ActivationStore, read_manifest
 from interp.tasks import build_task
 from interp.tasks.example import Example
 from interp.tasks.sampling import select, task_rng
-from probes.estimators import PROBES, make_probe
-from probes.labels import LABEL_SOURCES
+from probes.estimators import PROBES
+from probes.fitting import fit_direction, store_features
+from probes.labels import CONDITION_SOURCES, LABEL_SOURCES, ConditionSource
 from steering.splits import PairSplit, pairs_hash
 from steering.steering_vector import SteeringVector
 
@@ -54,38 +57,8 @@ SITE_KIND = "hook_resid_post"
 DEFAULT_PROBE_SOURCE = "user_vs_third_party"
 
 
-@dataclass(frozen=True)
-class LabelData:
-    """Which examples a label source reads, and where."""
-
-    task: str
-    positive: str
-    negative: str
-    position: str
-
-
-LABEL_DATA: dict[str, LabelData] = {
-    "contrast": LabelData("caa", "sycophantic", "honest", "answer"),
-    "pressure": LabelData("answer", "user_wrong", "neutral", "last_prompt"),
-    "user_vs_third_party": LabelData("answer", "user_wrong", "third_party_wrong", "last_prompt"),
-}
-
-# (X [n, d] float64, y [n] in {0, 1}, groups [n], seed) -> raw vector [d]
-Estimator = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
-
-
-def _means(X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
-    return X[y == 1].mean(0) - X[y == 0].mean(0)  # [d]
-
-
-def _probe_estimator(name: str) -> Estimator:
-    def fit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
-        return np.asarray(make_probe(name, seed).fit(X, y, groups).direction_)  # [d]
-
-    return fit
-
-
-ESTIMATORS: dict[str, Estimator] = {"means": _means, **{name: _probe_estimator(name) for name in PROBES}}
+#: the label sources a vector can train on: the single-task condition sources of `probes.labels`
+VECTOR_SOURCES = tuple(name for name, source in CONDITION_SOURCES.items() if len(source.tasks) == 1)
 
 SCALES = {
     "means": "mean(positive) - mean(negative) in residual units",
@@ -103,8 +76,9 @@ class VectorMethod:
     description: str
 
     @property
-    def data(self) -> LabelData:
-        return LABEL_DATA[self.label_source]
+    def data(self) -> ConditionSource:
+        """The label source (task, positive, negative, position) in `probes.labels`, the one registry."""
+        return CONDITION_SOURCES[self.label_source]
 
 
 VECTOR_METHODS: dict[str, VectorMethod] = {
@@ -132,8 +106,8 @@ def resolve_method(spec: str) -> VectorMethod:
     if probe not in PROBES:
         known = [*VECTOR_METHODS, *(f"{p}[:source]" for p in PROBES)]
         raise ValueError(f"unknown vector method {spec!r}; known: {', '.join(known)}")
-    if source not in LABEL_DATA:
-        raise ValueError(f"method {spec!r}: label source {source!r} unknown; choose from {', '.join(LABEL_DATA)}")
+    if source not in VECTOR_SOURCES:
+        raise ValueError(f"method {spec!r}: label source {source!r} unknown; choose from {', '.join(VECTOR_SOURCES)}")
     return VectorMethod(f"{probe}:{source}", probe, source, f"probe {probe} trained on label source {source}")
 
 
@@ -163,7 +137,7 @@ def training_examples(method: VectorMethod, split: PairSplit, n_pairs: int | Non
     """
     data = method.data
     pool = [ex for ex in build_task(data.task, n=None, seed=seed)
-            if ex.condition in (data.positive, data.negative) and not split.is_test(ex.pair_id)]
+            if ex.condition in data.conditions and not split.is_test(ex.pair_id)]
     pairs = list(dict.fromkeys(ex.pair_id for ex in pool))
     rng = task_rng(f"steering-train-{data.task}", seed)  # salted by task: methods on one task share their pairs
     stratum = STRATA.get(method.label_source)
@@ -263,13 +237,11 @@ def vector_from_store(
         raise ValueError(f"method {method.name}: {int((~labels.mask).sum())} training examples carry no label")
     if any(split.is_test(ex.pair_id) for ex in examples):
         raise ValueError(f"method {method.name}: training examples include test-split pairs")
-    index = {ex.id: i for i, ex in enumerate(store.examples)}
-    rows = np.array([index[ex.id] for ex in examples])
     directions: dict[int, np.ndarray] = {}
     resid_norms: dict[int, float] = {}
     for layer in layers:
-        X = store.get(f"blocks.{layer}.{SITE_KIND}", data.position)[rows].astype(np.float64)  # [n, d]
-        directions[layer] = ESTIMATORS[method.estimator](X, labels.y, labels.groups, seed).astype(np.float32)
+        X = store_features(store, examples, f"blocks.{layer}.{SITE_KIND}", data.position)  # [n, d]
+        directions[layer] = fit_direction(method.estimator, X, labels.y, labels.groups, seed).astype(np.float32)
         resid_norms[layer] = float(np.linalg.norm(X, axis=1).mean())
     pairs = sorted({ex.pair_id for ex in examples})
     meta: dict[str, Any] = {
