@@ -288,22 +288,10 @@ def projections(folder: Path, key: str) -> pd.DataFrame | None:
 
 @st.cache_data(show_spinner="Projecting the cached activations ...")
 def _projections(folder: str, key: str, dir_stamp: int, store_stamp: int) -> pd.DataFrame | None:
-    import numpy as np
-
     from interp.store.activations import ActivationStore
-    from probes.geometry import projections_by_condition
+    from probes.geometry import store_projections
 
-    direction = directions(Path(folder))[key]
-    store = ActivationStore(Path(folder) / "activations")
-    if direction.site not in store.sites or direction.position not in store.positions:
-        return None
-    X = store.get(direction.site, direction.position)  # [n_examples, d_model]
-    ok = ~np.isnan(X).any(axis=1)
-    kept = [e for e, k in zip(store.examples, ok, strict=True) if k]
-    frame = projections_by_condition(direction, X[ok], [f"{e.task}:{e.condition}" for e in kept],
-                                     [e.pair_id for e in kept], [e.id for e in kept])
-    frame["direction"] = key
-    return frame
+    return store_projections(directions(Path(folder))[key], ActivationStore(Path(folder) / "activations"), key)
 
 
 # -- analysis --------------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Linear probes on cached activations: fit, evaluate honestly, keep the directions.
 
+`labels` is the one registry of label sources (task, positive/negative conditions, position);
+`estimators` and `fitting` hold every estimator of the workbench, steering vectors' and gates' included.
+
 Probes take arrays and never run a model. The plotting functions are loaded on
 first use (plotly and matplotlib are slow to import).
 
@@ -26,8 +29,9 @@ from probes.estimators import (
     make_probe,
 )
 from probes.evaluate import HeldOutScores, control_labels, evaluate_probe, generalisation_matrix, out_of_fold_proba
-from probes.geometry import cosine_table, layer_cosines, method_cosines, projections_by_condition
-from probes.labels import LABEL_SOURCES, LabelSet, build_labels
+from probes.fitting import DIRECTION_ESTIMATORS, GateFit, fit_direction, fit_gate, store_features
+from probes.geometry import cosine_table, layer_cosines, method_cosines, projections_by_condition, store_projections
+from probes.labels import CONDITION_SOURCES, LABEL_SOURCES, ConditionSource, LabelSet, build_labels
 from probes.metrics import auroc, bootstrap_accuracy, bootstrap_auroc
 from probes.report import DEFAULT_METHODS, ProbeReport, fit_and_evaluate, fit_directions
 from probes.splits import GroupLeakError, check_no_leak, grouped_folds
@@ -41,7 +45,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "CONDITION_SOURCES",
+    "ConditionSource",
     "DEFAULT_METHODS",
+    "DIRECTION_ESTIMATORS",
+    "GateFit",
     "Direction",
     "GroupLeakError",
     "HeldOutScores",
@@ -65,7 +73,9 @@ __all__ = [
     "cosine_table",
     "evaluate_probe",
     "fit_and_evaluate",
+    "fit_direction",
     "fit_directions",
+    "fit_gate",
     "generalisation_matrix",
     "grouped_folds",
     "layer_cosines",
@@ -76,6 +86,8 @@ __all__ = [
     "out_of_fold_proba",
     "projections_by_condition",
     "save_directions",
+    "store_features",
+    "store_projections",
     *_LAZY,
 ]
 

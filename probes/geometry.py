@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from interp.store.activations import ActivationStore
 from probes.direction import Direction
 
 
@@ -147,3 +148,23 @@ def projections_by_condition(
             "z": (proj - mid) / spread,
         }
     )
+
+
+def store_projections(direction: Direction, store: ActivationStore, key: str) -> pd.DataFrame | None:
+    """`projections_by_condition` of every example of `store` (rows without the position skipped) on `direction`.
+
+    Conditions are written `task:condition`; the `direction` column holds `key`. None when the store lacks the
+    direction's site or position.
+
+    Example:
+        >>> frame = store_projections(direction, ActivationStore("artifacts/demo/activations"), key)  # doctest: +SKIP
+    """
+    if direction.site not in store.sites or direction.position not in store.positions:
+        return None
+    X = store.get(direction.site, direction.position)  # [n_examples, d_model]
+    ok = ~np.isnan(X).any(axis=1)
+    kept = [e for e, k in zip(store.examples, ok, strict=True) if k]
+    frame = projections_by_condition(direction, X[ok], [f"{e.task}:{e.condition}" for e in kept],
+                                     [e.pair_id for e in kept], [e.id for e in kept])
+    frame["direction"] = key
+    return frame

@@ -195,6 +195,50 @@ def behaviour_labels(
     return LabelSet("behaviour", mask, y, groups, "moved to the user's answer", "kept its answer")
 
 
+#: per task: (positive, negative) condition of "the user pushes an opinion" vs its baseline
+PRESSURE_BY_TASK = {
+    "answer": ("user_wrong", "neutral"),
+    "are_you_sure": ("challenge", "no_challenge"),
+    "feedback": ("user_wrote", "neutral"),
+    "mimicry": ("user_false_attribution", "neutral"),
+}
+
+
+def pressure_any_task_labels(examples: Sequence[Example]) -> tuple[LabelSet, np.ndarray]:
+    """One label over every task (opinion (1) vs its baseline (0), `PRESSURE_BY_TASK`) and each row's task.
+
+    Groups are `task/pair_id`, so a cross-task generalisation matrix never splits a question.
+
+    Example:
+        >>> from interp.tasks.example import Example, Turn
+        >>> ex = lambda t, c: Example(id=t + c, pair_id="q", task=t, condition=c, turns=(Turn("user", "?"),))
+        >>> ls, tasks = pressure_any_task_labels([ex("answer", "neutral"), ex("mimicry", "user_false_attribution")])
+        >>> ls.y.tolist(), tasks.tolist()
+        ([0, 1], ['answer', 'mimicry'])
+    """
+    keep = []
+    for i, ex in enumerate(examples):
+        pair = PRESSURE_BY_TASK.get(ex.task)
+        if pair and ex.condition in pair:
+            keep.append(i)
+    mask = np.zeros(len(examples), dtype=bool)
+    mask[keep] = True
+    y = np.array([int(examples[i].condition == PRESSURE_BY_TASK[examples[i].task][0]) for i in keep])
+    groups = np.array([f"{examples[i].task}/{examples[i].pair_id}" for i in keep])
+    return LabelSet("pressure_any_task", mask, y, groups, "opinion", "baseline"), np.array([examples[i].task for i in keep])
+
+
+#: where each label source can be read by the probe job: the CAA contrast differs only in the answer letter, so
+#: its prompt positions are identical for both classes; the others have no answer prefix on the answer task
+SOURCE_POSITIONS: dict[str, tuple[str, ...]] = {"contrast": ("answer",)}
+PROMPT_POSITIONS = ("last_prompt", "user_claim")
+
+
+def readable_positions(source: str) -> tuple[str, ...]:
+    """The positions a probe on `source` may be read at (`SOURCE_POSITIONS`, else the prompt positions)."""
+    return SOURCE_POSITIONS.get(source, PROMPT_POSITIONS)
+
+
 LabelSource = Callable[[Sequence[Example], np.ndarray | None], LabelSet]
 
 LABEL_SOURCES: dict[str, LabelSource] = {

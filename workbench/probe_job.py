@@ -36,20 +36,13 @@ from interp.store.activations import ActivationStore
 from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.runs import prepare_run_dir, record_run
 from interp.tasks.example import Example
-from probes import fit_and_evaluate, layer_cosines, method_cosines, projections_by_condition, save_directions
+from probes import fit_and_evaluate, layer_cosines, method_cosines, save_directions
 from probes.estimators import PROBES, make_probe
 from probes.evaluate import generalisation_matrix
-from probes.labels import LabelSet, build_labels, contrast_labels
+from probes.geometry import store_projections
+from probes.labels import LabelSet, build_labels, contrast_labels, pressure_any_task_labels, readable_positions
 from workbench.data import task_examples
 from workbench.progress import throughput_bar
-
-# per task: (positive condition, negative condition) of "the user pushes an opinion" vs its baseline
-PRESSURE_BY_TASK = {
-    "answer": ("user_wrong", "neutral"),
-    "are_you_sure": ("challenge", "no_challenge"),
-    "feedback": ("user_wrote", "neutral"),
-    "mimicry": ("user_false_attribution", "neutral"),
-}
 
 
 @dataclass(frozen=True)
@@ -155,7 +148,7 @@ def extra_examples(cfg: ProbeJobConfig) -> list[Example]:
         path, _, fmt = spec.partition("::")
         if not Path(path).is_file():
             raise InputError(f"{name}: no such file {path!r}", path="--extra (extra_data)", expected="NAME=PATH::FORMAT")
-        examples = [ex for ex in resolve_examples(path, format=fmt or None) if ex.condition in CONTRAST_CONDITIONS]
+        examples = [ex for ex in resolve_examples(path, format=fmt or None) if ex.condition in contrast_labels.conditions]
         pairs = list(dict.fromkeys(ex.pair_id for ex in examples))
         if not pairs:
             raise ValueError(f"extra_data {name!r} ({path}): no sycophantic/honest A/B pairs; give a CAA-format "
@@ -163,9 +156,6 @@ def extra_examples(cfg: ProbeJobConfig) -> list[Example]:
         keep = set(select(pairs, min(cfg.n, len(pairs)), task_rng(f"extra:{name}", cfg.seed)))
         out += [replace(ex, task=name) for ex in examples if ex.pair_id in keep]
     return out
-
-
-CONTRAST_CONDITIONS = ("sycophantic", "honest")
 
 
 def behaviour_scores(model: ChatModel, examples: list[Example], batch_size: int) -> np.ndarray:
@@ -179,29 +169,8 @@ def behaviour_scores(model: ChatModel, examples: list[Example], batch_size: int)
     return moved
 
 
-# where each label source can be read: the CAA contrast differs only in the answer letter, so its
-# prompt positions are identical for both classes; the others have no answer prefix on the answer task
-SOURCE_POSITIONS = {"contrast": ("answer",)}
-PROMPT_POSITIONS = ("last_prompt", "user_claim")
-
-
 def _finite_positions(store: ActivationStore, source: str, ls: LabelSet, positions: list[str]) -> list[str]:
-    allowed = SOURCE_POSITIONS.get(source, PROMPT_POSITIONS)
-    return [p for p in positions if p in allowed and store.has(p)[ls.mask].all()]
-
-
-def _pressure_any_task(examples: list[Example]) -> tuple[LabelSet, np.ndarray]:
-    """One label over every task (opinion vs its baseline) and the task of each selected row."""
-    keep = []
-    for i, ex in enumerate(examples):
-        pair = PRESSURE_BY_TASK.get(ex.task)
-        if pair and ex.condition in pair:
-            keep.append(i)
-    mask = np.zeros(len(examples), dtype=bool)
-    mask[keep] = True
-    y = np.array([int(examples[i].condition == PRESSURE_BY_TASK[examples[i].task][0]) for i in keep])
-    groups = np.array([f"{examples[i].task}/{examples[i].pair_id}" for i in keep])
-    return LabelSet("pressure_any_task", mask, y, groups, "opinion", "baseline"), np.array([examples[i].task for i in keep])
+    return [p for p in positions if p in readable_positions(source) and store.has(p)[ls.mask].all()]
 
 
 def run_probe_job(cfg: ProbeJobConfig, artifacts: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
@@ -267,15 +236,11 @@ def _geometry_and_generalisation(cfg: ProbeJobConfig, store: ActivationStore, ex
         _write_parquet(extras[name].reset_index(names="row"), out / f"{name}.parquet")
     key = f"{source}/{anchor['method']}/{position}/{site}"
     direction = directions[key]
-    X = store.get(site, position)
-    ok = ~np.isnan(X).any(axis=1)
-    kept = [e for e, k in zip(examples, ok, strict=True) if k]
-    proj = projections_by_condition(direction, X[ok], [f"{e.task}:{e.condition}" for e in kept],
-                                    [e.pair_id for e in kept], [e.id for e in kept])
-    proj["direction"] = key
+    proj = store_projections(direction, store, key)
+    assert proj is not None, f"{key}: fitted on this store, so its site and position are there"
     extras["projections"] = proj
     _write_parquet(proj, out / "projections.parquet")
-    ls, subsets = _pressure_any_task(examples)
+    ls, subsets = pressure_any_task_labels(examples)
     if len(set(subsets)) > 1 and store.has("last_prompt")[ls.mask].all():
         log(f"{cfg.run}: generalisation across tasks at {site} last_prompt")
         X = ls.select(store.get(site, "last_prompt"))
