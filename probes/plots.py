@@ -270,7 +270,7 @@ def save_projection_histograms(
                 xbins={"start": edges[0], "end": edges[-1], "size": edges[1] - edges[0]},
             )
         )
-        ax.hist(part[column], bins=edges, alpha=0.5, color=color, label=f"{condition} (n={len(part)})")
+        ax.hist(part[column], bins=edges.tolist(), alpha=0.5, color=color, label=f"{condition} (n={len(part)})")
     html.update_layout(barmode="overlay", title=title, xaxis_title=column, template="plotly_white")
     ax.set_xlabel(column)
     ax.set_ylabel("examples")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -70,7 +71,7 @@ def prompt_tokens(model: ChatModel, examples: Sequence[Example]) -> list[int]:
 
 def replica_context(
     model: ChatModel, spec: SteerSpec | None, strengths: Sequence[float], n: int, tokens: Sequence[int],
-    row_scale: Sequence[float] | None = None,
+    row_scale: Sequence[float] | np.ndarray | None = None,
 ) -> RowContext | None:
     """Row context for `K * n` replicated rows: row `i` gets `strengths[i // n] * row_scale[i % n]`, prompt `tokens[i % n]`.
 
@@ -178,7 +179,7 @@ def score_strengths(
     tokens: Sequence[int] | None = None,
     scorer: str = "cached",
     frozen: FrozenPrefix | None = None,
-    row_scale: Sequence[float] | None = None,
+    row_scale: Sequence[float] | np.ndarray | None = None,
 ) -> list[CellScores]:
     """Score the test set under each strength, all strengths in one batched pass.
 

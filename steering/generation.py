@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 import pandas as pd
@@ -82,7 +82,7 @@ def greedy_stream(
     max_new_tokens: int = 32,
     spec: SteerSpec | None = None,
     strengths: Sequence[float] | None = None,
-) -> Iterator[list[int | None]]:
+) -> Generator[list[int | None], None, None]:
     """Yield, per step, the new token id of each row (None once the row has ended).
 
     The steering hooks stay on the model while the generator is suspended:

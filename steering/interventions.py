@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import torch
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 STEERABLE_KINDS = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
 
-Strength = float | Sequence[float] | torch.Tensor
-Lengths = int | Sequence[int] | torch.Tensor
+Strength: TypeAlias = float | Sequence[float] | torch.Tensor
+Lengths: TypeAlias = int | Sequence[int] | torch.Tensor
 
 
 @dataclass(frozen=True)

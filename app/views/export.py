@@ -62,7 +62,7 @@ matches_point = point is not None and (folded or (point.get("method") == vector.
 if folded:
     default_strength, note = 1.0, (f"This vector is the sweep's operating point, already multiplied by its strength "
                                    f"{vector.meta['folded_strength']:+g}: export it at strength 1.")
-elif matches_point:
+elif matches_point and point is not None:
     default_strength, note = float(point["strength"]), (f"Default: the sweep's recommended strength for "
                                                         f"{point['method']} at layer {point['layer']}.")
 else:
@@ -129,8 +129,8 @@ else:
     except (ExportError, VectorMismatchError, ValueError) as e:
         st.warning(f"Export refused: {e}")
         st.stop()
-    for caution in cautions:
-        st.warning(caution)
+    for text in cautions:
+        st.warning(text)
     st.download_button(f"Download {file_name} ({len(payload) / 1024:.1f} KiB)", payload, file_name=file_name,
                        mime="application/octet-stream", type="primary", key="ex_download")
     source = picked.origin if picked.origin.endswith((".safetensors", ".gguf")) else "<a vector file>"

@@ -77,10 +77,10 @@ with geometry:
     tables = [(name, title, data.probe_table(folder, name))
               for name, title in (("cosines_methods", "between methods (same layer)"),
                                   ("cosines_layers", "between layers (the probe job's anchor method)"))]
-    tables = [(n, t, f) for n, t, f in tables if f is not None]
-    if not tables:
+    loaded = [(n, t, f) for n, t, f in tables if f is not None]
+    if not loaded:
         st.info("This run has no cosine tables (probes/cosines_*.parquet).")
-    for column, (name, title, table) in zip(st.columns(2), tables, strict=False):
+    for column, (name, title, table) in zip(st.columns(2), loaded, strict=False):
         table = table.set_index("row") if "row" in table else table
         column.plotly_chart(figures.heatmap(table, f"cosine {title}", -1.0, 1.0, "cosine"), key=f"probe_{name}")
 
@@ -125,8 +125,8 @@ with projection:
             st.info(f"No cached activations at {dirs[key].site} / {dirs[key].position} in this run, so only the "
                     f"probe job's own direction ({stored}) can be projected.")
         else:
-            column = st.radio("Scale", ["projection", "z"], horizontal=True, key="probe_scale",
-                              help="z: in units of the negative class's spread, 0 = the probe's threshold")
-            st.plotly_chart(figures.projection_figure(proj, column, f"projection on {key}"), key="probe_projection")
-            summary = proj.groupby("condition")[column].agg(["count", "mean", "std"]).round(3).reset_index()
+            scale = st.radio("Scale", ["projection", "z"], horizontal=True, key="probe_scale",
+                             help="z: in units of the negative class's spread, 0 = the probe's threshold")
+            st.plotly_chart(figures.projection_figure(proj, scale, f"projection on {key}"), key="probe_projection")
+            summary = proj.groupby("condition")[scale].agg(["count", "mean", "std"]).round(3).reset_index()
             ui.table(summary)

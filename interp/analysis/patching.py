@@ -265,7 +265,8 @@ def _load_pair(path: Path, key: str) -> PairPatching | None:
         return None
     if records.get("format") != PAIR_FORMAT or records.get("key") != key:
         return None
-    return PairPatching(**{k: float(v[0]) if v.shape == (1,) and k in _SCALARS else v for k, v in arrays.items()})
+    fields: dict[str, Any] = {k: float(v[0]) if v.shape == (1,) and k in _SCALARS else v for k, v in arrays.items()}
+    return PairPatching(**fields)
 
 
 _SCALARS = ("clean", "corrupt", "knock_all")

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch.nn as nn
 
@@ -76,7 +77,8 @@ def layout_for(model: nn.Module, model_type: str) -> ArchLayout:
         return ARCHITECTURES[model_type]
     for candidate in dict.fromkeys(ARCHITECTURES.values()):
         try:
-            block = _get(model, candidate.layers)[0]
+            layers: Any = _get(model, candidate.layers)  # a ModuleList
+            block = layers[0]
             _get(block, candidate.attn), _get(block, candidate.mlp), _get(model, candidate.final_norm)
             return candidate
         except (AttributeError, IndexError, TypeError):

@@ -70,7 +70,7 @@ def remove_temp_files(folder: Path) -> list[Path]:
 class ShardRange(NamedTuple):
     """Shard `index` holds examples `start:stop` (file `shard-{index:05d}.safetensors`)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the shard number; shadows tuple.index on purpose
     start: int
     stop: int
 

@@ -244,9 +244,9 @@ def run_sweep(
     old = _read_record(folder)
     record["vectors"] = {**old.get("vectors", {}), **record["vectors"]}  # invocations on one run add methods
     record["invocations"] = [*old.get("invocations", []), {"config": config.to_dict(), "todo": n_todo}]
-    for key in ("baseline", "baseline_seconds"):
-        if key in old:
-            record[key] = old[key]
+    for name in ("baseline", "baseline_seconds"):
+        if name in old:
+            record[name] = old[name]
     record["status"] = "running"
     atomic_write_json(folder / SWEEP_JSON, record)  # the fingerprint is on disk before any cell
     ran = 0

@@ -25,7 +25,7 @@ class HooksBackend:
         out: dict[Site, torch.Tensor] = {}
         last = execution_order(sites)[-1]
 
-        def reader(site: Site):  # type: ignore[no-untyped-def]
+        def reader(site: Site):
             def fn(t: torch.Tensor) -> None:
                 out[site] = t.detach()
                 if site == last:
