@@ -16,17 +16,39 @@
 | `export/`            | safetensors, GGUF control vector, folded checkpoint, and their verification        |
 
 Steering picks training examples and captures activations; estimators are fitted by `probes`.
+The names below are imported on first use, so reading a vector file does not load torch.
 
 Example:
-    >>> from steering import SteeringVector, steer
+    >>> from steering import SteeringVector
+    >>> from steering.steer import steer  # the module `steering.steer` holds the context manager of that name
     >>> with steer(model, vector, strength=-4.0, layers=10, positions="generated"):  # doctest: +SKIP
     ...     model.hf.generate(**inputs)
 """
 
-from steering.probe_gate import ProbeGate
-from steering.spec import SteerSpec
-from steering.splits import PairSplit
-from steering.steer import steer
-from steering.steering_vector import SteeringVector, VectorMismatchError
+from __future__ import annotations
 
-__all__ = ["PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError", "steer"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from steering.probe_gate import ProbeGate
+    from steering.spec import SteerSpec
+    from steering.splits import PairSplit
+    from steering.steering_vector import SteeringVector, VectorMismatchError
+
+# loaded on first use: `import steering.steering_vector` must not import torch and transformers
+_LAZY = {
+    "PairSplit": "steering.splits",
+    "ProbeGate": "steering.probe_gate",
+    "SteerSpec": "steering.spec",
+    "SteeringVector": "steering.steering_vector",
+    "VectorMismatchError": "steering.steering_vector",
+}
+
+__all__ = ["PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'steering' has no attribute {name!r}")

@@ -15,10 +15,25 @@ Example:
     >>> result = run_sweep(QUICK, Path("artifacts/x/sweep"), model)  # doctest: +SKIP
 """
 
-from steering.sweep.config import GATE_CHOICES, QUICK, SweepConfig, SweepConfigError, sweep_strengths
-from steering.sweep.fits import law_fits, operating_point, pareto_frontier, summarize
-from steering.sweep.report import operating_point_vector, write_report
-from steering.sweep.run import KEY, SweepResult, read_table, run_sweep
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from steering.sweep.config import GATE_CHOICES, QUICK, SweepConfig, SweepConfigError, sweep_strengths
+    from steering.sweep.fits import law_fits, operating_point, pareto_frontier, summarize
+    from steering.sweep.report import operating_point_vector, write_report
+    from steering.sweep.run import KEY, SweepResult, read_table, run_sweep
+
+# loaded on first use: the app reads fits and reports without importing the model code
+_LAZY = {
+    **dict.fromkeys(("GATE_CHOICES", "QUICK", "SweepConfig", "SweepConfigError", "sweep_strengths"),
+                    "steering.sweep.config"),
+    **dict.fromkeys(("law_fits", "operating_point", "pareto_frontier", "summarize"), "steering.sweep.fits"),
+    **dict.fromkeys(("operating_point_vector", "write_report"), "steering.sweep.report"),
+    **dict.fromkeys(("KEY", "SweepResult", "read_table", "run_sweep"), "steering.sweep.run"),
+}
 
 __all__ = [
     "GATE_CHOICES",
@@ -37,3 +52,9 @@ __all__ = [
     "sweep_strengths",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'steering.sweep' has no attribute {name!r}")
