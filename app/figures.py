@@ -121,27 +121,24 @@ def tradeoff_curves(table: pd.DataFrame, gain: str, loss: str, x: str, title: st
     """
     from plotly.subplots import make_subplots
 
-    from steering.sweep.fits import LAWS, curves, fit_curve
+    from steering.sweep.fits import LAWS, curve_fits
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=[f"gain: {gain} ({LAWS['gain'][0]} fit)",
                                                         f"loss: {loss} ({LAWS['loss'][0]} fit)"])
     layers = sorted(table["layer"].unique())
-    for (layer, positions, direction), g in curves(table).groupby(["layer", "positions", "direction"], sort=True):
-        g = g.sort_values("norm")
+    for (layer, positions, direction), fitted in curve_fits(table, gain, loss, by=("layer", "positions", "direction")):
         sign = -1.0 if direction == "subtract" else 1.0
-        norm = g["norm"].to_numpy(dtype=float)
+        g = fitted[0].rows
         scale = 1.0
         if x == "relative_norm":
             resid = g["resid_norm"].replace(0, np.nan).dropna()
             scale = 1.0 / float(resid.iloc[0]) if len(resid) else float("nan")
         color = PALETTE[layers.index(layer) % len(PALETTE)]
         label = f"L{layer} {positions}"
-        grid = np.linspace(0.0, float(np.nanmax(norm)) if len(norm) else 0.0, 30)
-        for col, (what, column) in enumerate((("gain", gain), ("loss", loss)), start=1):
-            y = g[column].to_numpy(dtype=float)
+        for col, curve in enumerate(fitted, start=1):
+            column, norm, y, fit, grid = curve.column, curve.norm, curve.y, curve.fit, curve.grid
             err = {"type": "data", "symmetric": False, "array": (g[f"{column}_high"] - g[column]).to_numpy(),
                    "arrayminus": (g[column] - g[f"{column}_low"]).to_numpy()} if f"{column}_low" in g else None
-            fit = fit_curve(norm, y, LAWS[what][0])
             fig.add_trace(go.Scatter(
                 x=sign * norm * scale, y=y, mode="markers", marker={"color": color, "size": 7}, error_y=err,
                 name=label, legendgroup=label, showlegend=col == 1 and direction == "subtract",
@@ -151,7 +148,7 @@ def tradeoff_curves(table: pd.DataFrame, gain: str, loss: str, x: str, title: st
                 fig.add_trace(go.Scatter(
                     x=sign * grid * scale, y=fit.predict(grid), mode="lines", legendgroup=label, showlegend=False,
                     line={"color": color, "dash": "solid" if positions == "generated" else "dash"},
-                    hovertemplate=f"{LAWS[what][0]} fit, R² = {fit.r2:.2f}<extra>{label} {direction}</extra>"),
+                    hovertemplate=f"{LAWS[curve.what][0]} fit, R² = {fit.r2:.2f}<extra>{label} {direction}</extra>"),
                     row=1, col=col)
     for col in (1, 2):
         fig.add_hline(y=0, line_color="gray", line_width=1, row=1, col=col)

@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -90,6 +90,38 @@ def curves(table: pd.DataFrame) -> pd.DataFrame:
                                                                     "subtract", "add"))
     both = [signed, zero.assign(direction="subtract"), zero.assign(direction="add")]
     return pd.concat([t for t in both if not t.empty], ignore_index=True)
+
+
+@dataclass(frozen=True, eq=False)
+class CurveFit:
+    """One metric of one curve: its cells sorted by norm, the law's fit, and a grid of norms to draw the fit on."""
+
+    what: str  # "gain" or "loss" (its law: LAWS[what][0])
+    column: str
+    rows: pd.DataFrame
+    norm: np.ndarray  # [n]
+    y: np.ndarray  # [n]
+    fit: Fit
+    grid: np.ndarray  # [30] from 0 to the curve's largest norm
+
+
+def curve_fits(table: pd.DataFrame, gain: str, loss: str,
+               by: Sequence[str] = ("method", "layer", "positions", "direction")) -> Iterator[tuple[Any, list[CurveFit]]]:
+    """Each curve (grouped `by`, sorted) with its gain and loss fits against the norm: what every figure draws.
+
+    Example:
+        >>> for key, (gain_fit, loss_fit) in curve_fits(table, "answer_shift_gain", "kl_all"):  # doctest: +SKIP
+        ...     print(key, gain_fit.fit.r2, loss_fit.fit.r2)
+    """
+    for key, g in curves(table).groupby(list(by), sort=True):
+        g = g.sort_values("norm")
+        norm = g["norm"].to_numpy(dtype=float)
+        grid = np.linspace(0.0, float(np.nanmax(norm)) if len(norm) else 0.0, 30)
+        fits = []
+        for what, column in (("gain", gain), ("loss", loss)):
+            y = g[column].to_numpy(dtype=float)
+            fits.append(CurveFit(what, column, g, norm, y, fit_curve(norm, y, LAWS[what][0]), grid))
+        yield key, fits
 
 
 def law_fits(table: pd.DataFrame, gain: str, loss: str, min_points: int = 3) -> pd.DataFrame:

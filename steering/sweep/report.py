@@ -20,13 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_text
 from steering.probe_gate import GATE_SUFFIX
 from steering.steering_vector import SteeringVector
-from steering.sweep.fits import LAWS, curves, fit_curve, pareto_frontier, summarize
+from steering.sweep.fits import LAWS, curve_fits, pareto_frontier, summarize
 
 TASK_GAINS = ("answer_shift_gain", "are_you_sure_shift_gain", "mimicry_shift_gain", "feedback_shift_gain")
 #: drawn dashed next to the task gains: the user-specific part and the third-party control
@@ -60,30 +59,26 @@ def trade_off_figure(table: pd.DataFrame, gain: str, loss: str, folder: Path) ->
                         shared_xaxes=True, vertical_spacing=0.08)
     mfig, axes = plt.subplots(2, len(methods), figsize=(4.5 * len(methods), 7), squeeze=False, sharex="col")
     layers = sorted(table.layer.unique())
-    data = curves(table)
+    for (method, layer, positions, direction), fitted in curve_fits(table, gain, loss):
+        c = methods.index(method)
+        color = COLORS[layers.index(layer) % len(COLORS)]
+        sign = -1.0 if direction == "subtract" else 1.0
+        dash = "solid" if positions == "generated" else "dash"
+        label = f"L{layer} {positions}"
+        show = direction == "subtract" and c == 0
+        for r, curve in enumerate(fitted):
+            x, y, fit, grid = sign * curve.norm, curve.y, curve.fit, curve.grid
+            fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=label,
+                                     marker={"color": color, "symbol": "circle" if dash == "solid" else "square"},
+                                     legendgroup=label, showlegend=show and r == 0), row=r + 1, col=c + 1)
+            fig.add_trace(go.Scatter(x=sign * grid, y=fit.predict(grid), mode="lines", showlegend=False,
+                                     line={"color": color, "dash": dash}, legendgroup=label,
+                                     hovertext=f"{LAWS[curve.what][0]} fit R2={fit.r2:.2f}"), row=r + 1, col=c + 1)
+            ax = axes[r][c]
+            ax.scatter(x, y, color=color, s=14, marker="o" if dash == "solid" else "s",
+                       label=label if show and r == 0 else None)
+            ax.plot(sign * grid, fit.predict(grid), color=color, ls="-" if dash == "solid" else "--", lw=1)
     for c, method in enumerate(methods):
-        for (layer, positions, direction), g in data[data.method == method].groupby(["layer", "positions",
-                                                                                    "direction"]):
-            color = COLORS[layers.index(layer) % len(COLORS)]
-            sign = -1.0 if direction == "subtract" else 1.0
-            dash = "solid" if positions == "generated" else "dash"
-            label = f"L{layer} {positions}"
-            show = direction == "subtract" and c == 0
-            for r, (what, column) in enumerate((("gain", gain), ("loss", loss))):
-                g = g.sort_values("norm")
-                x, y = sign * g["norm"].to_numpy(), g[column].to_numpy()
-                fit = fit_curve(g["norm"].to_numpy(), y, LAWS[what][0])
-                grid = np.linspace(0, g["norm"].max(), 30)
-                fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=label,
-                                         marker={"color": color, "symbol": "circle" if dash == "solid" else "square"},
-                                         legendgroup=label, showlegend=show and r == 0), row=r + 1, col=c + 1)
-                fig.add_trace(go.Scatter(x=sign * grid, y=fit.predict(grid), mode="lines", showlegend=False,
-                                         line={"color": color, "dash": dash}, legendgroup=label,
-                                         hovertext=f"{LAWS[what][0]} fit R2={fit.r2:.2f}"), row=r + 1, col=c + 1)
-                ax = axes[r][c]
-                ax.scatter(x, y, color=color, s=14, marker="o" if dash == "solid" else "s",
-                           label=label if show and r == 0 else None)
-                ax.plot(sign * grid, fit.predict(grid), color=color, ls="-" if dash == "solid" else "--", lw=1)
         axes[0][c].set_title(method)
         axes[1][c].set_xlabel("signed norm (strength x |v|)")
         for r in range(2):
