@@ -36,6 +36,7 @@ test: $(TEST_STAMP) browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check interp probes steering app workbench tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/capture.py
