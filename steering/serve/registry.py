@@ -23,7 +23,7 @@ from interp.store.tagged_file import read_tagged
 from steering.export.info import ExportInfo
 from steering.export.native import EXPORT_KEY, load_native
 from steering.gate_training import check_gate
-from steering.probe_gate import GATE_FORMAT, ProbeGate
+from steering.probe_gate import GATE_FORMAT, GATE_LEGACY_FORMATS, ProbeGate
 from steering.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class VectorRegistry:
             try:
                 records, _ = read_tagged(path, "vector or gate", load_tensors=False)
                 header = records.get("workbench")
-                if isinstance(header, dict) and header.get("format") == GATE_FORMAT:
+                if isinstance(header, dict) and header.get("format") in (GATE_FORMAT, *GATE_LEGACY_FORMATS):
                     gate = ProbeGate.load(path)
                     check_gate(gate, model)
                     gates[name] = ServedGate(name, gate, path)
