@@ -5,6 +5,7 @@
 | `steering_vector`    | `SteeringVector`: raw residual-stream directions per layer with their provenance   |
 | `interventions`      | what an intervention does to one residual tensor (modes, positions, a plan)        |
 | `steer`, `spec`      | `steer(...)`, the context manager; `SteerSpec` (what to steer with, where)          |
+| `rows`               | per-row steering: each batch row with its own vector, strength and gate            |
 | `backends`           | the same interventions through nnsight and the TransformerLens bridge              |
 | `probe_gate`         | `ProbeGate`: steer only where a linear probe reads "pressure"; its decisions         |
 | `gate_training`      | picks a gate's examples and activations; `probes` fits the gate                    |

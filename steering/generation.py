@@ -108,7 +108,7 @@ def greedy_stream(
 
 def greedy_stream_rows(
     model: ChatModel, token_ids: Sequence[Sequence[int]], rows: Sequence[RowSteer | None], max_new_tokens: int = 32
-) -> Iterator[list[int | None]]:
+) -> Generator[list[int | None], None, None]:
     """`greedy_stream` over already-tokenized prompts, each row with its own steering (`steering.rows`).
 
     Row r yields the same tokens as `greedy_stream` of its prompt alone with the same steering.
@@ -131,7 +131,7 @@ def greedy_stream_rows(
 def greedy_loop(
     model: ChatModel, ids: torch.Tensor, mask: torch.Tensor, ctx: AbstractContextManager[object], max_new_tokens: int,
     stop: frozenset[int] | None = None,
-) -> Iterator[list[int | None]]:
+) -> Generator[list[int | None], None, None]:
     """The KV-cached greedy loop over a left-padded batch, inside `ctx` (a steering context or nullcontext).
 
     Args:

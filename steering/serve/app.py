@@ -108,7 +108,11 @@ def create_app(engine: Engine) -> FastAPI:
         prepared = engine.prepare(body)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
-        job = Job(prepared, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
+
+        def emit(event: Event) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        job = Job(prepared, emit=emit)
         try:
             batcher.submit(job)
         except QueueFull as e:

@@ -48,8 +48,8 @@ def ray_application(config: ServeConfig, replicas: int, num_cpus: float = 1.0) -
     if replicas < 1:
         raise ValueError(f"--replicas must be >= 1, got {replicas}")
     ingress = serve.ingress()(WorkbenchReplica)
-    deployment = serve.deployment(ingress, name="WorkbenchServer", num_replicas=replicas,
-                                  ray_actor_options={"num_cpus": num_cpus})
+    deployment: Any = serve.deployment(ingress, name="WorkbenchServer", num_replicas=replicas,
+                                       ray_actor_options={"num_cpus": num_cpus})
     return deployment.bind(config)
 
 
