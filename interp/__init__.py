@@ -12,6 +12,7 @@
 | `stats`     | confidence intervals grouped by `pair_id`                                                |
 | `errors`    | `InputError`: bad outside data named by file, line or record, field and what was expected  |
 | `outputs`, `context` | outputs checked before any model work; cutting a chat to the context only when asked |
+| `lazy_names`| the `__getattr__` that lets a package list names it loads on first use                    |
 
 Each sub-package's `__init__` lists its public names. This module imports nothing, so
 `import interp.sites` stays cheap (no torch).

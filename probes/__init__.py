@@ -14,9 +14,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from interp.lazy_names import lazy_names
 from probes.direction import Direction, check_compatible, layer_of_site, load_directions, save_directions
 from probes.estimators import (
     PROBES,
@@ -92,7 +90,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'probes' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)

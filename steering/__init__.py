@@ -28,8 +28,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from interp.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from steering.probe_gate import ProbeGate
@@ -49,7 +50,4 @@ _LAZY = {
 __all__ = ["PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'steering' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -17,8 +17,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from interp.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from steering.sweep.config import GATE_CHOICES, QUICK, SweepConfig, SweepConfigError, sweep_strengths
@@ -54,7 +55,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'steering.sweep' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
