@@ -6,6 +6,7 @@ A new vector method is one entry in `steering/methods/registry.py` (and, for a n
 | --------------------------- | ------------ | --------------------------------------------------------------- |
 | `registry`                  | all          | `resolve_method`, `build_method_vector`, `FAMILIES`              |
 | `statistics`                | statistics   | labelled activations -> a `probes` estimator -> a vector         |
+| `from_probe`                | statistics   | a `probes` Direction (already fitted) as a single-layer vector   |
 | `learned`, `learned_data`   | learned      | a vector optimised through the frozen model on the train split   |
 | `heads`, `head_grads`       | heads        | rank attention heads, build an ITI-style shift                   |
 | `head_steer`, `head_fold`   | heads        | head-level interventions on `hook_z`, and their folded checkpoint |
