@@ -143,11 +143,14 @@ class SweepConfig:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-#: `--quick`: a few cells for the demo, always-on and probe-gated (a few minutes on 2 CPU cores).
+#: `--quick`: a few cells for the demo, always-on and probe-gated, with a small learned vector (a few minutes on 2
+#: CPU cores).
 QUICK = SweepConfig(
-    methods=("caa", "user_minus_third_party"), layers=(10,), strengths=(-16.0, -8.0, 8.0), positions=("generated",),
+    methods=("caa", "user_minus_third_party", "learned"), layers=(12,), strengths=(-16.0, -8.0, 8.0),
+    positions=("generated",),
     test=TestSetConfig(n_answer=8, n_are_you_sure=2, n_mimicry=2, n_feedback=0, n_capability=4), n_train=24,
-    gen_prompts=2, gen_tokens=12, gate="both",
+    gen_prompts=2, gen_tokens=12, gate="both", learned_strengths=(-1.0, -0.5),
+    learn=LearnConfig(n_pairs=40, steps=30, groups_per_step=8),
 )
 
 

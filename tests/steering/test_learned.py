@@ -18,7 +18,7 @@ from steering.steer import steer
 SPLIT = PairSplit(0, 0.3)
 #: a few groups of every task, a few steps: seconds on the tiny model
 TINY = LearnConfig(layers=(1,), n_pairs=6, steps=4, groups_per_step=3, eval_every=2, patience=10, val_fraction=0.3,
-                   batch_size=16, lr=0.5)
+                   batch_size=16, lr=0.5, tasks=tuple(ROLES))
 
 
 def test_groups_come_from_the_train_side_with_every_role():
