@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from interp.models.loading import ChatModel
 from steering.methods.learned import TARGETS, LearnConfig, learn_vector
@@ -141,8 +142,13 @@ def build_method_vector(
             config = dataclasses.replace(base, layers=(int(layer),), target=method.options["target"],
                                          positions=method.options["positions"], seed=seed,
                                          n_pairs=n_pairs or base.n_pairs)
-            parts.append(learn_vector(model, split, config, folder / "learned" / method.name.replace(":", "-") /
-                                      f"layer{layer}"))
+            with tqdm(total=config.steps, desc=f"learn {method.name} L{layer}", unit="step", leave=False) as bar:
+                def shown(step: int, entry: dict[str, float], bar: tqdm = bar) -> None:
+                    bar.update(step - bar.n)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in entry.items() if k in ("loss", "val_loss")})
+
+                parts.append(learn_vector(model, split, config, folder / "learned" / method.name.replace(":", "-") /
+                                          f"layer{layer}", progress=shown))
         return _combine(parts, method.name, {"family": "learned", "split": split.to_dict(), "seed": seed,
                                              "train_pairs_hash": parts[0].meta["train_pairs_hash"]})
     from steering.methods.heads import HeadRanking, head_shift_vector, rank_heads
