@@ -103,7 +103,7 @@ def one_line_errors(command: F) -> F:
 class WorkbenchTyper(typer.Typer):
     """A Typer whose every command is wrapped by `one_line_errors` and reports usage errors in one line."""
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:  # type: ignore[override]
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         kwargs.setdefault("cls", OneLineCommand)
         register = super().command(*args, **kwargs)
 

@@ -60,15 +60,18 @@ def export(
 
     if (vector is None) == (sweep is None):
         raise InputError("give one of --vector FILE or --sweep artifacts/<run>/sweep", field="--vector/--sweep")
+    record: dict[str, Any] | None
     if sweep is not None:
         from steering.sweep.report import operating_point_vector
 
         source, point_strength, record = operating_point_vector(sweep)
         strength = point_strength if strength is None else strength
+        origin = sweep
         if measured is not None:
             record = _measured(measured)
     else:
-        source, record = read_vector(vector), _measured(measured)
+        assert vector is not None  # exactly one of the two, checked above
+        source, record, origin = read_vector(vector), _measured(measured), vector
     if layers is not None:
         source = source.select(parse_layers(layers))
     if format == "hf-folded":
@@ -82,7 +85,7 @@ def export(
         typer.echo(f"removed {stale.name}, a temp file left by an interrupted export")
     chat_model = load_model(model) if model else None
     if chat_model is not None:
-        check_vector_fits(source, vector if vector is not None else sweep, chat_model, force)
+        check_vector_fits(source, origin, chat_model, force)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         path = export_vector(format, source, out, mode=mode, strength=strength, model=chat_model,
