@@ -109,6 +109,36 @@ def real_positions(batch: int, n_new: int, offset: int, lead: torch.Tensor) -> t
     return cols.unsqueeze(0) - lead.unsqueeze(1)  # [batch, n_new]
 
 
+@dataclass(frozen=True)
+class ForwardCall:
+    """What a forward pre-hook on the decoder stack reads of one call (the one reader `steer`, per-row steering
+    and head shifts share): rows, new tokens, tokens already in the KV cache, the attention mask, the device."""
+
+    batch: int
+    n_new: int
+    offset: int
+    attention_mask: torch.Tensor | None
+    device: torch.device
+
+
+def forward_call(args: tuple[object, ...], kwargs: dict[str, object], who: str) -> ForwardCall:
+    """Read a decoder-stack forward call's shape, KV-cache length and mask from its pre-hook arguments.
+
+    Raises:
+        RuntimeError: the call has neither `input_ids` nor `inputs_embeds` (`who` names the caller).
+    """
+    x = kwargs.get("input_ids", args[0] if args else None)
+    if x is None:
+        x = kwargs.get("inputs_embeds")
+    if not isinstance(x, torch.Tensor):
+        raise RuntimeError(f"{who}: the forward call has neither input_ids nor inputs_embeds")
+    cache = kwargs.get("past_key_values")
+    offset = int(cache.get_seq_length()) if cache is not None else 0  # type: ignore[attr-defined]
+    mask = kwargs.get("attention_mask")
+    return ForwardCall(int(x.shape[0]), int(x.shape[1]), offset, mask if isinstance(mask, torch.Tensor) else None,
+                       x.device)
+
+
 def _as_1d(value: Strength | Lengths, name: str, dtype: torch.dtype) -> torch.Tensor:
     t = torch.as_tensor(value, dtype=dtype)
     if t.dim() > 1:

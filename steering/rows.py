@@ -35,7 +35,7 @@ import torch.nn as nn
 from interp.models.architectures import module_at
 from interp.models.hooks import execution_order, hooks_on
 from interp.sites import Site
-from steering.interventions import POSITIONS, SteeringPlan, build_plan, leading_pads, real_positions
+from steering.interventions import POSITIONS, SteeringPlan, build_plan, forward_call, leading_pads, real_positions
 from steering.probe_gate import GATE_MODES, ProbeGate
 from steering.spec import steer_lengths
 from steering.steer import validate_gate
@@ -192,15 +192,9 @@ class RowsSteering:
 
     def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Forward pre-hook on the decoder stack: this call's positions and a fresh gate mask."""
-        x = kwargs.get("input_ids", args[0] if args else None)
-        if x is None:
-            x = kwargs.get("inputs_embeds")
-        if x is None:
-            raise RuntimeError("steer_rows: the forward call has neither input_ids nor inputs_embeds")
-        batch, n_new = int(x.shape[0]), int(x.shape[1])
-        cache = kwargs.get("past_key_values")
-        self._offset = int(cache.get_seq_length()) if cache is not None else 0
-        attention_mask = kwargs.get("attention_mask")
+        call = forward_call(args, kwargs, "steer_rows")
+        batch, n_new, attention_mask = call.batch, call.n_new, call.attention_mask
+        self._offset = call.offset
         if attention_mask is not None and attention_mask.dim() != 2:
             raise ValueError("steer_rows needs a 2-D attention_mask [batch, seq]")
         self._mask = self.plan.position_mask(batch, n_new, self._offset, attention_mask)

@@ -31,7 +31,7 @@ import torch.nn as nn
 from interp.models.architectures import module_at
 from interp.models.hooks import KIND_ORDER, hooks_on
 from interp.sites import Site, parse_site
-from steering.interventions import Lengths, SteeringPlan, Strength, build_plan, leading_pads
+from steering.interventions import Lengths, SteeringPlan, Strength, build_plan, forward_call, leading_pads
 from steering.probe_gate import GATE_MODES, ProbeGate
 
 if TYPE_CHECKING:
@@ -100,15 +100,9 @@ class Steering:
     # -- hook bodies -----------------------------------------------------------------
     def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Forward pre-hook on the decoder stack: position bookkeeping for this call."""
-        x = kwargs.get("input_ids", args[0] if args else None)
-        if x is None:
-            x = kwargs.get("inputs_embeds")
-        if x is None:
-            raise RuntimeError("steer: the forward call has neither input_ids nor inputs_embeds")
-        batch, n_new = int(x.shape[0]), int(x.shape[1])
-        cache = kwargs.get("past_key_values")
-        offset = int(cache.get_seq_length()) if cache is not None else 0
-        attention_mask = kwargs.get("attention_mask")
+        call = forward_call(args, kwargs, "steer")
+        batch, n_new, offset, attention_mask, device = (call.batch, call.n_new, call.offset, call.attention_mask,
+                                                        call.device)
         if attention_mask is not None and attention_mask.dim() != 2:
             if self.plan.positions != "all" or self.gate is not None:
                 raise ValueError("steer: positions and gates need a 2-D attention_mask [batch, seq], got "
@@ -117,10 +111,10 @@ class Steering:
         mask = self.plan.position_mask(batch, n_new, offset, attention_mask)
         lead = None
         if self.gate is not None and self.gate.per == "last_prompt":
-            lead = leading_pads(attention_mask, batch, x.device)
+            lead = leading_pads(attention_mask, batch, device)
         if offset == 0:
             self._steered, self._sizes, self._scores, self._gate_on = [], [], [], []
-            self._held = torch.zeros(batch, dtype=torch.bool, device=x.device)
+            self._held = torch.zeros(batch, dtype=torch.bool, device=device)
         self._call = _Call(batch, n_new, offset, lead, mask)
         if self.gate is None:
             self._steered.append(mask)

@@ -41,7 +41,7 @@ from interp.analysis.heads import o_proj
 from interp.models.architectures import module_at
 from interp.models.hooks import TensorFn, hooks_on
 from interp.sites import Site
-from steering.interventions import POSITIONS, Lengths, Strength, leading_pads, real_positions
+from steering.interventions import POSITIONS, Lengths, Strength, forward_call, leading_pads, real_positions
 from steering.spec import steer_lengths
 
 if TYPE_CHECKING:
@@ -135,12 +135,8 @@ class _Positions:
         self.mask: torch.Tensor | None = None  # [batch, n_new] bool, None: everywhere
 
     def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        x = kwargs.get("input_ids", args[0] if args else None)
-        if x is None:
-            x = kwargs.get("inputs_embeds")
-        if x is None:
-            raise RuntimeError("steer_heads: the forward call has neither input_ids nor inputs_embeds")
-        batch, n_new = int(x.shape[0]), int(x.shape[1])
+        call = forward_call(args, kwargs, "steer_heads")
+        batch, n_new = call.batch, call.n_new
         if self.strength.dim() == 1 and len(self.strength) != batch:
             raise ValueError(f"per-row strength has {len(self.strength)} values but the batch has {batch} rows")
         if self.positions == "all" or self.lengths is None:
@@ -148,12 +144,10 @@ class _Positions:
             return
         if self.lengths.dim() == 1 and len(self.lengths) != batch:
             raise ValueError(f"prompt_lengths has {len(self.lengths)} values but the batch has {batch} rows")
-        cache = kwargs.get("past_key_values")
-        offset = int(cache.get_seq_length()) if cache is not None else 0
-        attention_mask = kwargs.get("attention_mask")
+        offset, attention_mask = call.offset, call.attention_mask
         if attention_mask is not None and attention_mask.dim() != 2:
             raise ValueError("steer_heads: positions need a 2-D attention_mask [batch, seq]")
-        lead = leading_pads(attention_mask, batch, x.device).to(self.lengths.device)
+        lead = leading_pads(attention_mask, batch, call.device).to(self.lengths.device)
         real = real_positions(batch, n_new, offset, lead)  # [batch, n_new]
         self.mask = POSITIONS[self.positions](real, self.lengths.expand(batch))
 
