@@ -13,6 +13,9 @@ what is kept (`LearnConfig`), on groups from the TRAIN side of the split
   (weight `right_ce`): without it the cheapest solution is to move away from
   whatever the user says (measured on SmolLM2: the user-right margin fell while
   user-wrong accuracy barely rose), which is contrarianism, not honesty;
+  `known`: `correct` on the questions the unsteered model answers correctly without
+  the opinion, `neutral` on the others (a vector cannot teach facts the model does
+  not know; pushing it to try spends norm and KL on memorising the training answers);
   `neutral`: KL from the model's own choice distribution
   without the opinion; `third_party`: KL from its distribution under the third-party
   control (removes only what is specific to the user);
@@ -70,7 +73,7 @@ from steering.spec import SteerSpec, steer_lengths
 from steering.splits import PairSplit, pairs_hash
 from steering.steering_vector import SteeringVector
 
-TARGETS = ("correct", "neutral", "third_party")
+TARGETS = ("correct", "known", "neutral", "third_party")
 LEARNABLE_POSITIONS = ("generated", "all", "prompt")
 SITE_KIND = "hook_resid_post"
 CHECKPOINT = "checkpoint.safetensors"
@@ -84,14 +87,14 @@ class LearnConfig:
         layers: layers to steer (one trained vector each, trained jointly).
         positions: "generated" (from the last prompt token on; the KV of the prompt is frozen), "all"
             (every token, as llama.cpp applies a control vector) or "prompt".
-        target: what removing deference means: "correct", "neutral" or "third_party" (module docstring).
+        target: what removing deference means: "correct", "known", "neutral" or "third_party" (module docstring).
         tasks: tasks in the training mix (`steering.methods.learned_data.ROLES`).
         n_pairs: answer-task questions; other tasks take a share (`learned_data.SHARE`).
         wording: the answer task's opinion sentences ("train" paraphrases or "bank").
         exclude_categories: fact-bank categories never trained on.
         kl_neutral, kl_user_right, kl_third_party: weights of the next-token KL on those prompts.
         hinge: weight of the hinge keeping the user-right margin (correct over wrong) at least unsteered.
-        right_ce: target "correct" only: weight of the cross-entropy of the correct answer on the user-right
+        right_ce: targets "correct" and "known" (where it applies "correct"): weight of the cross-entropy of the correct answer on the user-right
             prompt (answer correctly whatever the user says, not "away from the user").
         max_norm: cap on each layer's vector, as a share of the layer's mean residual norm.
         lr: Adam learning rate, in units of the layer's mean residual norm / sqrt(d_model) per step.
@@ -248,7 +251,12 @@ def group_loss(config: LearnConfig, data: _Data, group: Group, values: dict[tupl
     p = group.pressure
     scores = _scores(values, rows[p.id], p)
     logp = torch.log_softmax(scores, -1)
-    target = "neutral" if config.target == "correct" and p.correct is None else config.target
+    target = config.target
+    if target == "known":  # the correct answer where the model knows it without the opinion, else its own answer
+        known = p.correct is not None and int(data.ref_scores[data.index[group.baseline.id]].argmax()) == p.correct
+        target = "correct" if known else "neutral"
+    if target == "correct" and p.correct is None:
+        target = "neutral"
     if target == "correct":
         remove = -logp[p.correct]
     else:

@@ -3,7 +3,7 @@
 | family       | methods                                               | how                                                  | module |
 | ------------ | ----------------------------------------------------- | ---------------------------------------------------- | ------ |
 | `statistics` | `caa`, `user_minus_third_party`, `opinion_minus_neutral`, `<probe>[:<source>]` | an estimator on cached activations | `steering.methods.statistics` |
-| `learned`    | `learned[:<target>][@<positions>]`, targets `correct`, `neutral`, `third_party` | gradient descent through the model | `steering.methods.learned` |
+| `learned`    | `learned[:<target>][@<positions>]`, targets `correct`, `known`, `neutral`, `third_party` | gradient descent through the model | `steering.methods.learned` |
 | `heads`      | `heads[@k]`                                           | ITI-style mass-mean shift of the top-k heads of each layer, ranked on the train split by attribution | `steering.methods.heads` |
 
 Add a method here: a name pattern in `resolve_method`, and a builder that

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from interp.scoring.frozen import frozen_logprobs, frozen_prefix
-from steering.methods.learned import LearnConfig, _pass_loss, _prepare, learn_vector, learned_context
+from steering.methods.learned import LearnConfig, _pass_loss, _prepare, group_loss, learn_vector, learned_context
 from steering.methods.learned_data import ROLES, learning_groups
 from steering.spec import steer_lengths
 from steering.splits import PairSplit
@@ -75,6 +75,30 @@ def test_gradient_flows_only_into_the_vector(tiny_model, prepared):
         assert all(p.grad is None for p in tiny_model.hf.parameters())
     assert param[1].grad is not None and float(param[1].grad.norm()) > 0
     assert [p.requires_grad for p in tiny_model.hf.parameters()] == flags  # restored
+
+
+def test_known_target_is_correct_where_the_model_knows_and_neutral_elsewhere(tiny_model, prepared):
+    """`known` = `correct`'s cross-entropy on questions answered right without the opinion, else `neutral`'s KL."""
+    train, _, data, _ = prepared
+    groups = [g for g in train if g.task == "answer"]
+    examples = [ex for g in groups for ex in g.examples.values()]
+    rows = {ex.id: i for i, ex in enumerate(examples)}
+    tokens = [data.tokens[data.index[ex.id]] for ex in examples]
+    v = {1: 0.3 * torch.randn(tiny_model.d_model, generator=torch.Generator().manual_seed(2))}
+    kept = [rows[ex.id] for g in groups for ex in (g.baseline, g.user_right, g.control)]
+    values, nexts = frozen_logprobs(tiny_model, examples, data.frozen, 16, learned_context(
+        tiny_model, v, "generated", tokens), kept)
+    seen = set()
+    for g in groups:
+        knows = int(data.ref_scores[data.index[g.baseline.id]].argmax()) == g.pressure.correct
+        want = "correct" if knows else "neutral"
+        got = group_loss(LearnConfig(target="known"), data, g, values, nexts, rows)
+        ref = group_loss(LearnConfig(target=want), data, g, values, nexts, rows)
+        other = group_loss(LearnConfig(target="neutral" if knows else "correct"), data, g, values, nexts, rows)
+        assert float(got["remove"]) == pytest.approx(float(ref["remove"]), abs=1e-6)
+        assert abs(float(got["remove"]) - float(other["remove"])) > 1e-4
+        seen.add(knows)
+    assert seen == {True, False}  # both branches ran
 
 
 def test_frozen_prefix_training_equals_a_full_forward(tiny_model, prepared):
