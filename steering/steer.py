@@ -158,8 +158,7 @@ def validate_gate(model: ChatModel, plan: SteeringPlan, gate: ProbeGate, gate_le
     Raises:
         ValueError: naming the check that failed.
     """
-    if gate.d_model != model.d_model:
-        raise ValueError(f"gate direction has d_model {gate.d_model}, the model has {model.d_model}")
+    gate.check_compatible(model.d_model)
     site = parse_site(f"blocks.{gate.layer}.{gate.site}", model.n_layers)
     first = plan.sites[0]
     if (site.layer, KIND_ORDER[site.kind]) > (first.layer, KIND_ORDER[first.kind]):
