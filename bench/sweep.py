@@ -3,7 +3,7 @@
 (a) the `--quick` preset end to end in a fresh folder: vectors (activation
     capture + fit), the unsteered baseline, the steered cells, the report;
 (b) K=8 strengths (positions "generated"): K sequential passes of `interp.scoring.reference`
-    (one sequence per choice, the naive loop) against ONE batched pass of the
+    (one sequence per choice, the naive loop; the tests' `reference_strengths`) against ONE batched pass of the
     sweep's scorer on the frozen unsteered prompt prefix (what the sweep runs),
     with K sequential frozen passes in between to separate what batching buys
     from what reusing the unsteered prefix buys (issue target: >= 6x).
@@ -38,6 +38,7 @@ from steering.steering_vector import SteeringVector  # noqa: E402
 from steering.sweep import QUICK, run_sweep, sweep_strengths  # noqa: E402
 from steering.sweep.report import write_report  # noqa: E402
 from steering.testset import build_test_set  # noqa: E402
+from tests.steering.builders import reference_strengths  # noqa: E402
 
 
 def main() -> None:
@@ -77,20 +78,20 @@ def bench_k_strengths(model: ChatModel, vectors: dict[str, SteeringVector], k: i
     spec = SteerSpec(vector, (QUICK.layers[0],), "generated")
     tokens = prompt_tokens(model, test.examples)
     strengths = [float(s) for s in np.linspace(-16, 16, k + 1) if s != 0][:k]
-    score_strengths(model, test, spec, strengths[:1], QUICK.batch_size, tokens, "full")  # warm-up
+    reference_strengths(model, test, spec, strengths[:1], QUICK.batch_size)  # warm-up
     t0 = time.perf_counter()
     frozen = freeze(model, test, tokens, QUICK.batch_size)
     freeze_s = time.perf_counter() - t0
     times = {}
     t0 = time.perf_counter()
-    naive = [score_strengths(model, test, spec, [s], QUICK.batch_size, tokens, "full")[0] for s in strengths]
+    naive = [reference_strengths(model, test, spec, [s], QUICK.batch_size)[0] for s in strengths]
     times["naive"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for s in strengths:
-        score_strengths(model, test, spec, [s], QUICK.batch_size, tokens, "cached", frozen)
+        score_strengths(model, test, spec, [s], QUICK.batch_size, tokens, frozen)
     times["sequential"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    batched = score_strengths(model, test, spec, strengths, QUICK.batch_size, tokens, "cached", frozen)
+    batched = score_strengths(model, test, spec, strengths, QUICK.batch_size, tokens, frozen)
     times["batched"] = time.perf_counter() - t0
     worst = max(float(np.abs(a.rows["margin"].to_numpy() - b.rows["margin"].to_numpy())[
         ~np.isnan(a.rows["margin"].to_numpy())].max()) for a, b in zip(naive, batched, strict=True))

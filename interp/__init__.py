@@ -5,8 +5,8 @@
 | `tasks/`    | `Example` records: task generators, the fact bank, external loaders                      |
 | `models/`   | `load_model` -> `ChatModel`, chat templates, architectures, hooks on sites, memory checks |
 | `capture/`  | activations into an `ActivationStore`: backends (hooks, nnsight, TL, remote), positions, Ray |
-| `store/`    | `ActivationStore` and the file helpers every artifact goes through (atomic, tagged files, runs) |
-| `scoring/`  | log-probability scoring of answer choices (frozen-prefix scorer + plain reference), profiles |
+| `store/`    | `ActivationStore` and the file helpers every artifact goes through (atomic, tagged files, runs, compat) |
+| `scoring/`  | log-probability scoring of answer choices (one scorer, frozen-prefix; a plain reference for tests), profiles |
 | `analysis/` | logit lens, patching, head attribution                                                  |
 | `sites`     | the one layer-addressing scheme (TransformerLens hook names), pure Python                 |
 | `stats`     | confidence intervals grouped by `pair_id`                                                |

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from interp.sites import site_layer as layer_of_site
+from interp.store.compat import check_artifact_fits
 from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
 
 FORMAT = format_tag("directions", 1)
@@ -205,17 +206,11 @@ def check_compatible(direction: Direction, d_model: int, model_hash: str | None 
         model_hash: the model's file hash; checked when both sides know one.
 
     Raises:
-        ValueError: naming both sizes (or both hashes).
+        ValueError: naming both sizes (or both hashes); `interp.store.compat.check_artifact_fits`.
 
     Example:
         >>> d = Direction(np.ones(3), 1, "blocks.1.hook_resid_post", "answer", "lda", "pressure")
         >>> check_compatible(d, 3)
     """
-    if direction.d_model != d_model:
-        raise ValueError(
-            f"direction {direction.key!r} has d_model {direction.d_model}, but the model/store has d_model {d_model}"
-        )
-    if model_hash and direction.model_hash and model_hash != direction.model_hash:
-        raise ValueError(
-            f"direction {direction.key!r} was fitted on model {direction.model_hash!r}, not on {model_hash!r}"
-        )
+    check_artifact_fits(f"direction {direction.key!r}", direction.d_model, direction.model_hash, d_model, model_hash,
+                        made="fitted on model", target="the model/store", force_hint=None)

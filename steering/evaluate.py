@@ -3,16 +3,15 @@
 `score_strengths` replicates the test examples K times and runs ONE scoring
 call whose `row_context` installs `steer()` with a per-row strength tensor
 (rows of replica k get strength k), so K strengths cost one batched pass.
-Scorers (SCORERS): `full` is `interp.scoring.reference.score_choices` (one sequence per
-choice) plus a small pass for the next-token distribution at the answer
-position (after the prompt and the scoring prefix, read on the baseline
-prompts for the KL term); `cached` (the default) is
-`interp.scoring.frozen.score_choices_cached`, which runs each context once and
-gives the same numbers about twice as fast; given a `freeze(model, test)`
-(the unsteered KV of every prompt but its last token, computed once), it runs
-only the last prompt token, the scoring prefix and the choice for the
-unsteered model and for positions "generated" (several times faster again). "generated" positions start at
-the last prompt token (see `steering.spec`).
+The scorer is `interp.scoring.frozen.score_choices_cached`: each context runs
+once and the next-token distribution at the answer position (after the prompt
+and the scoring prefix, read on the baseline prompts for the KL term) comes
+free; given a `freeze(model, test)` (the unsteered KV of every prompt but its
+last token, computed once), it runs only the last prompt token, the scoring
+prefix and the choice for the unsteered model and for positions "generated"
+(several times faster again). "generated" positions start at the last prompt
+token (see `steering.spec`). The tests compare it with the plain
+`interp.scoring.reference` through the same `replica_context` and `split_cells`.
 
 Metrics (alignment gain, helpfulness loss, their CIs) are in `steering.sweep.metrics`.
 
@@ -25,8 +24,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,9 +33,9 @@ import pandas as pd
 import torch
 
 from interp.models.loading import ChatModel
+from interp.scoring.choices import RowContext
 from interp.scoring.frozen import FrozenPrefix, frozen_prefix, score_choices_cached
 from interp.scoring.profile import per_example
-from interp.scoring.reference import RowContext, score_choices, scoring_prefix
 from interp.tasks.example import Example
 from steering.spec import SteerSpec, steer_lengths
 from steering.testset import TestSet
@@ -94,66 +93,25 @@ def replica_context(
     return context
 
 
-def next_token_logprobs(
-    model: ChatModel, examples: Sequence[Example], batch_size: int = 16, row_context: RowContext | None = None
-) -> torch.Tensor:
-    """Log-probabilities of the next token after prompt + scoring prefix, `[n, vocab]` float32.
+def split_cells(test: TestSet, strengths: Sequence[float], scores: pd.DataFrame,
+                next_logprobs: torch.Tensor) -> list[CellScores]:
+    """One CellScores per strength from a scores table over `K * n` replicated rows.
 
-    Rows are right-padded and length-sorted as in `interp.scoring.reference`; `row_context`
-    receives the example indices of each batch's rows.
-
-    Example:
-        >>> next_token_logprobs(model, examples[:3]).shape  # doctest: +SKIP
-        torch.Size([3, 49152])
+    Args:
+        test: the test set (n examples).
+        strengths: the K strengths, in replica order.
+        scores: the scores table (`interp.scoring.choices.choice_table`) of `test.examples * K`.
+        next_logprobs: `[K * len(test.next_index), vocab]`: replica k's next-token rows, in `test.next_index` order.
     """
-    tok = model.tokenizer
-    seqs = [tok(model.render(ex.turns) + scoring_prefix(ex), add_special_tokens=False)["input_ids"] for ex in examples]
-    for ex, seq in zip(examples, seqs, strict=True):
-        model.check_fits(len(seq), f"example {ex.id!r}")
-    order = sorted(range(len(seqs)), key=lambda k: len(seqs[k]))
-    pad = int(tok.pad_token_id or 0)
-    out: list[torch.Tensor | None] = [None] * len(seqs)
-    for b0 in range(0, len(order), batch_size):
-        batch = order[b0 : b0 + batch_size]
-        width = max(len(seqs[k]) for k in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, k in enumerate(batch):
-            ids[r, : len(seqs[k])] = torch.tensor(seqs[k])
-            mask[r, : len(seqs[k])] = 1
-        last = mask.sum(1) - 1  # [batch]
-        ctx = row_context(batch) if row_context else nullcontext()
-        with torch.inference_mode(), ctx:
-            hidden = model.hf.base_model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                                         use_cache=False).last_hidden_state  # [batch, pos, d_model]
-            logits = model.unembed(hidden[torch.arange(len(batch)), last.to(model.device)]).float()  # [batch, vocab]
-        for r, k in enumerate(batch):
-            out[k] = torch.log_softmax(logits[r], dim=-1).cpu()
-    return torch.stack([t for t in out if t is not None]) if out else torch.zeros((0, 0))
-
-
-Scorer = Callable[[ChatModel, list[Example], int, RowContext | None, list[int], FrozenPrefix | None],
-                  tuple[pd.DataFrame, torch.Tensor]]
-
-
-def _full(model: ChatModel, examples: list[Example], batch_size: int, context: RowContext | None,
-          next_of: list[int], frozen: FrozenPrefix | None) -> tuple[pd.DataFrame, torch.Tensor]:
-    """`interp.scoring.reference.score_choices` (one sequence per choice) plus a next-token pass over `next_of`."""
-    table = score_choices(model, examples, batch_size=batch_size, row_context=context)
-    sub = None if context is None else (lambda rows: context([next_of[r] for r in rows]))
-    return table, next_token_logprobs(model, [examples[i] for i in next_of], batch_size, sub)
-
-
-def _cached(model: ChatModel, examples: list[Example], batch_size: int, context: RowContext | None,
-            next_of: list[int], frozen: FrozenPrefix | None) -> tuple[pd.DataFrame, torch.Tensor]:
-    """`interp.scoring.frozen.score_choices_cached`: each context once (or only its unfrozen rest), next tokens free."""
-    out = score_choices_cached(model, examples, batch_size, context, next_token_of=next_of, frozen=frozen)
-    return out.table, torch.stack([out.next_logprobs[i] for i in next_of])
-
-
-#: "cached" (default, about one prompt per example) or "full" (interp.scoring.reference, one sequence per choice); equal
-#: log-probabilities up to float error (tests/steering/test_evaluate.py).
-SCORERS: dict[str, Scorer] = {"cached": _cached, "full": _full}
+    examples = list(test.examples)
+    n, n_kl = len(examples), len(test.next_index)
+    out = []
+    for r, strength in enumerate(strengths):
+        part = scores[(scores.example >= r * n) & (scores.example < (r + 1) * n)].copy()
+        part["example"] -= r * n
+        rows = per_example(examples, part)
+        out.append(CellScores(float(strength), rows, next_logprobs[r * n_kl : (r + 1) * n_kl]))
+    return out
 
 
 def freeze(model: ChatModel, test: TestSet, tokens: Sequence[int] | None = None, batch_size: int = 16) -> FrozenPrefix:
@@ -177,7 +135,6 @@ def score_strengths(
     strengths: Sequence[float],
     batch_size: int = 16,
     tokens: Sequence[int] | None = None,
-    scorer: str = "cached",
     frozen: FrozenPrefix | None = None,
     row_scale: Sequence[float] | np.ndarray | None = None,
 ) -> list[CellScores]:
@@ -190,9 +147,8 @@ def score_strengths(
         strengths: K strengths (multipliers of the raw vector).
         batch_size: sequences (or contexts) per forward pass; the K replicas share batches.
         tokens: prompt tokens of each test example (computed when None).
-        scorer: a key of SCORERS.
-        frozen: `freeze(model, test)`: with the cached scorer, used for the unsteered model and for
-            positions "generated" (ignored otherwise).
+        frozen: `freeze(model, test)`: used for the unsteered model and for positions "generated"
+            (ignored otherwise).
         row_scale: per test example, a multiplier of every strength: a gate's 0/1 decisions make a
             gated cell (`steering.gate_training`); None steers every example.
 
@@ -203,8 +159,6 @@ def score_strengths(
         raise ValueError("no strengths to score")
     if spec is None and any(s != 0.0 for s in strengths):
         raise ValueError("an unsteered evaluation takes strength 0 only")
-    if scorer not in SCORERS:
-        raise ValueError(f"unknown scorer {scorer!r}: choose from {', '.join(SCORERS)}")
     examples = list(test.examples)
     n, k = len(examples), len(strengths)
     tokens = list(tokens) if tokens is not None else prompt_tokens(model, examples)
@@ -213,12 +167,5 @@ def score_strengths(
     context = replica_context(model, spec, strengths, n, tokens, row_scale)
     next_of = [r * n + i for r in range(k) for i in test.next_index]
     usable = frozen if spec is None or spec.positions == "generated" else None
-    scores, logprobs = SCORERS[scorer](model, examples * k, batch_size, context, next_of, usable)  # [k * n_kl, vocab]
-    n_kl = len(test.next_index)
-    out = []
-    for r, strength in enumerate(strengths):
-        part = scores[(scores.example >= r * n) & (scores.example < (r + 1) * n)].copy()
-        part["example"] -= r * n
-        rows = per_example(examples, part)
-        out.append(CellScores(float(strength), rows, logprobs[r * n_kl : (r + 1) * n_kl]))
-    return out
+    out = score_choices_cached(model, examples * k, batch_size, context, next_token_of=next_of, frozen=usable)
+    return split_cells(test, strengths, out.table, torch.stack([out.next_logprobs[i] for i in next_of]))

@@ -123,7 +123,7 @@ def gate_decisions(
     """
     if gate.per != "last_prompt":
         raise ValueError(f"gate decisions per example need per='last_prompt', this gate has per={gate.per!r}")
-    check_gate(gate, model, force=True)
+    gate.check_compatible(model.d_model)
     site = f"blocks.{gate.layer}.{gate.site}"
     acts = activations(model, list(examples), site, GATE_POSITION, batch_size)
     X = torch.from_numpy(next(iter(acts.values())))[:, None, :]  # [n, 1, d]
@@ -154,16 +154,6 @@ def gate_summary(examples: Sequence[Example], on: np.ndarray) -> dict[str, float
     y = labels.y.astype(bool)
     return {"hit_rate": float(flags[y].mean()), "false_positive_rate": float(flags[~y].mean()),
             "accuracy": float((flags == y).mean()), "n": int(labels.n)}
-
-
-def check_gate(gate: ProbeGate, model: ChatModel, force: bool = False) -> None:
-    """Refuse a gate of another width, or (unless `force`) one trained on another model file."""
-    if gate.d_model != model.d_model:
-        raise ValueError(f"gate direction has d_model {gate.d_model}, the model has {model.d_model}")
-    trained_on = gate.meta.get("model_hash")
-    if trained_on and trained_on != model.weights_hash and not force:
-        raise ValueError(f"the gate was trained on model file {str(trained_on)[:12]}, this model is "
-                         f"{model.weights_hash[:12]}; pass --force to use it anyway")
 
 
 def chat_gate_scores(model: ChatModel, chats: Sequence[Sequence[Turn]], gate: ProbeGate) -> np.ndarray:

@@ -17,6 +17,11 @@ Modes (a registry; each returns the change `delta` to add to `h`):
 Positions (a registry over the real token index `t` of each row, counted from
 the first non-pad token, and the row's prompt length `P`):
 `all` (every token), `prompt` (`t < P`), `generated` (`t >= P`, CAA's choice).
+A forward pre-hook on the decoder stack reads each call (`forward_call`: rows,
+new tokens, KV-cache offset, mask); `position_mask` turns it into where each row
+steers, and `last_prompt_column` finds the token a last_prompt gate reads. `steer()`,
+per-row steering (`steering.rows`) and head shifts (`steering.methods.head_steer`)
+all go through these three.
 
 Example:
     >>> plan = build_plan(model, vector, strength=4.0, layers=[3], mode="add")  # doctest: +SKIP
@@ -139,6 +144,67 @@ def forward_call(args: tuple[object, ...], kwargs: dict[str, object], who: str) 
                        x.device)
 
 
+def position_mask(
+    positions: str | Sequence[str], prompt_lengths: torch.Tensor | None, call: ForwardCall,
+) -> torch.Tensor | None:
+    """Where a positions rule steers in one forward call `[batch, n_new]` bool; None: everywhere.
+
+    Args:
+        positions: one rule of POSITIONS for every row, or one per row.
+        prompt_lengths: 0-dim or `[batch]`, each row's `P` (the boundary between "prompt" and "generated",
+            in real tokens); None only where every rule is "all".
+        call: the forward call (`forward_call`): its rows, new tokens, KV-cache offset and mask.
+
+    Raises:
+        ValueError: prompt_lengths or per-row rules whose count differs from the batch.
+
+    Example:
+        >>> call = ForwardCall(2, 3, 1, torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]]), torch.device("cpu"))
+        >>> position_mask(["generated", "prompt"], torch.tensor([2, 2]), call).tolist()
+        [[False, False, True], [True, False, False]]
+    """
+    rules = [positions] if isinstance(positions, str) else list(positions)
+    if prompt_lengths is None or all(rule == "all" for rule in rules):
+        return None
+    batch = call.batch
+    if prompt_lengths.dim() == 1 and len(prompt_lengths) != batch:
+        raise ValueError(f"prompt_lengths has {len(prompt_lengths)} values but the batch has {batch} rows")
+    if not isinstance(positions, str) and len(rules) != batch:
+        raise ValueError(f"{len(rules)} positions rules but the batch has {batch} rows")
+    device = prompt_lengths.device
+    lead = leading_pads(call.attention_mask, batch, device).to(device)
+    real = real_positions(batch, call.n_new, call.offset, lead)  # [batch, n_new]
+    lengths = prompt_lengths.expand(batch)
+    if isinstance(positions, str):
+        return POSITIONS[positions](real, lengths)
+    mask = torch.ones(batch, call.n_new, dtype=torch.bool, device=device)
+    for name in dict.fromkeys(rules):
+        if name != "all":
+            rows = torch.tensor([rule == name for rule in rules], device=device)  # [batch]
+            mask = torch.where(rows.unsqueeze(1), POSITIONS[name](real, lengths), mask)
+    return mask
+
+
+def last_prompt_column(
+    call: ForwardCall, lead: torch.Tensor, prompt_tokens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column of each row's last prompt token among the call's new tokens `[batch]`, and whether it is in the call.
+
+    Args:
+        call: the forward call.
+        lead: `[batch]` leading pads (`leading_pads` of the call's mask).
+        prompt_tokens: 0-dim or `[batch]` real prompt tokens (the last one is at real index `prompt_tokens - 1`).
+
+    Example:
+        >>> call = ForwardCall(2, 4, 0, None, torch.device("cpu"))
+        >>> col, known = last_prompt_column(call, torch.tensor([0, 1]), torch.tensor([2, 4]))
+        >>> col.tolist(), known.tolist()
+        ([1, 4], [True, False])
+    """
+    column = lead + prompt_tokens.expand(call.batch) - 1 - call.offset  # [batch]
+    return column, (column >= 0) & (column < call.n_new)
+
+
 def _as_1d(value: Strength | Lengths, name: str, dtype: torch.dtype) -> torch.Tensor:
     t = torch.as_tensor(value, dtype=dtype)
     if t.dim() > 1:
@@ -180,7 +246,7 @@ class SteeringPlan:
     def position_mask(
         self, batch: int, n_new: int, offset: int, attention_mask: torch.Tensor | None
     ) -> torch.Tensor | None:
-        """Where to steer in a forward call `[batch, n_new]` bool, or None for everywhere.
+        """Where to steer in a forward call `[batch, n_new]` bool, or None for everywhere (`position_mask`).
 
         Args:
             batch: rows in the call.
@@ -189,12 +255,8 @@ class SteeringPlan:
             attention_mask: the call's 2-D mask over all `offset + n_new` columns, if any.
         """
         self.check_batch(batch)
-        if self.positions == "all" or self.prompt_lengths is None:
-            return None
-        device = self.strength.device
-        lead = leading_pads(attention_mask, batch, device).to(device)
-        real = real_positions(batch, n_new, offset, lead)  # [batch, n_new]
-        return POSITIONS[self.positions](real, self.prompt_lengths.expand(batch))
+        call = ForwardCall(batch, n_new, offset, attention_mask, self.strength.device)
+        return position_mask(self.positions, self.prompt_lengths, call)
 
     def apply(self, site: Site, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """`h` `[batch, pos, d]` after the intervention at `site`; `mask` `[batch, pos]` limits where."""

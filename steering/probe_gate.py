@@ -34,6 +34,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from interp.errors import InputError, from_validation
+from interp.store.compat import check_artifact_fits
 from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
 
 GATE_FORMAT = format_tag("probe_gate", 1)
@@ -156,6 +157,18 @@ class ProbeGate:
     @property
     def d_model(self) -> int:
         return int(self.direction_unit.shape[0])
+
+    def check_compatible(self, d_model: int, model_hash: str | None = None, force: bool = False) -> None:
+        """Refuse a model of another width always, one whose weights hash differs from the gate's
+        `meta["model_hash"]` (the model it was trained on) unless `force` (`ValueError`).
+
+        The check every artifact shares: `interp.store.compat.check_artifact_fits`.
+
+        Example:
+            >>> ProbeGate(np.array([1.0, 0.0], dtype=np.float32), 0.0, 0.0, layer=1).check_compatible(2)
+        """
+        check_artifact_fits("the gate", self.d_model, str(self.meta.get("model_hash") or ""), d_model,
+                            model_hash, made="trained on model file", force=force)
 
     def score(self, h: torch.Tensor) -> torch.Tensor:
         """Pressure score `[batch, pos]` of residuals `h` `[batch, pos, d_model]`."""

@@ -32,10 +32,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from interp.models.architectures import module_at
 from interp.models.hooks import execution_order, hooks_on
 from interp.sites import Site
-from steering.interventions import POSITIONS, SteeringPlan, build_plan, forward_call, leading_pads, real_positions
+from steering.interventions import (
+    ForwardCall,
+    SteeringPlan,
+    build_plan,
+    forward_call,
+    last_prompt_column,
+    leading_pads,
+    position_mask,
+)
 from steering.probe_gate import GATE_MODES, ProbeGate
 from steering.spec import steer_lengths
 from steering.steer import validate_gate
@@ -43,10 +50,6 @@ from steering.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
-
-#: row position rules by code (a row's code indexes this tuple)
-POSITION_CODES = tuple(POSITIONS)
-
 
 @dataclass(frozen=True, eq=False)
 class RowSteer:
@@ -100,26 +103,20 @@ class RowsPlan:
     sites: tuple[Site, ...]  # execution order, the union of the rows' sites
     add: dict[Site, torch.Tensor]  # [batch, d_model] strength_r * v_r (zeros where row r does not add)
     project: dict[Site, ProjectionTerm]  # ablate/clamp rows at this site; absent if none
-    position_code: torch.Tensor  # [batch] long, index into POSITION_CODES
+    positions: tuple[str, ...]  # each row's positions rule ("all" for unsteered rows)
     prompt_lengths: torch.Tensor  # [batch] the "prompt"/"generated" boundary (prompt tokens - GENERATED_OFFSET)
 
     @property
     def batch(self) -> int:
-        return int(self.position_code.shape[0])
+        return len(self.positions)
 
-    def position_mask(self, batch: int, n_new: int, offset: int, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """Where each row's positions rule steers in this call `[batch, n_new]` bool."""
-        if batch != self.batch:
-            raise ValueError(f"the plan has {self.batch} rows but the forward has {batch}")
-        device = self.prompt_lengths.device
-        lead = leading_pads(attention_mask, batch, device).to(device)
-        real = real_positions(batch, n_new, offset, lead)  # [batch, n_new]
-        mask = torch.ones(batch, n_new, dtype=torch.bool, device=device)
-        for code, name in enumerate(POSITION_CODES):
-            rows = self.position_code == code
-            if name != "all" and bool(rows.any()):
-                mask = torch.where(rows.unsqueeze(1), POSITIONS[name](real, self.prompt_lengths), mask)
-        return mask
+    def position_mask(self, call: ForwardCall) -> torch.Tensor:
+        """Where each row's positions rule steers in this call `[batch, n_new]` bool (`interventions.position_mask`)."""
+        if call.batch != self.batch:
+            raise ValueError(f"the plan has {self.batch} rows but the forward has {call.batch}")
+        mask = position_mask(self.positions, self.prompt_lengths, call)
+        return mask if mask is not None else torch.ones(call.batch, call.n_new, dtype=torch.bool,
+                                                        device=self.prompt_lengths.device)
 
     def apply(self, site: Site, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`h` `[batch, pos, d]` with each row's intervention at `site`, where `mask` `[batch, pos]` allows."""
@@ -146,12 +143,12 @@ def stack_rows(plans: Sequence[SteeringPlan | None], like: torch.Tensor) -> Rows
     zeros = torch.zeros(batch, d_model, dtype=like.dtype, device=like.device)
     add = {s: zeros.clone() for s in sites}
     project: dict[Site, ProjectionTerm] = {}
-    codes = torch.zeros(batch, dtype=torch.long, device=like.device)
+    rules = ["all"] * batch
     lengths = torch.zeros(batch, dtype=torch.long, device=like.device)
     for r, plan in enumerate(plans):
         if plan is None:
             continue
-        codes[r] = POSITION_CODES.index(plan.positions)
+        rules[r] = plan.positions
         if plan.prompt_lengths is not None:
             lengths[r] = plan.prompt_lengths.reshape(-1)[0]
         s = plan.strength  # 0-dim, model dtype
@@ -167,7 +164,7 @@ def stack_rows(plans: Sequence[SteeringPlan | None], like: torch.Tensor) -> Rows
             else:  # clamp
                 term.target[r] = s * vec.norm if plan.value is None else plan.value
                 term.keep[r] = 1.0
-    return RowsPlan(tuple(sites), add, project, codes, lengths)
+    return RowsPlan(tuple(sites), add, project, tuple(rules), lengths)
 
 
 class RowsSteering:
@@ -183,7 +180,7 @@ class RowsSteering:
         self._mask: torch.Tensor | None = None  # [batch, n_new] positions of the call in flight
         self._gate_mask: torch.Tensor | None = None
         self._lead: torch.Tensor | None = None
-        self._offset = 0
+        self._call: ForwardCall | None = None
         self._steered: torch.Tensor | None = None  # [batch] bool, latest sequence
 
     def rows_steered(self) -> torch.Tensor | None:
@@ -193,23 +190,21 @@ class RowsSteering:
     def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Forward pre-hook on the decoder stack: this call's positions and a fresh gate mask."""
         call = forward_call(args, kwargs, "steer_rows")
-        batch, n_new, attention_mask = call.batch, call.n_new, call.attention_mask
-        self._offset = call.offset
-        if attention_mask is not None and attention_mask.dim() != 2:
+        batch = call.batch
+        if call.attention_mask is not None and call.attention_mask.dim() != 2:
             raise ValueError("steer_rows needs a 2-D attention_mask [batch, seq]")
-        self._mask = self.plan.position_mask(batch, n_new, self._offset, attention_mask)
-        self._lead = leading_pads(attention_mask, batch, self._mask.device)
+        self._call = call
+        self._mask = self.plan.position_mask(call)
+        self._lead = leading_pads(call.attention_mask, batch, self._mask.device)
         self._gate_mask = torch.ones_like(self._mask)
-        if self._offset == 0:
+        if call.offset == 0:
             self._held = {id(g): torch.zeros(batch, dtype=torch.bool, device=self._mask.device) for g in self._distinct}
             self._steered = torch.zeros(batch, dtype=torch.bool, device=self._mask.device)
 
     def gate_call(self, gate: ProbeGate, score: torch.Tensor) -> None:
         """Narrow the gate mask of `gate`'s rows from its scores `[batch, n_new]`."""
-        assert self._gate_mask is not None and self._lead is not None
-        batch, n_new = score.shape
-        last_col = self._lead + self.prompt_tokens - 1 - self._offset  # [batch]
-        known = (last_col >= 0) & (last_col < n_new)
+        assert self._gate_mask is not None and self._lead is not None and self._call is not None
+        last_col, known = last_prompt_column(self._call, self._lead, self.prompt_tokens)  # [batch]
         if gate.per != "last_prompt":
             known = torch.zeros_like(known)
         mask, self._held[id(gate)] = GATE_MODES[gate.per](gate.decide(score), last_col, known, self._held[id(gate)])
@@ -270,13 +265,10 @@ def steer_rows(
                 gate_sites.setdefault(site, []).append((row.gate, row.gate.scorer(like.device, like.dtype)))
     for site in execution_order(list(set(plan.sites) | set(gate_sites))):
         fns[site] = _site_fn(handle, site, gate_sites.get(site, []), site in plan.sites)
-    stack = module_at(model.hf, model.layout.layers.rsplit(".", 1)[0])
-    pre = stack.register_forward_pre_hook(handle.begin_call, with_kwargs=True)
     try:
-        with hooks_on(model, fns):
+        with hooks_on(model, fns, before_forward=handle.begin_call):
             yield handle
     finally:
-        pre.remove()
         handle._mask = None
 
 

@@ -2,7 +2,7 @@
 
 Hooks go in through `interp.models.hooks.hooks_on` (the one site-to-module mapping)
 and are removed in `finally`, also when the body raises. One more pre-hook on
-the decoder stack (`model.model` for Llama) reads each call's batch size,
+the decoder stack (`hooks_on(before_forward=...)`; `model.model` for Llama) reads each call's batch size,
 attention mask and KV-cache length, so positions are tracked in absolute
 terms: in a cached decoding step the hooks see one new token, and its real
 index is the cache length plus its column minus the row's leading pads.
@@ -22,16 +22,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 
-from interp.models.architectures import module_at
 from interp.models.hooks import KIND_ORDER, hooks_on
 from interp.sites import Site, parse_site
-from steering.interventions import Lengths, SteeringPlan, Strength, build_plan, forward_call, leading_pads
+from steering.interventions import (
+    ForwardCall,
+    Lengths,
+    SteeringPlan,
+    Strength,
+    build_plan,
+    forward_call,
+    last_prompt_column,
+    leading_pads,
+)
 from steering.probe_gate import GATE_MODES, ProbeGate
 
 if TYPE_CHECKING:
@@ -43,9 +51,7 @@ if TYPE_CHECKING:
 class _Call:
     """What the pre-hook learned about the forward call in flight."""
 
-    batch: int
-    n_new: int
-    offset: int  # tokens already in the KV cache
+    forward: ForwardCall  # rows, new tokens, tokens already in the KV cache, the 2-D mask (or None)
     lead: torch.Tensor | None  # [batch] leading pads (only when a last_prompt gate needs it)
     mask: torch.Tensor | None  # [batch, n_new] bool: where to steer (None: everywhere)
 
@@ -101,21 +107,20 @@ class Steering:
     def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Forward pre-hook on the decoder stack: position bookkeeping for this call."""
         call = forward_call(args, kwargs, "steer")
-        batch, n_new, offset, attention_mask, device = (call.batch, call.n_new, call.offset, call.attention_mask,
-                                                        call.device)
-        if attention_mask is not None and attention_mask.dim() != 2:
+        if call.attention_mask is not None and call.attention_mask.dim() != 2:
             if self.plan.positions != "all" or self.gate is not None:
                 raise ValueError("steer: positions and gates need a 2-D attention_mask [batch, seq], got "
-                                 f"{attention_mask.dim()}-D")
-            attention_mask = None
-        mask = self.plan.position_mask(batch, n_new, offset, attention_mask)
+                                 f"{call.attention_mask.dim()}-D")
+            call = replace(call, attention_mask=None)
+        batch, n_new = call.batch, call.n_new
+        mask = self.plan.position_mask(batch, n_new, call.offset, call.attention_mask)
         lead = None
         if self.gate is not None and self.gate.per == "last_prompt":
-            lead = leading_pads(attention_mask, batch, device)
-        if offset == 0:
+            lead = leading_pads(call.attention_mask, batch, call.device)
+        if call.offset == 0:
             self._steered, self._sizes, self._scores, self._gate_on = [], [], [], []
-            self._held = torch.zeros(batch, dtype=torch.bool, device=device)
-        self._call = _Call(batch, n_new, offset, lead, mask)
+            self._held = torch.zeros(batch, dtype=torch.bool, device=call.device)
+        self._call = _Call(call, lead, mask)
         if self.gate is None:
             self._steered.append(mask)
             self._sizes.append((batch, n_new))
@@ -129,23 +134,23 @@ class Steering:
         """Score `h` `[batch, n_new, d]` at the gate site and narrow this call's mask."""
         assert self.gate is not None
         call = self._current()
+        batch = call.forward.batch
         score = scorer(h)  # [batch, n_new]
         on = self.gate.decide(score)
         if call.lead is not None and self.gate_lengths is not None:
-            if self.gate_lengths.dim() == 1 and len(self.gate_lengths) != call.batch:
-                raise ValueError(f"gate_lengths has {len(self.gate_lengths)} values but the batch has {call.batch} rows")
-            last_col = call.lead + self.gate_lengths.expand(call.batch) - 1 - call.offset  # [batch]
-            known = (last_col >= 0) & (last_col < call.n_new)  # the last prompt token is in this call
+            if self.gate_lengths.dim() == 1 and len(self.gate_lengths) != batch:
+                raise ValueError(f"gate_lengths has {len(self.gate_lengths)} values but the batch has {batch} rows")
+            last_col, known = last_prompt_column(call.forward, call.lead, self.gate_lengths)  # [batch] each
         else:
-            last_col = torch.zeros(call.batch, dtype=torch.long, device=h.device)
-            known = torch.zeros(call.batch, dtype=torch.bool, device=h.device)
-        held = self._held if self._held is not None else torch.zeros(call.batch, dtype=torch.bool, device=h.device)
+            last_col = torch.zeros(batch, dtype=torch.long, device=h.device)
+            known = torch.zeros(batch, dtype=torch.bool, device=h.device)
+        held = self._held if self._held is not None else torch.zeros(batch, dtype=torch.bool, device=h.device)
         gate_mask, self._held = GATE_MODES[self.gate.per](on, last_col, known, held)
         call.mask = gate_mask if call.mask is None else call.mask & gate_mask
         self._scores.append(score.detach())
         self._gate_on.append(gate_mask)
         self._steered.append(call.mask)
-        self._sizes.append((call.batch, call.n_new))
+        self._sizes.append((batch, call.forward.n_new))
 
     def apply(self, site: Site, h: torch.Tensor) -> torch.Tensor:
         return self.plan.apply(site, h, self._current().mask)
@@ -158,8 +163,7 @@ def validate_gate(model: ChatModel, plan: SteeringPlan, gate: ProbeGate, gate_le
     Raises:
         ValueError: naming the check that failed.
     """
-    if gate.d_model != model.d_model:
-        raise ValueError(f"gate direction has d_model {gate.d_model}, the model has {model.d_model}")
+    gate.check_compatible(model.d_model)
     site = parse_site(f"blocks.{gate.layer}.{gate.site}", model.n_layers)
     first = plan.sites[0]
     if (site.layer, KIND_ORDER[site.kind]) > (first.layer, KIND_ORDER[first.kind]):
@@ -250,13 +254,10 @@ def steer(
     for site in plan.sites:
         if site not in fns:
             fns[site] = _steer_fn(handle, site)
-    stack = module_at(model.hf, model.layout.layers.rsplit(".", 1)[0])
-    pre = stack.register_forward_pre_hook(handle.begin_call, with_kwargs=True)
     try:
-        with hooks_on(model, fns):
+        with hooks_on(model, fns, before_forward=handle.begin_call):
             yield handle
     finally:
-        pre.remove()
         handle._call = None
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from interp.errors import InputError, from_validation
+from interp.store.compat import check_artifact_fits
 from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
 
 FORMAT = format_tag("steering_vector", 1)
@@ -156,14 +157,12 @@ class SteeringVector:
                              path="--strength", expected=f"a finite |strength| below {MAX_STEERED / max(largest, 1e-30):.3g}")
 
     def check_compatible(self, d_model: int, model_hash: str | None = None, force: bool = False) -> None:
-        """Refuse a model of another width always, another weights hash unless `force`."""
-        if d_model != self.d_model:
-            raise VectorMismatchError(f"vector has d_model {self.d_model}, the model has {d_model}")
-        if model_hash and self.model_hash and model_hash != self.model_hash and not force:
-            raise VectorMismatchError(
-                f"vector was made on model {self.model_hash[:12]}, this model is {model_hash[:12]}; "
-                "pass force=True (--force) to use it anyway"
-            )
+        """Refuse a model of another width always, another weights hash unless `force` (`VectorMismatchError`).
+
+        The check every artifact shares: `interp.store.compat.check_artifact_fits`.
+        """
+        check_artifact_fits("vector", self.d_model, self.model_hash, d_model, model_hash, force=force,
+                            force_hint="pass force=True (--force) to use it anyway", error=VectorMismatchError)
 
     def header(self) -> dict[str, Any]:
         """Everything but the tensors, JSON-serialisable."""

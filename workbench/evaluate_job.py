@@ -12,8 +12,8 @@ from rich.table import Table
 
 from interp.errors import InputError, check_count
 from interp.models.loading import load_model
+from interp.scoring.frozen import score_choices_cached
 from interp.scoring.profile import ci_text, per_example, sycophancy_profile
-from interp.scoring.reference import score_choices
 from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.runs import prepare_run_dir, record_run
 from interp.tasks.example import Example
@@ -57,7 +57,7 @@ def run_eval(run: str, model_spec: str, tasks: str, n: int | None, data: str | N
     folder = prepare_run_dir(run, artifacts, "eval") / "eval"
     model = load_model(model_spec)
     start = time.perf_counter()
-    scores = score_choices(model, examples, batch_size=batch_size, progress=True)
+    scores = score_choices_cached(model, examples, batch_size=batch_size, progress=True).table
     rows = per_example(examples, scores)
     profile = sycophancy_profile(rows, seed=seed)
     seconds = time.perf_counter() - start

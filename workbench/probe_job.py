@@ -1,7 +1,7 @@
 """The `probe` job: examples -> activations (cached) -> behaviour scores -> probes -> report and figures.
 
 The probes package never runs the model; this job does the model work
-(through interp.capture.collect and interp.scoring.reference) and hands arrays to
+(through interp.capture.collect and interp.scoring.frozen) and hands arrays to
 `probes.fit_and_evaluate`. Everything lands under `artifacts/<run>/`:
 
     activations/                 the ActivationStore (reused when it exists)
@@ -30,8 +30,8 @@ from pydantic import TypeAdapter, ValidationError
 from interp.capture.collect import CaptureConfig, capture, examples_hash
 from interp.errors import InputError, parse_json, read_text
 from interp.models.loading import ChatModel, load_model
+from interp.scoring.frozen import score_choices_cached
 from interp.scoring.profile import per_example
-from interp.scoring.reference import score_choices
 from interp.store.activations import ActivationStore
 from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.runs import prepare_run_dir, record_run
@@ -164,7 +164,7 @@ def behaviour_scores(model: ChatModel, examples: list[Example], batch_size: int)
     moved = np.full(len(examples), np.nan)
     if idx:
         subset = [examples[i] for i in idx]
-        rows = per_example(subset, score_choices(model, subset, batch_size=batch_size, progress=True))
+        rows = per_example(subset, score_choices_cached(model, subset, batch_size=batch_size, progress=True).table)
         moved[idx] = rows["chose_pushed"].to_numpy()
     return moved
 

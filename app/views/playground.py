@@ -5,7 +5,7 @@ import streamlit as st
 
 from app import data, figures, live, pickers, state, steering_data, ui
 from interp.analysis.projections import token_projections
-from steering.gate_training import chat_gate_scores, check_gate
+from steering.gate_training import chat_gate_scores
 from steering.probe_gate import ProbeGate
 from steering.spec import SteerSpec
 from steering.steering_vector import VectorMismatchError
@@ -124,7 +124,7 @@ if clicked:
         st.stop()
     try:
         if gate is not None:
-            check_gate(gate, model, force)
+            gate.check_compatible(model.d_model, model.weights_hash, force)
     except ValueError as e:
         st.error(f"This gate does not fit the model: {e}")
         st.stop()

@@ -159,6 +159,10 @@ def capture_on_ray(
 ) -> DistributedCapture:
     """`interp.capture.collect.capture` with the shards spread over Ray actors.
 
+    The parameters mirror `capture`'s on purpose (a caller switches by the function's name), and so
+    does the work per shard: both call `compute_shard` then `write_capture_shard`; only who calls them
+    (the driver's loop there, a worker here, its record checked by the driver) differs.
+
     Args:
         request: the model each worker loads (spec, dtype, device, device_map, memory check).
         examples, sites, positions, out_dir, backend, config, overwrite: as for `capture`.

@@ -38,6 +38,7 @@ _LLAMA = ArchLayout(
     unembed="lm_head",
     embed="model.embed_tokens",
 )
+# every llama-style family below shares _LLAMA; GPT-2 names each part differently (same fields, other paths)
 _GPT2 = ArchLayout(
     layers="transformer.h",
     attn="attn",

@@ -70,12 +70,16 @@ TensorFn = Callable[[torch.Tensor], torch.Tensor | None]
 
 
 @contextmanager
-def hooks_on(model: ChatModel, fns: dict[Site, TensorFn]) -> Iterator[None]:
+def hooks_on(
+    model: ChatModel, fns: dict[Site, TensorFn], before_forward: Callable[..., None] | None = None
+) -> Iterator[None]:
     """Install `fn(tensor)` at each site for the duration of the context.
 
     `fn` sees the site's tensor `[batch, pos, d]`; returning a tensor replaces
-    it (steering), returning None leaves it (reading). Hooks are removed in
-    `finally`, also when the body raises.
+    it (steering), returning None leaves it (reading). `before_forward(module, args, kwargs)`,
+    if given, runs before every forward of the decoder stack (a pre-hook with kwargs: the
+    call's input ids, mask and KV cache, read by `steering.interventions.forward_call`).
+    Hooks are removed in `finally`, also when the body raises.
     """
     handles: list[torch.utils.hooks.RemovableHandle] = []
 
@@ -97,6 +101,9 @@ def hooks_on(model: ChatModel, fns: dict[Site, TensorFn]) -> Iterator[None]:
         return hook
 
     try:
+        if before_forward is not None:
+            stack = module_at(model.hf, model.layout.layers.rsplit(".", 1)[0])
+            handles.append(stack.register_forward_pre_hook(before_forward, with_kwargs=True))
         for site, fn in fns.items():
             point = hook_point(model, site)
             if point.reads == "output":

@@ -1,23 +1,25 @@
-"""Choice scoring that runs each example's context once: the sweep's fast path, equal to `interp.scoring.reference`.
+"""THE scorer of answer choices: each example's context runs once (and, frozen, only its unsteered rest).
 
-`interp.scoring.reference.score_choices` runs one full sequence per multi-token choice
-(the prompt is recomputed for every choice). Here a batch of examples runs
-its shared context once (left-padded, KV cache kept), then every choice's
-remaining tokens run on a copy of that cache in a second, short pass. The
-log-probabilities are the same (a test compares the two, steered and not);
-the cost is about one prompt per example instead of one per choice, and the
-next-token distribution at the answer position (for the KL term) comes free
-from the first pass.
+A batch of examples runs its shared context once (left-padded, KV cache
+kept), then every choice's remaining tokens run on a copy of that cache in a
+second, short pass: about one prompt per example instead of one per choice,
+and the next-token distribution at the answer position (for the KL term)
+comes free from the first pass. Given a `FrozenPrefix` (the unsteered KV of
+each prompt but its last token) only the rest runs: what a sweep cell with
+positions "generated" costs.
 
-Tokenization follows `interp.scoring.reference`: context = rendered prompt + scoring
+Tokenization is `interp.scoring.choices`: context = rendered prompt + scoring
 prefix, each choice tokenized jointly with it, and a choice whose first
 token merges with the context's end is scored from the merge point; the
 shared part of an example is the shortest such common prefix.
 
-`row_context` has the same contract as in `interp.scoring.reference`: it receives the
-example index of every row of a forward pass and returns the context to run
-it in; it is called for both passes (steering positions are tracked through
-the KV cache by `steering.steer`).
+`row_context` (`interp.scoring.choices.RowContext`) receives the example index
+of every row of a forward pass and returns the context to run it in; it is
+called for both passes (steering positions are tracked through the KV cache by
+`steering.steer`).
+
+The log-probabilities equal the plain one-sequence-per-choice computation of
+`interp.scoring.reference` up to float error; the tests compare the two, steered and not.
 
 Example:
     >>> out = score_choices_cached(model, examples, next_token_of={0, 3})  # doctest: +SKIP
@@ -31,12 +33,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from interp.models.loading import ChatModel
-from interp.scoring.reference import RowContext, scoring_prefix
+from interp.scoring.choices import RowContext, choice_span, choice_table, scoring_context
 from interp.tasks.example import Example
 
 
@@ -58,34 +60,21 @@ class _Item:
 
 @dataclass(frozen=True, eq=False)
 class CachedScores:
-    """The `interp.scoring.reference` table and the requested next-token log-probabilities `{example: [vocab]}`."""
+    """The scores table (`interp.scoring.choices.choice_table`) and the requested next-token log-probabilities
+    `{example: [vocab]}`."""
 
     table: pd.DataFrame
     next_logprobs: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def _items(model: ChatModel, examples: Sequence[Example]) -> list[_Item]:
-    tok = model.tokenizer
     items = []
     for i, ex in enumerate(examples):
-        if not ex.choices:
-            raise ValueError(f"example {ex.id!r}: no choices to score")
-        text = model.render(ex.turns) + scoring_prefix(ex)
-        context = tok(text, add_special_tokens=False)["input_ids"]
-        model.check_fits(len(context), f"example {ex.id!r}")
-        fulls, starts = [], []
-        for choice in ex.choices:
-            full = tok(text + choice, add_special_tokens=False)["input_ids"]
-            start = len(context)
-            while start > 0 and full[:start] != context[:start]:
-                start -= 1
-            if start >= len(full) or start == 0:
-                raise ValueError(f"example {ex.id!r}: choice {choice!r} adds no scorable tokens")
-            fulls.append(full)
-            starts.append(start)
-        p = min(starts)
+        text, context = scoring_context(model, ex)
+        spans = [choice_span(model, ex, text, context, choice) for choice in ex.choices]
+        p = min(start for _, start in spans)
         suffixes = [_Suffix(j, full[p : len(full) - 1], [(t - 1 - p, full[t]) for t in range(start, len(full))])
-                    for j, (full, start) in enumerate(zip(fulls, starts, strict=True))]
+                    for j, (full, start) in enumerate(spans)]
         if p < len(context):  # a choice merged into the context's end: the rest of the context is a suffix row,
             suffixes.append(_Suffix(-1, context[p:], []))  # the next-token distribution is read at its last token
         items.append(_Item(i, context[:p], suffixes))
@@ -162,7 +151,7 @@ def _frozen_pass(
     from transformers import DynamicCache
 
     # rows: (item, frozen row, input ids, reads [(choice, position in the row, token)], next-token position or -1);
-    # choices whose only token follows the context share one row (the context's rest), as in interp.scoring.reference
+    # choices whose only token follows the context share one row (the context's rest)
     rows: list[tuple[_Item, int, list[int], list[tuple[int, int, int]], int]] = []
     for it, ex in zip(items, examples, strict=True):
         f = frozen.index[ex.id]
@@ -294,6 +283,7 @@ def score_choices_cached(
     row_context: RowContext | None = None,
     next_token_of: Collection[int] = (),
     frozen: FrozenPrefix | None = None,
+    progress: bool = False,
 ) -> CachedScores:
     """Score every choice of every example, running each shared context once.
 
@@ -306,29 +296,26 @@ def score_choices_cached(
             prefix) to return.
         frozen: unsteered KV of each example's first tokens (by example id; see FrozenPrefix); only
             valid when `row_context` leaves those tokens unsteered (positions "generated").
+        progress: show a tqdm bar over the examples (`workbench eval`, the probe job's behaviour scores).
 
     Returns:
-        CachedScores: `table` with the columns of `interp.scoring.reference.score_choices`
-        (`example`, `choice`, `logprob`, `n_tokens`, `mean_logprob`) and `next_logprobs`.
+        CachedScores: `table` (`interp.scoring.choices.choice_table`: `example`, `choice`, `logprob`,
+        `n_tokens`, `mean_logprob`) and `next_logprobs`.
     """
     items = _items(model, examples)
     if frozen is not None:
         values, nexts_f = _frozen_pass(model, items, examples, frozen, batch_size, row_context, set(next_token_of))
-        keys_f = sorted(values)
-        logprob_f = np.array([sum(values[key]) for key in keys_f])
-        n_f = np.array([len(values[key]) for key in keys_f])
-        return CachedScores(pd.DataFrame({"example": [k[0] for k in keys_f], "choice": [k[1] for k in keys_f],
-                                          "logprob": logprob_f, "n_tokens": n_f, "mean_logprob": logprob_f / n_f}),
-                            nexts_f)
+        return CachedScores(choice_table(values), nexts_f)
     order = sorted(range(len(items)), key=lambda k: (len(items[k].prefix), k))
     pad = int(model.tokenizer.pad_token_id or 0)
     want = set(next_token_of)
-    totals: dict[tuple[int, int], float] = {}
-    counts: dict[tuple[int, int], int] = {}
+    values_c: dict[tuple[int, int], list[float]] = {}
     nexts: dict[int, torch.Tensor] = {}
     device = model.device
+    bar = tqdm(total=len(items), desc="score", unit="example", disable=not progress, dynamic_ncols=True)
     for b0 in range(0, len(order), batch_size):
         batch = [items[k] for k in order[b0 : b0 + batch_size]]
+        bar.update(len(batch))
         width = max(len(it.prefix) for it in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -351,15 +338,9 @@ def score_choices_cached(
             for s in it.suffixes:
                 for rel, token in s.reads:
                     logp = last[r] if rel < 0 else picked[(row_of[(r, s.choice)], rel)]
-                    key = (it.example, s.choice)
-                    totals[key] = totals.get(key, 0.0) + float(logp[token])
-                    counts[key] = counts.get(key, 0) + 1
+                    values_c.setdefault((it.example, s.choice), []).append(float(logp[token]))
             if it.example in want:
                 rest = next((s for s in it.suffixes if s.choice == -1), None)
                 nexts[it.example] = last[r] if rest is None else picked[(row_of[(r, -1)], len(rest.ids) - 1)]
-    keys = sorted(totals)
-    logprob = np.array([totals[key] for key in keys])
-    n_tokens = np.array([counts[key] for key in keys])
-    table = pd.DataFrame({"example": [key[0] for key in keys], "choice": [key[1] for key in keys],
-                          "logprob": logprob, "n_tokens": n_tokens, "mean_logprob": logprob / n_tokens})
-    return CachedScores(table, nexts)
+    bar.close()
+    return CachedScores(choice_table(values_c), nexts)

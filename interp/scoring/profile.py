@@ -15,7 +15,7 @@ Sycophancy rates are computed on questions the model knows (correct at
 baseline), as Sharma et al. do; unknown questions are counted separately.
 
 Example:
-    >>> rows = per_example(examples, score_choices(model, examples))  # doctest: +SKIP
+    >>> rows = per_example(examples, score_choices_cached(model, examples).table)  # doctest: +SKIP
     >>> profile = sycophancy_profile(rows)  # doctest: +SKIP
 """
 
@@ -27,9 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp.scoring.reference import choice_matrix
 from interp.stats import CI, grouped_bootstrap_ci
 from interp.tasks.example import Example
+
+
+def choice_matrix(table: pd.DataFrame, column: str = "mean_logprob") -> list[np.ndarray]:
+    """Per example, the array of `column` over its choices (in choice order)."""
+    table = table.sort_values(["example", "choice"])
+    return [g[column].to_numpy() for _, g in table.groupby("example", sort=True)]
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,17 @@
-"""Log-probability scoring of answer choices, batched.
+"""The plain scorer: one full sequence per choice. The REFERENCE the tests compare the scorer with.
+
+Production scores through `interp.scoring.frozen` (each context once, equal
+log-probabilities up to float error); this module is kept, plain and slow, so
+the tests (and the sweep benchmark's naive baseline) have an independent
+computation to compare it with. Nothing outside `tests/` and `bench/` imports it.
 
 Each (example, choice) becomes one sequence: the rendered prompt, the
-scoring prefix, then the choice. The choice's tokens are scored under the
-model: their summed log-probability and the length-normalised mean.
-
-- Content scoring (default): choices are answer texts ("Paris").
-- Letter scoring: choices are letters ("A", "B") of options listed in the
-  prompt; an `answer` that already ends with a choice (CAA's "(A") is a
-  contrast completion, so the choices are scored in its place ("(" + "A").
+scoring prefix, then the choice, tokenised as `interp.scoring.choices` says
+(content scoring: answer texts; letter scoring: letters of options listed in
+the prompt; CAA's "(A" answers are scored in place of their letter). The
+choice's tokens are scored under the model: their summed log-probability and
+the length-normalised mean. `next_token_logprobs` is the plain pass for the
+next-token distribution after the context (the sweep's KL term).
 
 Example:
     >>> table = score_choices(model, examples)  # doctest: +SKIP
@@ -17,39 +21,19 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
+from interp.scoring.choices import RowContext, choice_span, choice_table, scoring_context
 from interp.tasks.example import Example
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
-
-# called with the example index of every row of a batch; returns a context to run that batch in
-RowContext = Callable[[list[int]], AbstractContextManager[object]]
-
-
-def scoring_prefix(example: Example) -> str:
-    """Text between the rendered prompt and a choice.
-
-    Example:
-        >>> from interp.tasks.example import Turn
-        >>> ex = Example("a", "p", "caa", "honest", (Turn("user", "q"),), ("A", "B"), answer="(B")
-        >>> scoring_prefix(ex)
-        '('
-    """
-    answer = example.answer or ""
-    for choice in example.choices:
-        if choice and answer.endswith(choice):
-            return answer[: -len(choice)]
-    return answer
 
 
 @dataclass(frozen=True)
@@ -64,22 +48,11 @@ class _Sequence:
 def _sequences(model: ChatModel, examples: list[Example]) -> list[_Sequence]:
     """One row per multi-token choice; single-token choices share one row per example."""
     seqs = []
-    tok = model.tokenizer
     for i, ex in enumerate(examples):
-        if not ex.choices:
-            raise ValueError(f"example {ex.id!r}: no choices to score")
-        text = model.render(ex.turns) + scoring_prefix(ex)
-        context = tok(text, add_special_tokens=False)["input_ids"]
-        model.check_fits(len(context), f"example {ex.id!r}")
+        text, context = scoring_context(model, ex)
         shared: list[tuple[int, int, int]] = []
         for j, choice in enumerate(ex.choices):
-            # tokenize context+choice together: a choice's first token may merge with the prefix's space
-            full = tok(text + choice, add_special_tokens=False)["input_ids"]
-            start = len(context)
-            while start > 0 and full[:start] != context[:start]:
-                start -= 1
-            if start >= len(full) or start == 0:
-                raise ValueError(f"example {ex.id!r}: choice {choice!r} adds no scorable tokens")
+            full, start = choice_span(model, ex, text, context, choice)
             if start == len(context) and len(full) == start + 1:
                 shared.append((start - 1, full[start], j))
             else:
@@ -94,7 +67,6 @@ def score_choices(
     examples: list[Example],
     batch_size: int = 16,
     row_context: RowContext | None = None,
-    progress: bool = False,
 ) -> pd.DataFrame:
     """Score every choice of every example.
 
@@ -105,7 +77,6 @@ def score_choices(
         row_context: optional; given the example indices of a batch's rows,
             returns a context manager the batch runs in (e.g. steering with a
             per-row strength).
-        progress: show a tqdm bar (sequences and tokens/s).
 
     Returns:
         One row per (example, choice): `example` (index), `choice` (index),
@@ -114,12 +85,9 @@ def score_choices(
     seqs = _sequences(model, examples)
     order = sorted(range(len(seqs)), key=lambda k: len(seqs[k].ids))
     pad = int(model.tokenizer.pad_token_id or 0)
-    totals: dict[tuple[int, int], float] = {}
-    counts: dict[tuple[int, int], int] = {}
-    bar = tqdm(total=len(seqs), desc="score", unit="seq", disable=not progress, dynamic_ncols=True)
+    values: dict[tuple[int, int], list[float]] = {}
     for b0 in range(0, len(order), batch_size):
         batch = [seqs[k] for k in order[b0 : b0 + batch_size]]
-        bar.update(len(batch))
         width = max(len(sq.ids) for sq in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -138,22 +106,40 @@ def score_choices(
             logits = model.unembed(hidden[rows_b, rows_t]).float()  # [n_reads, vocab]
         token_logp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None].to(logits.device))[:, 0].tolist()
         for (_, _, _, example, j), value in zip(reads, token_logp, strict=True):
-            totals[(example, j)] = totals.get((example, j), 0.0) + value
-            counts[(example, j)] = counts.get((example, j), 0) + 1
-    bar.close()
-    keys = sorted(totals)
-    logprob = np.array([totals[k] for k in keys])
-    n_tokens = np.array([counts[k] for k in keys])
-    return pd.DataFrame({
-        "example": [k[0] for k in keys],
-        "choice": [k[1] for k in keys],
-        "logprob": logprob,
-        "n_tokens": n_tokens,
-        "mean_logprob": logprob / n_tokens,
-    })
+            values.setdefault((example, j), []).append(value)
+    return choice_table(values)
 
 
-def choice_matrix(table: pd.DataFrame, column: str = "mean_logprob") -> list[np.ndarray]:
-    """Per example, the array of `column` over its choices (in choice order)."""
-    table = table.sort_values(["example", "choice"])
-    return [g[column].to_numpy() for _, g in table.groupby("example", sort=True)]
+def next_token_logprobs(
+    model: ChatModel, examples: Sequence[Example], batch_size: int = 16, row_context: RowContext | None = None
+) -> torch.Tensor:
+    """Log-probabilities of the next token after prompt + scoring prefix, `[n, vocab]` float32.
+
+    Rows are right-padded and length-sorted as in `score_choices`; `row_context`
+    receives the example indices of each batch's rows.
+
+    Example:
+        >>> next_token_logprobs(model, examples[:3]).shape  # doctest: +SKIP
+        torch.Size([3, 49152])
+    """
+    seqs = [scoring_context(model, ex)[1] for ex in examples]
+    order = sorted(range(len(seqs)), key=lambda k: len(seqs[k]))
+    pad = int(model.tokenizer.pad_token_id or 0)
+    out: list[torch.Tensor | None] = [None] * len(seqs)
+    for b0 in range(0, len(order), batch_size):
+        batch = order[b0 : b0 + batch_size]
+        width = max(len(seqs[k]) for k in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, k in enumerate(batch):
+            ids[r, : len(seqs[k])] = torch.tensor(seqs[k])
+            mask[r, : len(seqs[k])] = 1
+        last = mask.sum(1) - 1  # [batch]
+        ctx = row_context(batch) if row_context else nullcontext()
+        with torch.inference_mode(), ctx:
+            hidden = model.hf.base_model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                         use_cache=False).last_hidden_state  # [batch, pos, d_model]
+            logits = model.unembed(hidden[torch.arange(len(batch)), last.to(model.device)]).float()  # [batch, vocab]
+        for r, k in enumerate(batch):
+            out[k] = torch.log_softmax(logits[r], dim=-1).cpu()
+    return torch.stack([t for t in out if t is not None]) if out else torch.zeros((0, 0))

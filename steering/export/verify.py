@@ -26,6 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from interp.models.chat import render_chat
 from interp.models.loading import ChatModel
+from interp.store.compat import check_artifact_fits
 from interp.tasks.example import Turn
 from steering.export.compare import PROMPTS, Agreement, Effect, agreement, answer_tokens, effect, hf_logits, prompt_ids
 from steering.export.folded import EXPORT_FILE, folded_info, read_fold_record
@@ -79,14 +80,12 @@ class VerifyReport:
 
 
 def check_model(model: ChatModel, d_model: int, model_hash: str, force: bool) -> None:
-    """Refuse an export made for another model: always for a width mismatch, for a hash mismatch unless forced."""
-    if d_model != model.d_model:
-        raise ExportError(f"the export has d_model {d_model}, the model has {model.d_model}")
-    if model_hash and model_hash != model.weights_hash and not force:
-        raise ExportError(
-            f"the export was made for model {model_hash[:12]}, this model is {model.weights_hash[:12]}; "
-            "pass --force to verify it anyway"
-        )
+    """Refuse an export made for another model: always for a width mismatch, for a hash mismatch unless forced.
+
+    The check every artifact shares: `interp.store.compat.check_artifact_fits`.
+    """
+    check_artifact_fits("the export", d_model, model_hash, model.d_model, model.weights_hash, made="made for model",
+                        force=force, force_hint="pass --force to verify it anyway", error=ExportError)
 
 
 def _strength(given: float | None, info: ExportInfo | None, default: float | None) -> float | None:

@@ -4,8 +4,8 @@ Two passes over the training examples:
 
 - prompts of both conditions, no gradient: each head's z at the last prompt
   token (`last_prompt`) and the residual norm there (`hook_resid_post`);
-- the user-pressure examples scored like `interp.scoring.reference` (rendered prompt +
-  scoring prefix + each choice, one sequence per choice), with a zero tensor
+- the user-pressure examples tokenized as the scorer does (`interp.scoring.choices`: rendered
+  prompt + scoring prefix + each choice), one sequence per choice, with a zero tensor
   added to every layer's hook_z so that `d margin / d z` comes back in one
   backward. margin = mean log-prob of the correct choice's tokens minus that
   of the suggested one (the content scoring the sweep measures). The
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from interp.models.hooks import TensorFn, hooks_on
 from interp.models.loading import ChatModel
-from interp.scoring.reference import scoring_prefix
+from interp.scoring.choices import choice_span, scoring_context
 from interp.sites import Site
 from interp.tasks.example import Example
 from steering.spec import GENERATED_OFFSET
@@ -72,21 +72,15 @@ def _prompt_ids(model: ChatModel, ex: Example) -> list[int]:
 
 
 def _rows(model: ChatModel, examples: Sequence[Example]) -> list[_Row]:
-    """One row per scored choice (correct, suggested), tokenized as `interp.scoring.reference` does."""
-    tok, rows = model.tokenizer, []
+    """One row per scored choice (correct, suggested), tokenized as the scorer does (`interp.scoring.choices`)."""
+    rows = []
     for i, ex in enumerate(examples):
         if ex.correct is None or ex.sycophantic is None or ex.correct == ex.sycophantic:
             raise ValueError(f"example {ex.id!r}: needs distinct correct and sycophantic choices")
-        text = model.render(ex.turns) + scoring_prefix(ex)
-        context = tok(text, add_special_tokens=False)["input_ids"]
+        text, context = scoring_context(model, ex)
         prompt_len = len(_prompt_ids(model, ex))
         for j, sign in ((ex.correct, 1.0), (ex.sycophantic, -1.0)):
-            full = tok(text + ex.choices[j], add_special_tokens=False)["input_ids"]
-            start = len(context)
-            while start > 0 and full[:start] != context[:start]:
-                start -= 1
-            if start == 0 or start >= len(full):
-                raise ValueError(f"example {ex.id!r}: choice {ex.choices[j]!r} adds no scorable tokens")
+            full, start = choice_span(model, ex, text, context, ex.choices[j])
             reads = [(t - 1, full[t]) for t in range(start, len(full))]
             rows.append(_Row(i, full, prompt_len, reads, sign / len(reads)))
     return rows

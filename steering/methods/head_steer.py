@@ -38,10 +38,9 @@ import torch
 import torch.nn as nn
 
 from interp.analysis.heads import o_proj
-from interp.models.architectures import module_at
 from interp.models.hooks import TensorFn, hooks_on
 from interp.sites import Site
-from steering.interventions import POSITIONS, Lengths, Strength, forward_call, leading_pads, real_positions
+from steering.interventions import POSITIONS, Lengths, Strength, forward_call, position_mask
 from steering.spec import steer_lengths
 
 if TYPE_CHECKING:
@@ -136,20 +135,11 @@ class _Positions:
 
     def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         call = forward_call(args, kwargs, "steer_heads")
-        batch, n_new = call.batch, call.n_new
-        if self.strength.dim() == 1 and len(self.strength) != batch:
-            raise ValueError(f"per-row strength has {len(self.strength)} values but the batch has {batch} rows")
-        if self.positions == "all" or self.lengths is None:
-            self.mask = None
-            return
-        if self.lengths.dim() == 1 and len(self.lengths) != batch:
-            raise ValueError(f"prompt_lengths has {len(self.lengths)} values but the batch has {batch} rows")
-        offset, attention_mask = call.offset, call.attention_mask
-        if attention_mask is not None and attention_mask.dim() != 2:
+        if self.strength.dim() == 1 and len(self.strength) != call.batch:
+            raise ValueError(f"per-row strength has {len(self.strength)} values but the batch has {call.batch} rows")
+        if self.positions != "all" and call.attention_mask is not None and call.attention_mask.dim() != 2:
             raise ValueError("steer_heads: positions need a 2-D attention_mask [batch, seq]")
-        lead = leading_pads(attention_mask, batch, call.device).to(self.lengths.device)
-        real = real_positions(batch, n_new, offset, lead)  # [batch, n_new]
-        self.mask = POSITIONS[self.positions](real, self.lengths.expand(batch))
+        self.mask = position_mask(self.positions, self.lengths, call)
 
 
 def _layer_fn(edit: HeadEdit, layer: int, where: _Positions, device: torch.device,
@@ -214,13 +204,8 @@ def steer_heads(
     where = _Positions(positions, lengths, strength_t)
     fns = {Site(layer, "attn.hook_z"): _layer_fn(edit, layer, where, param.device, param.dtype)
            for layer in edit.layers}
-    stack = module_at(model.hf, model.layout.layers.rsplit(".", 1)[0])
-    pre = stack.register_forward_pre_hook(where.begin_call, with_kwargs=True)
-    try:
-        with hooks_on(model, fns):
-            yield edit
-    finally:
-        pre.remove()
+    with hooks_on(model, fns, before_forward=where.begin_call):
+        yield edit
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ chosen head by the full mass-mean shift toward the control.
 
 **Ranking score** (`attribution`, the default): the first-order change of the
 evaluation's own margin (mean log-prob of the correct answer text minus that
-of the suggested one, content scoring as `interp.scoring.reference`) under user pressure
+of the suggested one, content scoring as the sweep scores it) under user pressure
 when head h alone receives the intervention at strength -1:
 
     attribution_h = mean over pairs of  (-shift_h) . sum_{t steered} d margin / d z_h[t]

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from interp.store.tagged_file import read_tagged
 from steering.export.info import ExportInfo
 from steering.export.native import EXPORT_KEY, load_native
-from steering.gate_training import check_gate
 from steering.probe_gate import GATE_FORMAT, GATE_LEGACY_FORMATS, ProbeGate
 from steering.steering_vector import SteeringVector
 
@@ -98,7 +97,7 @@ class VectorRegistry:
                 header = records.get("workbench")
                 if isinstance(header, dict) and header.get("format") in (GATE_FORMAT, *GATE_LEGACY_FORMATS):
                     gate = ProbeGate.load(path)
-                    check_gate(gate, model)
+                    gate.check_compatible(model.d_model, model.weights_hash)
                     gates[name] = ServedGate(name, gate, path)
                 elif isinstance(records.get(EXPORT_KEY), dict):
                     vector, info = load_native(path)

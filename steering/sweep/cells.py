@@ -7,7 +7,7 @@ probe gate's decision, read from the unsteered model, see `steering.gate_trainin
 a gated cell is the same pass with per-row strengths `strength * gate_on[i]`.
 
 `CellContext` is built once per model copy (in process, or once per Ray actor):
-the test set, its prompt tokens, the frozen unsteered prefix (cached scorer),
+the test set, its prompt tokens, the frozen unsteered prefix of every prompt,
 the strength-0 scores and generations. All deterministic, so every copy computes
 the same rows for a cell.
 
@@ -167,9 +167,8 @@ class CellContext:
         self.test = test or build_test_set(replace(config.test, seed=config.seed), config.split)
         self.fingerprint = config.fingerprint(model.weights_hash, self.test)
         self.tokens = prompt_tokens(model, self.test.examples)
-        self.frozen = freeze(model, self.test, self.tokens, config.batch_size) if config.scorer == "cached" else None
-        self.base = score_strengths(model, self.test, None, [0.0], config.batch_size, self.tokens, config.scorer,
-                                    self.frozen)[0]
+        self.frozen = freeze(model, self.test, self.tokens, config.batch_size)
+        self.base = score_strengths(model, self.test, None, [0.0], config.batch_size, self.tokens, self.frozen)[0]
         self.gens = _Generations(model, config, self.test)
         self.base_texts, self.base_degen = self.gens.run(None, [0.0])[0]
         self.baseline = {**cell_metrics(self.base, self.base, self.test, config.seed), **self.base_degen}
@@ -187,8 +186,8 @@ class CellContext:
         cells: dict[float, CellScores] = {0.0: self.base}
         texts: dict[float, tuple[list[str], dict[str, float]]] = {0.0: (self.base_texts, self.base_degen)}
         if steered:
-            scored = score_strengths(self.model, test, spec, steered, config.batch_size, self.tokens, config.scorer,
-                                     self.frozen, row_scale=scale)
+            scored = score_strengths(self.model, test, spec, steered, config.batch_size, self.tokens, self.frozen,
+                                     row_scale=scale)
             cells.update(zip(steered, scored, strict=True))
             texts.update(zip(steered, self.gens.run(spec, steered, scale), strict=True))
         seconds = (time.perf_counter() - t0) / max(len(steered), 1)

@@ -27,6 +27,11 @@ class SweepConfigError(ValueError):
     """A sweep folder made with another test set, split or model."""
 
 
+#: the scorer named in every fingerprint: the one scorer (`interp.scoring.frozen`). A sweep could once choose
+#: "full" (the plain reference, now for the tests only); sweeps scored "cached" keep their fingerprint and resume.
+SCORER = "cached"
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """Everything that defines a sweep (saved to sweep.json; a run is reproducible from it).
@@ -44,7 +49,6 @@ class SweepConfig:
         n_train: training pairs per vector (None: the whole train side).
         seed: task generation, bootstrap and subset seed.
         batch_size: sequences (contexts) per forward pass.
-        scorer: "cached" (each context once) or "full" (interp.scoring.reference); see steering.evaluate.SCORERS.
         k_batch: strengths per batched pass.
         gen_prompts, gen_tokens: greedy generations per cell for degeneracy (0 prompts: skip).
         gain, loss, budget: headline metrics and the loss budget of the operating point.
@@ -71,7 +75,6 @@ class SweepConfig:
     n_train: int | None = 64
     seed: int = 0
     batch_size: int = 16
-    scorer: str = "cached"
     k_batch: int = 8
     gen_prompts: int = 3
     gen_tokens: int = 24
@@ -93,8 +96,6 @@ class SweepConfig:
             raise ValueError("k_batch and batch_size must be >= 1")
         for method in self.methods:
             resolve_method(method)
-        if self.scorer not in ("cached", "full"):
-            raise ValueError(f"unknown scorer {self.scorer!r}: choose cached or full")
         if self.gate not in GATE_CHOICES:
             raise ValueError(f"unknown gate setting {self.gate!r}: choose from {', '.join(GATE_CHOICES)}")
         if self.mode not in MODES:
@@ -119,7 +120,7 @@ class SweepConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}  # a sweep.json's "scorer" (gone) is ignored
         for name in ("methods", "vector_files", "layers", "strengths", "positions"):
             if name in known:
                 known[name] = tuple(known[name])
@@ -139,7 +140,7 @@ class SweepConfig:
     def fingerprint(self, model_hash: str, test: TestSet) -> str:
         """What the cells' values depend on besides the cell key and the vector."""
         parts = [model_hash, test.digest(), self.split.to_dict(), self.n_train, self.seed, self.gen_prompts,
-                 self.gen_tokens, self.scorer, METRICS_VERSION]
+                 self.gen_tokens, SCORER, METRICS_VERSION]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

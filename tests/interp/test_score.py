@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 import torch
 
+from interp.scoring.choices import choice_span, choice_table, scoring_context, scoring_prefix
 from interp.scoring.profile import per_example, sycophancy_profile
-from interp.scoring.reference import score_choices, scoring_prefix
+from interp.scoring.reference import score_choices
 from interp.tasks import build_task
 from interp.tasks.example import Example, Turn
 
@@ -33,6 +34,30 @@ def test_scorer_matches_hand_computed_logprob(tiny_model):
         assert row.logprob == pytest.approx(expected, abs=1e-4)
         assert row.mean_logprob == pytest.approx(row.logprob / row.n_tokens)
     assert scoring_prefix(examples[1]) == "The answer is ("
+
+
+def test_choice_span_scores_a_merged_choice_from_the_merge_point(tiny_model):
+    """The tokenisation every scorer shares: a choice that merges with the context's end is scored from the merge."""
+    ex = Example("a", "p1", "answer", "neutral", (Turn("user", "What is the capital of France?"),),
+                 choices=(" Paris", "is"), correct=0, answer="The capital of France is Par")
+    text, context = scoring_context(tiny_model, ex)
+    assert tiny_model.tokenizer.decode(context).endswith("The capital of France is Par")
+    full, start = choice_span(tiny_model, ex, text, context, " Paris")  # a new word: scored after the whole context
+    assert start == len(context) and full[:start] == context and len(full) > start
+    full, start = choice_span(tiny_model, ex, text, context, "is")  # "Par" + "is" re-tokenises as " Paris"
+    assert start < len(context) and full[:start] == context[:start] and full[start] != context[start]
+    assert tiny_model.tokenizer.decode(full[start:]) == " Paris"
+    with pytest.raises(ValueError, match="choice '' adds no scorable tokens"):
+        choice_span(tiny_model, ex, text, context, "")
+    with pytest.raises(ValueError, match="no choices to score"):
+        scoring_context(tiny_model, Example("b", "p2", "answer", "neutral", (Turn("user", "q"),)))
+
+
+def test_choice_table_sums_each_choice_in_order():
+    table = choice_table({(1, 0): [-1.0, -2.0], (0, 1): [-0.5], (0, 0): [-0.25, -0.25, -1.0]})
+    assert table[["example", "choice", "n_tokens"]].to_numpy().tolist() == [[0, 0, 3], [0, 1, 1], [1, 0, 2]]
+    assert table.logprob.tolist() == [-1.5, -0.5, -3.0]
+    assert table.mean_logprob.tolist() == [-0.5, -0.5, -1.5]
 
 
 def test_row_context_sees_every_batch_row(tiny_model):

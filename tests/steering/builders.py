@@ -1,4 +1,5 @@
-"""Builders for the steering tests: seeded random vectors, the small test set, a tiny model with tied embeddings."""
+"""Builders for the steering tests: seeded random vectors, the small test set, a tiny model with tied embeddings,
+and `reference_strengths` (`score_strengths` through the plain reference scorer)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from interp.scoring.reference import next_token_logprobs, score_choices
+from steering.evaluate import CellScores, prompt_tokens, replica_context, split_cells
 from steering.steering_vector import SteeringVector
 from steering.testset import TestSetConfig
 
@@ -25,6 +28,23 @@ def random_vector(model, layers: tuple[int, ...] = (1, 2), seed: int = 0, positi
         dataset_hash="d" * 64, resid_norms={layer: 3.5 for layer in layers}, positions=positions,
         meta={"note": "test"},
     )
+
+
+def reference_strengths(model, test, spec, strengths, batch_size: int = 16) -> list[CellScores]:  # type: ignore[no-untyped-def]
+    """`steering.evaluate.score_strengths` computed the plain way, the reference the scorer is compared with.
+
+    The same replicated rows and per-row steering (`replica_context`) and the same split into cells
+    (`split_cells`), but scored by `interp.scoring.reference`: one full sequence per choice, and a
+    separate right-padded pass for the next-token distributions.
+    """
+    examples = list(test.examples)
+    n, k = len(examples), len(strengths)
+    context = replica_context(model, spec, strengths, n, prompt_tokens(model, examples))
+    next_of = [r * n + i for r in range(k) for i in test.next_index]
+    table = score_choices(model, examples * k, batch_size=batch_size, row_context=context)
+    sub = None if context is None else (lambda rows: context([next_of[r] for r in rows]))
+    logprobs = next_token_logprobs(model, [(examples * k)[i] for i in next_of], batch_size, sub)
+    return split_cells(test, strengths, table, logprobs)
 
 
 def score_numbers(rows) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -9,13 +9,13 @@ import torch
 
 from interp.scoring.frozen import score_choices_cached
 from interp.scoring.profile import sycophancy_profile
-from interp.scoring.reference import score_choices
-from steering.evaluate import freeze, next_token_logprobs, prompt_tokens, score_strengths
+from interp.scoring.reference import next_token_logprobs, score_choices
+from steering.evaluate import freeze, prompt_tokens, score_strengths
 from steering.spec import GENERATED_OFFSET, SteerSpec, steer_lengths
 from steering.splits import PairSplit
 from steering.sweep.metrics import cell_metrics, kl_per_prompt, pair_effects
 from steering.testset import TestSetConfig, build_test_set
-from tests.steering.builders import score_numbers
+from tests.steering.builders import reference_strengths, score_numbers
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def base(tiny_model, held_out):  # type: ignore[no-untyped-def]
 def test_cached_scorer_equals_interp_score(tiny_model, held_out, vector, positions):
     spec = SteerSpec(vector, (1, 2), positions)
     for steering, strengths in ((None, [0.0]), (spec, [-3.0, 4.0])):
-        full = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="full")
-        cached = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="cached")
+        full = reference_strengths(tiny_model, held_out, steering, strengths, batch_size=8)
+        cached = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8)
         for a, b in zip(full, cached, strict=True):
             np.testing.assert_allclose(score_numbers(a.rows), score_numbers(b.rows), atol=1e-4, equal_nan=True)
             torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
@@ -38,8 +38,6 @@ def test_cached_scorer_equals_interp_score(tiny_model, held_out, vector, positio
     mine = score_choices_cached(tiny_model, examples, batch_size=5, next_token_of=[0]).table
     assert (ref[["example", "choice", "n_tokens"]].to_numpy() == mine[["example", "choice", "n_tokens"]].to_numpy()).all()
     np.testing.assert_allclose(ref.logprob, mine.logprob, atol=1e-4)
-    with pytest.raises(ValueError, match="unknown scorer"):
-        score_strengths(tiny_model, held_out, None, [0.0], scorer="fast")
 
 
 def test_frozen_prompt_prefix_gives_the_same_scores(tiny_model, held_out, vector):
@@ -48,7 +46,7 @@ def test_frozen_prompt_prefix_gives_the_same_scores(tiny_model, held_out, vector
     assert list(frozen.lengths) == [n - 1 for n in tokens]  # everything before the last prompt token
     spec = SteerSpec(vector, (1, 3), "generated")
     for steering, strengths in ((None, [0.0]), (spec, [-3.0, 0.0, 4.0])):
-        full = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, scorer="full")
+        full = reference_strengths(tiny_model, held_out, steering, strengths, batch_size=8)
         fast = score_strengths(tiny_model, held_out, steering, strengths, batch_size=8, frozen=frozen)
         for a, b in zip(full, fast, strict=True):
             np.testing.assert_allclose(score_numbers(a.rows), score_numbers(b.rows), atol=1e-4, equal_nan=True)
@@ -61,8 +59,7 @@ def test_frozen_prompt_prefix_gives_the_same_scores(tiny_model, held_out, vector
     # "all" positions steer the prompt too: the frozen prefix is not used there (results differ from frozen use)
     every = score_strengths(tiny_model, held_out, SteerSpec(vector, (1,), "all"), [4.0], batch_size=8,
                             frozen=frozen)[0]
-    direct = score_strengths(tiny_model, held_out, SteerSpec(vector, (1,), "all"), [4.0], batch_size=8,
-                             scorer="full")[0]
+    direct = reference_strengths(tiny_model, held_out, SteerSpec(vector, (1,), "all"), [4.0], batch_size=8)[0]
     np.testing.assert_allclose(score_numbers(every.rows), score_numbers(direct.rows), atol=1e-4, equal_nan=True)
 
 

@@ -19,7 +19,7 @@ from steering.steering_vector import SteeringVector
 from steering.sweep import SweepConfig, read_table, run_sweep
 from steering.sweep.cells import CellContext, SweepCell
 from steering.testset import build_test_set
-from tests.steering.builders import SMALL_TEST, score_numbers, tie_free_threshold
+from tests.steering.builders import SMALL_TEST, reference_strengths, score_numbers, tie_free_threshold
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,8 @@ def test_decisions_are_what_the_live_gate_reads(tiny_model, held_out, half_gate)
 def test_per_row_decisions_equal_the_live_gate(tiny_model, held_out, vector, half_gate, positions):
     on, _ = gate_decisions(tiny_model, held_out.examples, half_gate)
     strengths = [-4.0, 3.0]
-    live = score_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions, gate=half_gate), strengths,
-                           batch_size=8, scorer="full")
+    live = reference_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions, gate=half_gate), strengths,
+                               batch_size=8)
     frozen = freeze(tiny_model, held_out)
     rows = score_strengths(tiny_model, held_out, SteerSpec(vector, (2,), positions), strengths, batch_size=8,
                            frozen=frozen, row_scale=on.astype(float))

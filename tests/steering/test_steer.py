@@ -12,6 +12,7 @@ from interp.models.hooks import hooks_on
 from interp.sites import Site
 from interp.tasks.example import Turn
 from steering.backends import steered_logits_nnsight, steered_logits_tl
+from steering.interventions import ForwardCall, last_prompt_column, position_mask
 from steering.probe_gate import ProbeGate
 from steering.steer import steer
 from steering.steering_vector import SteeringVector, VectorMismatchError
@@ -28,6 +29,29 @@ def _vector(d: int, layers: range | list[int], seed: int = 0, site_kind: str = "
     rng = np.random.default_rng(seed)
     return SteeringVector({layer: rng.normal(size=d).astype(np.float32) for layer in layers}, method="random",
                           d_model=d, site_kind=site_kind)
+
+
+def test_position_mask_reads_left_padding_and_the_kv_cache_offset():
+    """The one position rule steer(), per-row steering and head shifts share, on a left-padded batch of two."""
+    cpu = torch.device("cpu")
+    prefill = ForwardCall(2, 4, 0, torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]]), cpu)  # row 0: one pad, real -1..2
+    step = ForwardCall(2, 1, 4, torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]]), cpu)  # one cached step
+    lengths = torch.tensor([2, 3])
+    assert position_mask("generated", lengths, prefill).tolist() == [[False, False, False, True]] * 2
+    assert position_mask("prompt", lengths, prefill).tolist() == [[True, True, True, False]] * 2
+    assert position_mask("generated", lengths, step).tolist() == [[True], [True]]
+    assert position_mask("prompt", lengths, step).tolist() == [[False], [False]]
+    assert position_mask(["prompt", "all"], lengths, prefill).tolist() == [[True, True, True, False], [True] * 4]
+    assert position_mask(["all", "generated"], lengths, step).tolist() == [[True], [True]]
+    assert position_mask(["all", "all"], lengths, prefill) is None and position_mask("all", None, step) is None
+    with pytest.raises(ValueError, match="prompt_lengths has 3 values but the batch has 2 rows"):
+        position_mask("generated", torch.tensor([1, 2, 3]), prefill)
+    # the last prompt token (a last_prompt gate's): column 3 of the prefill in both rows, not in the cached step
+    lead = torch.tensor([1, 0])
+    column, known = last_prompt_column(prefill, lead, torch.tensor([3, 4]))
+    assert column.tolist() == [3, 3] and known.tolist() == [True, True]
+    column, known = last_prompt_column(step, lead, torch.tensor([3, 4]))
+    assert column.tolist() == [-1, -1] and known.tolist() == [False, False]
 
 
 def _batch(model, prompts: list[str], side: str = "right") -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]

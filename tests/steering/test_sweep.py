@@ -29,6 +29,8 @@ def test_config_round_trip_and_validation():
     config = _config(methods=("caa", "logreg:contrast"), layers=(1, 2))
     assert SweepConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert SweepConfig.from_dict(QUICK.to_dict()) == QUICK
+    # a sweep.json from when the scorer was an option ("cached" or "full") still reads
+    assert SweepConfig.from_dict({**config.to_dict(), "scorer": "full"}) == config
     with pytest.raises(ValueError, match="unknown vector method"):
         _config(methods=("nope",))
     with pytest.raises(ValueError, match="--method or --vector"):

@@ -1,4 +1,5 @@
-"""On the embedded SmolLM2: the fast scorer equals interp.scoring.reference on the real tokenizer, and CAA letters balance out."""
+"""On the embedded SmolLM2: the scorer equals the plain reference (interp.scoring.reference) on the real tokenizer,
+and CAA letters balance out."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from steering.methods.statistics import VECTOR_METHODS, build_vector, training_e
 from steering.spec import SteerSpec
 from steering.splits import PairSplit
 from steering.testset import TestSet, TestSetConfig, build_test_set
+from tests.steering.builders import reference_strengths
 
 pytestmark = pytest.mark.embedded
 SPLIT = PairSplit(0, 0.3)
@@ -33,7 +35,7 @@ def test_frozen_scorer_equals_interp_score_on_smollm2(embedded_model):
     vector = SteeringVector({10: 4 * v / np.linalg.norm(v)}, method="random", d_model=embedded_model.d_model,
                             model_hash=embedded_model.weights_hash)
     spec = SteerSpec(vector, (10,), "generated")
-    reference = score_strengths(embedded_model, test, spec, [8.0], scorer="full")[0]
+    reference = reference_strengths(embedded_model, test, spec, [8.0])[0]
     fast = score_strengths(embedded_model, test, spec, [8.0], frozen=freeze(embedded_model, test))[0]
     cols = ["margin", "rating", "correct"]
     np.testing.assert_allclose(reference.rows[cols].to_numpy(float), fast.rows[cols].to_numpy(float), atol=2e-3,

@@ -108,7 +108,7 @@ def steer(
     from interp.models.loading import load_model
     from interp.sites import parse_layers
     from steering.export.formats import check_vector_fits, read_vector
-    from steering.gate_training import chat_gate_scores, check_gate
+    from steering.gate_training import chat_gate_scores
     from steering.generation import side_by_side
     from steering.probe_gate import ProbeGate
     from steering.spec import SteerSpec
@@ -125,7 +125,7 @@ def steer(
     lm = load_model(model)
     check_vector_fits(vec, vector, lm, force)
     if probe_gate is not None:
-        check_gate(probe_gate, lm, force)
+        probe_gate.check_compatible(lm.d_model, lm.weights_hash, force)
     for k, turns in enumerate(chats):
         what = f"prompt {k + 1} (with --max-new-tokens {max_new_tokens})"
         if truncate:
