@@ -3,7 +3,7 @@
 | family       | methods                                               | how                                                  | module |
 | ------------ | ----------------------------------------------------- | ---------------------------------------------------- | ------ |
 | `statistics` | `caa`, `user_minus_third_party`, `opinion_minus_neutral`, `<probe>[:<source>]` | an estimator on cached activations | `steering.methods.statistics` |
-| `learned`    | `learned[:<target>][@<positions>]`, targets `correct`, `known`, `neutral`, `third_party` | gradient descent through the model | `steering.methods.learned` |
+| `learned`    | `learned[:<target>][@<positions>][/<task>+<task>]`, targets `correct`, `known`, `neutral`, `third_party`; the tasks it trains on (default: the sweep's `--learn-tasks`) | gradient descent through the model | `steering.methods.learned` |
 | `heads`      | `heads[@k]`                                           | ITI-style mass-mean shift of the top-k heads of each layer, ranked on the train split by attribution | `steering.methods.heads` |
 
 Add a method here: a name pattern in `resolve_method`, and a builder that
@@ -17,6 +17,8 @@ strength -1, a head shift at -1 is each head's full mass-mean shift.
 Example:
     >>> resolve_method("learned").name, resolve_method("learned:neutral@all").options["positions"]
     ('learned:correct', 'all')
+    >>> resolve_method("learned:known/mimicry+feedback").options["tasks"]
+    ('mimicry', 'feedback')
     >>> resolve_method("heads@4").family, resolve_method("caa").family
     ('heads', 'statistics')
 """
@@ -34,7 +36,7 @@ from tqdm import tqdm
 
 from interp.models.loading import ChatModel
 from steering.methods.learned import TARGETS, LearnConfig, learn_vector
-from steering.methods.learned_data import learning_groups
+from steering.methods.learned_data import ROLES, learning_groups
 from steering.methods.statistics import build_vector, training_examples
 from steering.methods.statistics import resolve_method as resolve_statistics
 from steering.splits import PairSplit, pairs_hash
@@ -63,15 +65,24 @@ def resolve_method(spec: str) -> Method:
     """The method a name stands for (see the module table); raises ValueError naming the known ones."""
     spec = spec.strip()
     base, _, suffix = spec.partition("@")
-    if base == "learned" or base.startswith("learned:"):
+    if base == "learned" or base.startswith("learned:") or base.startswith("learned/"):
+        head, slash, task_list = spec.partition("/")
+        base, _, suffix = head.partition("@")
         target = base.partition(":")[2] or "correct"
         if target not in TARGETS:
             raise ValueError(f"method {spec!r}: unknown target {target!r}; choose from {', '.join(TARGETS)}")
         positions = suffix or "generated"
         LearnConfig(target=target, positions=positions)  # validates
-        name = f"learned:{target}" + (f"@{positions}" if positions != "generated" else "")
-        return Method(name, "learned", f"vector learned by gradient descent, target {target}, positions {positions}",
-                      {"target": target, "positions": positions})
+        tasks = tuple(t for t in task_list.split("+") if t) if task_list else ()
+        unknown = [t for t in tasks if t not in ROLES]
+        if unknown or (slash and not tasks):
+            raise ValueError(f"method {spec!r}: unknown training task {(unknown or [task_list])[0]!r}; "
+                             f"choose from {', '.join(ROLES)}")
+        name = (f"learned:{target}" + (f"@{positions}" if positions != "generated" else "")
+                + (f"/{'+'.join(tasks)}" if tasks else ""))
+        trained = f", trained on {', '.join(tasks)}" if tasks else ""
+        return Method(name, "learned", f"vector learned by gradient descent, target {target}, positions "
+                      f"{positions}{trained}", {"target": target, "positions": positions, "tasks": tasks})
     if base == "heads":
         try:
             k = int(suffix) if suffix else DEFAULT_HEADS_K
@@ -89,13 +100,36 @@ def resolve_method(spec: str) -> Method:
                   {"estimator": resolved.estimator, "label_source": resolved.label_source})
 
 
+def method_file_stem(name: str) -> str:
+    """A method name as a file or folder name.
+
+    Example:
+        >>> method_file_stem("learned:known@all/answer+mimicry")
+        'learned-known-all-answer-mimicry'
+    """
+    for char in ":@/+":
+        name = name.replace(char, "-")
+    return name
+
+
+def learn_config(method: Method, learn: LearnConfig | None, layer: int, seed: int,
+                 n_pairs: int | None) -> LearnConfig:
+    """The settings a learned method trains one layer with: the sweep's base, the method's target,
+    positions and (when it names them) tasks."""
+    base = learn or LearnConfig()
+    tasks = method.options.get("tasks") or base.tasks
+    return dataclasses.replace(base, layers=(int(layer),), target=method.options["target"],
+                               positions=method.options["positions"], tasks=tasks, seed=seed,
+                               n_pairs=n_pairs or base.n_pairs)
+
+
 def train_pairs(method: Method, split: PairSplit, n_pairs: int | None, seed: int,
                 learn: LearnConfig | None = None) -> set[str]:
     """The pair ids the method reads to build its vector (all on the train side of `split`)."""
     if method.family == "learned":
-        base = learn or LearnConfig()
-        train, val = learning_groups(split, base.tasks, n_pairs or base.n_pairs, seed, base.wording,
-                                     base.exclude_categories, base.val_fraction)
+        c = learn_config(method, learn, 0, seed, n_pairs)
+        train, val = learning_groups(split, c.tasks, c.n_pairs, seed, c.wording, c.exclude_categories,
+                                     c.val_fraction)
         return {g.pair_id for g in (*train, *val)}
     if method.family == "heads":
         from steering.methods.heads import head_examples
@@ -136,18 +170,15 @@ def build_method_vector(
     if method.family == "statistics":
         return build_vector(model, method.name, split, layers, folder, n_pairs, seed, reuse)
     if method.family == "learned":
-        base = learn or LearnConfig()
         parts = []
         for layer in layers:
-            config = dataclasses.replace(base, layers=(int(layer),), target=method.options["target"],
-                                         positions=method.options["positions"], seed=seed,
-                                         n_pairs=n_pairs or base.n_pairs)
+            config = learn_config(method, learn, layer, seed, n_pairs)
             with tqdm(total=config.steps, desc=f"learn {method.name} L{layer}", unit="step", leave=False) as bar:
                 def shown(step: int, entry: dict[str, float], bar: tqdm = bar) -> None:
                     bar.update(step - bar.n)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in entry.items() if k in ("loss", "val_loss")})
 
-                parts.append(learn_vector(model, split, config, folder / "learned" / method.name.replace(":", "-") /
+                parts.append(learn_vector(model, split, config, folder / "learned" / method_file_stem(method.name) /
                                           f"layer{layer}", progress=shown))
         return _combine(parts, method.name, {"family": "learned", "split": split.to_dict(), "seed": seed,
                                              "train_pairs_hash": parts[0].meta["train_pairs_hash"]})
@@ -178,12 +209,12 @@ def same_build(old: SteeringVector, method: Method, model: ChatModel, split: Pai
     if old.meta.get("train_pairs_hash") != expected_pairs:
         return False
     if method.family == "learned":
-        base = (learn or LearnConfig()).to_dict()
         for layer in layers:
             trained = old.meta.get("layers", {}).get(str(layer), {}).get("learned", {})
-            ignore = {"layers", "target", "positions", "seed", "n_pairs"}
-            if {k: v for k, v in trained.items() if k not in ignore} != {k: v for k, v in base.items()
-                                                                        if k not in ignore}:
+            want = learn_config(method, learn, layer, seed, None).to_dict()
+            ignore = {"layers", "seed", "n_pairs"}  # the layer is checked above; seed and pairs by the pairs hash
+            if {k: (list(v) if isinstance(v, tuple) else v) for k, v in want.items() if k not in ignore} != \
+                    {k: v for k, v in trained.items() if k not in ignore}:
                 return False
     return bool(np.all([np.isfinite(old.directions[layer]).all() for layer in layers]))
 

@@ -36,7 +36,13 @@ from interp.models.loading import ChatModel
 from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.writer import remove_temp_files
 from steering.gate_training import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
-from steering.methods.registry import load_or_build_method_vector, resolve_method, train_pairs, vector_family
+from steering.methods.registry import (
+    load_or_build_method_vector,
+    method_file_stem,
+    resolve_method,
+    train_pairs,
+    vector_family,
+)
 from steering.methods.statistics import shared_stores, with_measured_positions
 from steering.probe_gate import GATE_SUFFIX, ProbeGate
 from steering.splits import check_disjoint, pairs_hash
@@ -95,7 +101,7 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
     out: dict[str, tuple[SteeringVector, dict[str, Any]]] = {}
     split = config.split
     methods = [resolve_method(m) for m in config.methods]
-    paths = {m.name: folder / "vectors" / f"{m.name.replace(':', '-').replace('@', '-')}.safetensors"
+    paths = {m.name: folder / "vectors" / f"{method_file_stem(m.name)}.safetensors"
              for m in methods}
     statistics = [m.name for m in methods if m.family == "statistics"]
     if statistics and any(not paths[m].is_file() for m in statistics):  # one capture per task serves them all

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from steering.export.native import load_native
 from steering.methods.learned import LearnConfig
-from steering.methods.registry import resolve_method, vector_family
+from steering.methods.registry import learn_config, method_file_stem, resolve_method, vector_family
 from steering.steering_vector import SteeringVector
 from steering.sweep import SweepConfig, read_table, run_sweep, sweep_strengths
 from steering.sweep.report import operating_point_vector, write_report
@@ -33,11 +33,19 @@ def _config(**changes) -> SweepConfig:  # type: ignore[no-untyped-def]
 
 def test_registry_names_and_refusals():
     assert resolve_method("learned").name == "learned:correct"
-    assert resolve_method("learned:third_party@all").options == {"target": "third_party", "positions": "all"}
+    assert resolve_method("learned:third_party@all").options == {"target": "third_party", "positions": "all",
+                                                                 "tasks": ()}
+    tasks = resolve_method("learned:known@all/mimicry+are_you_sure")
+    assert tasks.name == "learned:known@all/mimicry+are_you_sure"
+    assert tasks.options["tasks"] == ("mimicry", "are_you_sure") and tasks.options["positions"] == "all"
+    assert learn_config(tasks, LearnConfig(tasks=("answer",)), 5, 3, 20).tasks == ("mimicry", "are_you_sure")
+    assert learn_config(resolve_method("learned"), LearnConfig(tasks=("feedback",)), 5, 3, 20).tasks == ("feedback",)
+    assert method_file_stem(tasks.name) == "learned-known-all-mimicry-are_you_sure"
     assert resolve_method("heads@3").options == {"k": 3}
     assert resolve_method("caa").family == "statistics"
     for bad, match in (("learned:everything", "unknown target"), ("learned@middle", "unknown positions"),
-                       ("heads@x", "integer K"), ("heads@0", "K must be >= 1"), ("vibes", "learned")):
+                       ("heads@x", "integer K"), ("learned/vibes", "unknown training task"),
+                       ("learned/", "unknown training task"), ("heads@0", "K must be >= 1"), ("vibes", "learned")):
         with pytest.raises(ValueError, match=match):
             resolve_method(bad)
     config = _config()

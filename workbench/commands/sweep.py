@@ -39,7 +39,7 @@ def sweep(
     model: Annotated[str | None, typer.Option("--model", help="smollm2 | .gguf | HF folder | hub id")] = None,
     method: Annotated[str | None, typer.Option(help="comma list: caa, opinion_minus_neutral, user_minus_third_party, "
                                                     "logreg|mean_diff|lda|pca_diff[:label_source], "
-                                                    "learned[:correct|neutral|third_party][@positions], heads[@K]")] = None,
+                                                    "learned[:correct|known|neutral|third_party][@positions][/task+task], heads[@K]")] = None,
     vector: Annotated[list[Path] | None, typer.Option(help="a vector file to sweep (repeatable)")] = None,
     layers: Annotated[str | None, typer.Option(help="e.g. 6,10,14 or 8-12")] = None,
     strengths: Annotated[str | None, typer.Option(help="comma list, e.g. -8,-4,-2,2,4,8")] = None,
