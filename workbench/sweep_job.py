@@ -133,5 +133,30 @@ def print_report(report: dict[str, Any]) -> None:
                     f"{_ci(c, 'user_right_accuracy_drop')}") for k, c in cells.items()}
         console.print(f"[bold]gate[/bold] {pair['method']} layer {pair['layer']} {pair['positions']}: always on "
                       f"{text['always_on']} | gated {text['gated']}")
+    if report.get("transfer"):
+        _print_transfer(console, report["transfer"])
     for name, paths in report["figures"].items():
         console.print(f"figure {name}: {paths['png']} | {paths['html']}")
+
+
+def _print_transfer(console: Console, rows: list[dict[str, Any]]) -> None:
+    """The train-task x test-task matrix: shift gain [95% CI] and flip rate unsteered -> steered."""
+    from steering.sweep.metrics import MAIN_EFFECTS
+
+    first = rows[0]
+    table = Table(title=f"transfer: trained on (rows) x measured on (columns), strength {first['strength']:+g}, "
+                        f"layer {first['layer']}, {first['positions']}: shift gain [95% CI]; flip rate base -> steered")
+    table.add_column("trained on")
+    for task in MAIN_EFFECTS:
+        table.add_column(task, overflow="fold")
+    for row in rows:
+        cells = []
+        for task in MAIN_EFFECTS:
+            gain = [row.get(f"{task}_shift_gain{s}", float("nan")) for s in ("", "_low", "_high")]
+            flip = (row.get(f"{task}_flip_rate_base", float("nan")), row.get(f"{task}_flip_rate", float("nan")))
+            text = "" if gain[0] != gain[0] else f"{gain[0]:+.2f} [{gain[1]:+.2f},{gain[2]:+.2f}]"
+            if flip[1] == flip[1]:
+                text += f"; flips {flip[0]:.2f} -> {flip[1]:.2f}"
+            cells.append(text)
+        table.add_row(str(row["trained_on"]), *cells)
+    console.print(table)

@@ -9,6 +9,7 @@
 | `metrics` | one cell's metrics: alignment gain, third-party control, helpfulness loss    |
 | `fits`    | Wolf et al. fits against the norm, Pareto frontier, operating point          |
 | `report`  | fits as JSON, figures, the recommended vector                                |
+| `transfer`| the train-task x test-task matrix of learned vectors                         |
 
 Example:
     >>> from steering.sweep import QUICK, run_sweep
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from steering.sweep.fits import law_fits, operating_point, pareto_frontier, summarize
     from steering.sweep.report import operating_point_vector, write_report
     from steering.sweep.run import KEY, SweepResult, read_table, run_sweep
+    from steering.sweep.transfer import transfer_matrix
 
 # loaded on first use: the app reads fits and reports without importing the model code
 _LAZY = {
@@ -34,6 +36,7 @@ _LAZY = {
     **dict.fromkeys(("law_fits", "operating_point", "pareto_frontier", "summarize"), "steering.sweep.fits"),
     **dict.fromkeys(("operating_point_vector", "write_report"), "steering.sweep.report"),
     **dict.fromkeys(("KEY", "SweepResult", "read_table", "run_sweep"), "steering.sweep.run"),
+    "transfer_matrix": "steering.sweep.transfer",
 }
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "run_sweep",
     "summarize",
     "sweep_strengths",
+    "transfer_matrix",
     "write_report",
 ]
 

@@ -26,6 +26,7 @@ from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_tex
 from steering.probe_gate import GATE_SUFFIX
 from steering.steering_vector import SteeringVector
 from steering.sweep.fits import LAWS, curve_fits, pareto_frontier, summarize
+from steering.sweep.transfer import transfer_matrix
 
 TASK_GAINS = ("answer_shift_gain", "are_you_sure_shift_gain", "mimicry_shift_gain", "feedback_shift_gain")
 #: drawn dashed next to the task gains: the user-specific part and the third-party control
@@ -233,6 +234,9 @@ def write_report(folder: Path, table: pd.DataFrame, vectors: dict[str, SteeringV
         "pareto": pareto_figure(table, gain, loss, budget, report["operating_point"], figures),
         "tasks": tasks_figure(table, gain, loss, budget, figures),
     }
+    matrix = transfer_matrix(table)
+    if not matrix.empty:
+        report["transfer"] = matrix.reset_index(names="trained_on").to_dict(orient="records")
     point = report["operating_point"]
     if point is not None and point["method"] in vectors:
         path = folder / "recommended.safetensors"
