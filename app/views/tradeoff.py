@@ -7,6 +7,7 @@ import streamlit as st
 from app import data, figures, state, steering_data, ui
 from steering.sweep.fits import gate_comparison, law_fits, law_summary, operating_point, pareto_frontier
 from steering.sweep.report import TASK_GAINS
+from steering.sweep.transfer import transfer_matrix
 
 ui.header("Trade-off", "A steering sweep (`workbench sweep`) adds a vector at one layer with many strengths and "
           "measures, on held-out questions, what it removes (gain) and what it costs (loss).")
@@ -161,6 +162,25 @@ loss_columns = [c for c in losses if c in focus.index]
 ui.table(pd.DataFrame([{"loss": c, "value": ui.ci({"estimate": focus[c], "low": focus.get(f"{c}_low"),
                                                    "high": focus.get(f"{c}_high")}, 4, signed=False)}
                      for c in loss_columns]))
+
+matrix = transfer_matrix(cells)
+if not matrix.empty:
+    st.subheader("Transfer: trained on one kind of sycophancy, measured on the others")
+    first = matrix.iloc[0]
+    st.caption(f"Learned vectors that name their training tasks (`learned:<target>/<task>`), at strength "
+               f"{first['strength']:+g} (the trained one), layer {int(first['layer'])}, {first['positions']}: shift "
+               "gain per test task (> 0: less sycophantic; 95% CI over test pairs) and flip rate of known answers, "
+               "unsteered -> steered.")
+    shown = {}
+    for task in ("answer", "are_you_sure", "mimicry", "feedback"):
+        if f"{task}_shift_gain" not in matrix.columns:
+            continue
+        shown[task] = [ui.ci({"estimate": r[f"{task}_shift_gain"], "low": r[f"{task}_shift_gain_low"],
+                              "high": r[f"{task}_shift_gain_high"]}, 2)
+                       + ("" if pd.isna(r[f"{task}_flip_rate"]) else
+                          f"; flips {r[f'{task}_flip_rate_base']:.2f} → {r[f'{task}_flip_rate']:.2f}")
+                       for _, r in matrix.iterrows()]
+    ui.table(pd.DataFrame(shown, index=pd.Index(matrix.index, name="trained on")).reset_index())
 
 gens = swept.generations
 if gens is not None and not gens.empty:

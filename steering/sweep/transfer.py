@@ -23,8 +23,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from steering.methods.registry import resolve_method
 from steering.sweep.metrics import MAIN_EFFECTS
+
+
+def training_tasks(method: str) -> tuple[str, ...]:
+    """The tasks a learned method's canonical name says it trained on (`steering.methods.registry`), else ().
+
+    Parsed from the name, so the app reads a matrix without importing the model code.
+
+    Example:
+        >>> training_tasks("learned:known@all/answer+mimicry"), training_tasks("learned:correct")
+        (('answer', 'mimicry'), ())
+    """
+    head, slash, tasks = method.partition("/")
+    if not slash or not (head == "learned" or head.startswith(("learned:", "learned@"))):
+        return ()
+    return tuple(t for t in tasks.split("+") if t)
 
 
 def transfer_matrix(table: pd.DataFrame, strength: float = -1.0) -> pd.DataFrame:
@@ -37,11 +51,7 @@ def transfer_matrix(table: pd.DataFrame, strength: float = -1.0) -> pd.DataFrame
     """
     rows: dict[str, dict[str, Any]] = {}
     for method, cells in table.groupby("method", sort=True):
-        try:
-            resolved = resolve_method(str(method))
-        except ValueError:
-            continue
-        tasks = resolved.options.get("tasks") if resolved.family == "learned" else None
+        tasks = training_tasks(str(method))
         if not tasks:
             continue
         first = cells.sort_values(["layer", "positions"]).iloc[0]

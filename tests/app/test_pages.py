@@ -340,3 +340,25 @@ def test_a_corrupt_part_is_reported_not_raised(tmp_path: Path, fixture_root, ope
     (root / "broken" / "probes" / "report.json").write_text("{not json")
     at = ok(open_app(root, page="probes"))
     assert "cannot read" in infos(at).lower()
+
+
+def test_tradeoff_shows_the_transfer_matrix_of_learned_vectors_with_tasks(fixture_root, open_app, tmp_path: Path):
+    root = tmp_path / "artifacts"
+    shutil.copytree(fixture_root, root)
+    path = root / FIXTURE_RUN / "sweep" / "cells.parquet"
+    table = pd.read_parquet(path)
+    caa = table[table.method == "caa"]
+    steered = caa[caa.strength != 0.0].iloc[0]
+    extra = []
+    for tasks, gain in (("mimicry", 0.25), ("answer+feedback", -0.5)):
+        for strength in (0.0, -1.0):
+            row = steered.copy()
+            row["method"], row["strength"] = f"learned:known/{tasks}", strength
+            row["answer_shift_gain"] = gain if strength else 0.0
+            extra.append(row)
+    pd.concat([table, pd.DataFrame(extra)], ignore_index=True).to_parquet(path)
+    at = ok(open_app(root, page="tradeoff"))
+    assert "Transfer: trained on one kind of sycophancy, measured on the others" in [h.value for h in at.subheader]
+    matrix = next(d.value for d in at.dataframe if "trained on" in d.value.columns)
+    assert matrix["trained on"].tolist() == ["answer+feedback", "mimicry"]
+    assert matrix["answer"].iloc[0].startswith("-0.50") and matrix["answer"].iloc[1].startswith("+0.25")
