@@ -217,7 +217,7 @@ def gate_comparison(table: pd.DataFrame, gain: str, loss: str, budget: float) ->
         row: dict[str, Any] = {"method": base, "layer": int(layer), "positions": str(positions)}
         for name, part in (("always_on", plain), ("gated", cells)):
             point = operating_point(part, gain, loss, budget) if not part.empty else None
-            row[name] = None if point is None else _cell(point, gain, loss)
+            row[name] = None if point is None else cell_summary(point, gain, loss)
         out.append(row)
     return out
 
@@ -243,20 +243,20 @@ def summarize(table: pd.DataFrame, gain: str, loss: str, budget: float) -> dict[
         best = g.loc[g[gain].idxmax()]
         worst = g.loc[g[gain].idxmin()]
         within = operating_point(g, gain, loss, budget)
-        methods[str(method)] = {"best": _cell(best, gain, loss), "worst": _cell(worst, gain, loss),
-                                "best_within_budget": None if within is None else _cell(within, gain, loss)}
+        methods[str(method)] = {"best": cell_summary(best, gain, loss), "worst": cell_summary(worst, gain, loss),
+                                "best_within_budget": None if within is None else cell_summary(within, gain, loss)}
     return {
         "gain": gain, "loss": loss, "budget": budget,
-        "operating_point": None if point is None else _cell(point, gain, loss),
+        "operating_point": None if point is None else cell_summary(point, gain, loss),
         "law_summary": law_summary(fits),
         "fits": fits.to_dict(orient="records"),
-        "pareto": [_cell(r, gain, loss) for _, r in frontier.iterrows()],
+        "pareto": [cell_summary(r, gain, loss) for _, r in frontier.iterrows()],
         "methods": methods,
         "gate_comparison": gate_comparison(table, gain, loss, budget),
     }
 
 
-def _cell(row: pd.Series, gain: str, loss: str) -> dict[str, Any]:
+def cell_summary(row: pd.Series, gain: str, loss: str) -> dict[str, Any]:
     """A cell's key, headline metrics with CIs, and the third-party control next to the gain."""
     out: dict[str, Any] = {k: row[k].item() if hasattr(row[k], "item") else row[k]
                            for k in ("method", "layer", "strength", "positions", "mode", "norm", "relative_norm")}

@@ -185,12 +185,17 @@ def recommended_vector(point: dict[str, Any], vector: SteeringVector) -> Steerin
                          "use": f"strength 1.0 at layer {layer}, positions {point['positions']}, mode {point['mode']}"})
 
 
-def operating_point_vector(folder: Path) -> tuple[SteeringVector, float, dict[str, Any]]:
+def operating_point_vector(folder: Path, method: str | None = None) -> tuple[SteeringVector, float, dict[str, Any]]:
     """A sweep folder's recommended operating point, ready to export: the vector at its layer with the positions
     it was measured with, its strength (unfolded), and the point's measured metrics.
 
+    Args:
+        folder: artifacts/<run>/sweep.
+        method: the best cell of this method's curves within the sweep's loss budget instead of the best of all
+            (e.g. `learned:correct@all`, measured where llama.cpp adds a control vector: every position).
+
     Raises:
-        ValueError: no report, no operating point, or its vector file is gone.
+        ValueError: no report, no operating point, no cell of `method`, or its vector file is gone.
 
     Example:
         >>> vector, strength, measured = operating_point_vector(Path("artifacts/x/sweep"))  # doctest: +SKIP
@@ -205,6 +210,18 @@ def operating_point_vector(folder: Path) -> tuple[SteeringVector, float, dict[st
     except json.JSONDecodeError as e:
         raise ValueError(f"{folder}: report.json or sweep.json is not JSON ({e})") from None
     point = report.get("operating_point") if isinstance(report, dict) else None
+    if method is not None and isinstance(report, dict):
+        from steering.sweep.fits import cell_summary, operating_point
+        from steering.sweep.run import read_table
+
+        table = read_table(folder)
+        cells = table[table.method == method]
+        if cells.empty:
+            raise ValueError(f"{folder}: no cells of method {method!r}; the sweep has "
+                             f"{', '.join(sorted(map(str, table.method.unique())))}")
+        gain, loss = str(report.get("gain")), str(report.get("loss"))
+        row = operating_point(cells, gain, loss, float(report.get("budget", 0.0)))
+        point = None if row is None else cell_summary(row, gain, loss)
     if not point:
         raise ValueError(f"{report_path}: the sweep has no operating point (no cell gains within the loss budget "
                          f"{report.get('budget') if isinstance(report, dict) else '?'}): nothing to recommend")

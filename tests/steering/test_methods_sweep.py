@@ -93,6 +93,21 @@ def test_learned_and_head_curves_in_one_sweep_resume_and_export(tiny_model, tmp_
     assert info.strength == pytest.approx(point["strength"]) and list(info.layers) == [point["layer"]]
     assert info.positions == point["positions"] and info.measured["method"] == point["method"]
     assert info.site_kind == exported.site_kind
+    # --method: the best cell of one method's curves within the budget, whichever method is recommended overall
+    heads_cells = table[(table.method == "heads@1") & (table.kl_all <= 10.0) & (table.answer_shift_gain > 0)]
+    other = tmp_path / "heads.safetensors"
+    res = CliRunner().invoke(app, ["export", "--sweep", str(folder), "--method", "heads@1", "--format",
+                                   "safetensors", "--out", str(other)])
+    if heads_cells.empty:
+        assert res.exit_code == 2 and "no operating point" in res.output
+    else:
+        assert res.exit_code == 0, res.output
+        best = heads_cells.loc[heads_cells.answer_shift_gain.idxmax()]
+        _, info = load_native(other)
+        assert info.measured["method"] == "heads@1" and info.strength == pytest.approx(float(best.strength))
+    wrong = CliRunner().invoke(app, ["export", "--sweep", str(folder), "--method", "caa", "--format",
+                                     "safetensors", "--out", str(tmp_path / "caa.safetensors")])
+    assert wrong.exit_code == 2 and "no cells of method 'caa'" in wrong.output and "heads@1" in wrong.output
     both = CliRunner().invoke(app, ["export", "--sweep", str(folder), "--vector", str(out), "--format",
                                     "safetensors", "--out", str(tmp_path / "x.safetensors")])
     assert both.exit_code == 2 and "one of --vector" in both.output

@@ -45,6 +45,9 @@ def export(
     sweep: Annotated[Path | None, typer.Option("--sweep", help="a sweep folder (artifacts/<run>/sweep): export its "
                                                "recommended operating point (vector, layer, strength, positions, "
                                                "measured gain and loss)")] = None,
+    method: Annotated[str | None, typer.Option(
+        "--method", help="with --sweep: the best cell of this method within the sweep's loss budget (e.g. "
+        "learned:correct@all, measured where llama.cpp adds: every position)")] = None,
     strength: Annotated[float | None, typer.Option(
         callback=finite, help="add: multiplier of the raw vector; ablate: of the removed part (default 1)")] = None,
     layers: Annotated[str | None, typer.Option(help="layers to export: '5-20' or '5,7,9-12' (default: all)")] = None,
@@ -64,13 +67,15 @@ def export(
     if sweep is not None:
         from steering.sweep.report import operating_point_vector
 
-        source, point_strength, record = operating_point_vector(sweep)
+        source, point_strength, record = operating_point_vector(sweep, method)
         strength = point_strength if strength is None else strength
         origin = sweep
         if measured is not None:
             record = _measured(measured)
     else:
         assert vector is not None  # exactly one of the two, checked above
+        if method is not None:
+            raise InputError("--method picks a cell of a sweep: use it with --sweep", field="--method")
         source, record, origin = read_vector(vector), _measured(measured), vector
     if layers is not None:
         source = source.select(parse_layers(layers))
