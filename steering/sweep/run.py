@@ -160,6 +160,27 @@ def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
     return out, record
 
 
+def measured_positions(name: str, info: dict[str, Any], positions: Sequence[str]) -> tuple[str, ...]:
+    """Where a vector's cells steer: a learned method trained at positions other than "generated"
+    (`learned@all`, `learned@prompt`) is measured where it was trained, whatever the sweep's `positions`
+    (a vector for llama.cpp must be trained and measured at every position); every other vector at `positions`.
+
+    Example:
+        >>> measured_positions("learned:correct@all", {"family": "learned"}, ("generated",))
+        ('all',)
+        >>> measured_positions("caa", {"family": "statistics"}, ("generated", "all"))
+        ('generated', 'all')
+    """
+    if info.get("family") == "learned":
+        try:
+            trained = resolve_method(name).options.get("positions", "generated")
+        except ValueError:  # a vector file's label, not a method name
+            trained = "generated"
+        if trained != "generated":
+            return (trained,)
+    return tuple(positions)
+
+
 def _merge(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
     new = pd.DataFrame(rows)
     if table.empty:
@@ -224,14 +245,15 @@ def run_sweep(
     total = 0
     for name, (vec, info) in vectors.items():
         strengths = sweep_strengths(config, info.get("family", "statistics"))
-        total += len(variants) * len(config.layers) * len(config.positions) * len(strengths)
+        rules = measured_positions(name, info, config.positions)
+        total += len(variants) * len(config.layers) * len(rules) * len(strengths)
         for layer in config.layers:
             for gated in variants:
                 label = f"{name}{GATE_SUFFIX}" if gated else name
                 gate = layer_gates[layer][0] if gated else None
                 if gated:
                     cell_gates[f"{label}@{layer}"] = layer_gates[layer]
-                for positions in config.positions:
+                for positions in rules:
                     key = (label, str(layer), positions, config.mode, vector_hash(vec, layer, gate))
                     missing = [s for s in strengths if (key[0], key[1], str(float(s)), *key[2:]) not in done]
                     if missing:

@@ -122,3 +122,15 @@ def test_export_from_a_sweep_without_operating_point_says_why(tmp_path: Path):
                                    "--out", str(tmp_path / "o.safetensors")])
     assert res.exit_code == 2 and "no operating point" in res.output
     assert vector_family(SteeringVector({0: np.ones(2, np.float32)}, method="heads_iti", d_model=2)) == "heads"
+
+
+def test_a_vector_learned_at_every_position_is_measured_at_every_position(tiny_model, tmp_path: Path):
+    """llama.cpp adds a control vector everywhere: `learned@all` is trained and measured with positions 'all'."""
+    folder = tmp_path / "sweep"
+    run_sweep(_config(methods=("learned@all", "learned"), positions=("generated",)), folder, tiny_model)
+    table = read_table(folder)
+    positions = table.groupby("method").positions.unique().to_dict()
+    assert list(positions["learned:correct@all"]) == ["all"]
+    assert list(positions["learned:correct"]) == ["generated"]
+    steered = table[(table.method == "learned:correct@all") & (table.strength == -1.0)].iloc[0]
+    assert steered.kl > 0
