@@ -121,7 +121,7 @@ class LearnConfig:
     right_ce: float = 0.3
     max_norm: float = 0.5
     lr: float = 0.05
-    steps: int = 60
+    steps: int = 40
     groups_per_step: int = 16
     eval_every: int = 10
     patience: int = 4
