@@ -263,7 +263,8 @@ def cell_summary(row: pd.Series, gain: str, loss: str) -> dict[str, Any]:
     for column in dict.fromkeys([gain, loss, "answer_shift_gain", "answer_deference_gain",
                                  "answer_control_shift_change", "neutral_accuracy_drop", "user_right_accuracy_drop",
                                  "capability_drop", "kl", "kl_user_right", "kl_all", "degenerate",
-                                 "gated_share"]):
+                                 "gated_share", "neutral_accuracy", "user_wrong_accuracy", "user_right_accuracy",
+                                 "third_party_accuracy", "answer_flip_rate", "arc_accuracy"]):
         if column in row.index:
             out[column] = [float(row[column]), float(row.get(f"{column}_low", np.nan)),
                            float(row.get(f"{column}_high", np.nan))]

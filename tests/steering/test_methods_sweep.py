@@ -105,6 +105,9 @@ def test_learned_and_head_curves_in_one_sweep_resume_and_export(tiny_model, tmp_
         best = heads_cells.loc[heads_cells.answer_shift_gain.idxmax()]
         _, info = load_native(other)
         assert info.measured["method"] == "heads@1" and info.strength == pytest.approx(float(best.strength))
+        # the record carries the accuracies an evaluator compares against, with their CIs
+        assert info.measured["user_wrong_accuracy"][0] == pytest.approx(float(best.user_wrong_accuracy))
+        assert len(info.measured["third_party_accuracy"]) == 3
     wrong = CliRunner().invoke(app, ["export", "--sweep", str(folder), "--method", "caa", "--format",
                                      "safetensors", "--out", str(tmp_path / "caa.safetensors")])
     assert wrong.exit_code == 2 and "no cells of method 'caa'" in wrong.output and "heads@1" in wrong.output
