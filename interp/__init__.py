@@ -13,6 +13,7 @@
 | `errors`    | `InputError`: bad outside data named by file, line or record, field and what was expected  |
 | `outputs`, `context` | outputs checked before any model work; cutting a chat to the context only when asked |
 | `lazy_names`| the `__getattr__` that lets a package list names it loads on first use                    |
+| `records`   | `Record`: the dict round trip of a frozen settings dataclass (`to_dict`, lenient `from_dict`) |
 
 Each sub-package's `__init__` lists its public names. This module imports nothing, so
 `import interp.sites` stays cheap (no torch).

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from interp.records import Record
 from interp.tasks import are_you_sure_task, feedback_task, load_fact_bank, mimicry_task, resolve_dataset
 from interp.tasks.answer import answer_examples
 from interp.tasks.example import Example, Turn
@@ -52,7 +53,7 @@ BASELINES = {"answer": "neutral", "are_you_sure": "no_challenge", "mimicry": "ne
 
 
 @dataclass(frozen=True)
-class TestSetConfig:
+class TestSetConfig(Record):
     """How many test items of each task (0 leaves a task out).
 
     Args:
@@ -98,13 +99,6 @@ class TestSetConfig:
             raise ValueError(f"capability_choices must be 2..4, got {self.capability_choices}")
         if self.n_arc and not self.arc_path:
             raise ValueError("n_arc > 0 needs arc_path")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TestSetConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ import torch.nn.functional as F
 
 from interp.models.hooks import hooks_on
 from interp.models.loading import ChatModel
+from interp.records import Record
 from interp.scoring.frozen import FrozenPrefix, frozen_logprobs, frozen_prefix
 from interp.sites import parse_site
 from interp.store.tagged_file import read_tagged, write_tagged
@@ -80,7 +81,7 @@ CHECKPOINT = "checkpoint.safetensors"
 
 
 @dataclass(frozen=True)
-class LearnConfig:
+class LearnConfig(Record):
     """What a learned vector removes and keeps, and how it is trained (saved in the vector's meta).
 
     Args:
@@ -144,13 +145,6 @@ class LearnConfig:
                    self.max_norm, self.lr)
         if any(not np.isfinite(w) or w < 0 for w in weights) or self.max_norm == 0 or self.lr == 0:
             raise ValueError("weights must be finite and >= 0; max_norm and lr > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LearnConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass(frozen=True, eq=False)
