@@ -18,8 +18,7 @@ from tqdm import tqdm
 from interp.capture.ray_pool import RayOptions
 from interp.models.loading import load_model
 from interp.store.runs import prepare_run_dir, record_run
-from steering.methods.registry import resolve_method, vector_family
-from steering.steering_vector import SteeringVector
+from steering.methods.registry import family, resolve_method
 from steering.sweep import QUICK, SweepConfig, run_sweep, sweep_strengths
 from steering.sweep.report import write_report
 from steering.testset import TestSetConfig
@@ -54,9 +53,11 @@ def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwri
         raise ValueError(f"--layers: layer {outside[0]} is outside the model's {model.n_layers} layers "
                          f"(0..{model.n_layers - 1})")
     curves = {"off": 1, "both": 2, "only": 1}[config.gate]  # gated curves count like more methods
-    families = [resolve_method(m).family for m in config.methods] + [
-        vector_family(SteeringVector.load(f)) for f in config.vector_files]
-    total = sum(curves * len(config.layers) * len(config.positions) * len(sweep_strengths(config, f)) for f in families)
+    total = 0
+    for method in (resolve_method(m) for m in config.method_specs):
+        f = family(method.family)
+        total += (curves * len(f.cell_layers(method, config.layers)) * len(f.positions(method, config.positions))
+                  * len(sweep_strengths(config, f)))
     bar = tqdm(total=total, desc=f"sweep {run}", unit="cell", dynamic_ncols=True)
 
     def progress(n: int, message: str) -> None:

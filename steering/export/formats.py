@@ -28,6 +28,7 @@ from steering.export.gguf_cvec import export_gguf, read_gguf_control_vector
 from steering.export.info import ExportError, check_mode
 from steering.export.native import export_native
 from steering.export.verify import VERIFIERS, VerifyReport
+from steering.foreign_vectors import is_foreign, read_foreign_vector
 from steering.steering_vector import SteeringVector, VectorMismatchError
 
 GATE_WARNING = (
@@ -200,15 +201,23 @@ def verify_export(
     return VERIFIERS[detect_format(path)](path, model, source, strength, force)
 
 
-#: how a vector file is read, by suffix: the workbench's own file (plain or exported) or a GGUF control vector
+def _read_safetensors(path: Path) -> SteeringVector:
+    """The workbench's own file (plain or exported); another tool's plain tensors when it has no workbench record."""
+    return read_foreign_vector(path) if is_foreign(path) else SteeringVector.load(path)
+
+
+#: how a vector file is read, by suffix: the workbench's own file (plain or exported), another tool's plain
+#: tensors (`steering.foreign_vectors`), or a GGUF control vector (ours or repeng's)
 VECTOR_READERS: dict[str, Callable[[Path], SteeringVector]] = {
-    ".safetensors": SteeringVector.load,
+    ".safetensors": _read_safetensors,
     ".gguf": read_gguf_control_vector,
+    ".npy": read_foreign_vector,
 }
 
 
 def read_vector(path: str | Path) -> SteeringVector:
-    """A SteeringVector from a workbench `.safetensors` (plain or exported) or a `.gguf` control vector.
+    """A SteeringVector from a workbench `.safetensors` (plain or exported), a `.gguf` control vector, or another
+    tool's plain `.npy` / safetensors tensors (`steering.foreign_vectors`; never a pickle).
 
     Raises:
         InputError: another suffix, or no such file.

@@ -1,10 +1,12 @@
 """The one registry of vector methods (`registry`): every way the workbench makes a steering vector.
 
-A new vector method is one entry in `steering/methods/registry.py` (and, for a new family, one module here).
+A new family is one module in `families/` (a `family.Family` subclass) and one line in `registry.FAMILIES`.
 
 | module                      | family       | holds                                                           |
 | --------------------------- | ------------ | --------------------------------------------------------------- |
-| `registry`                  | all          | `resolve_method`, `build_method_vector`, `FAMILIES`              |
+| `registry`                  | all          | `FAMILIES` (the table), `resolve_method`, `build_method_vector`  |
+| `family`                    | all          | `Family` (what a family implements), `Method`, `BuildRequest`    |
+| `families/`                 | each         | one module per family: its names, training pairs, build          |
 | `statistics`                | statistics   | labelled activations -> a `probes` estimator -> a vector         |
 | `from_probe`                | statistics   | a `probes` Direction (already fitted) as a single-layer vector   |
 | `learned`, `learned_data`   | learned      | a vector optimised through the frozen model on the train split   |
@@ -17,26 +19,29 @@ Example:
     'statistics'
 """
 
+from steering.methods.family import BuildRequest, Family, Method, method_file_stem
 from steering.methods.registry import (
-    DEFAULT_HEADS_K,
     FAMILIES,
-    FAMILY_STRENGTHS,
-    Method,
     build_method_vector,
+    family,
     load_or_build_method_vector,
     resolve_method,
+    same_build,
     train_pairs,
     vector_family,
 )
 
 __all__ = [
     "build_method_vector",
+    "family",
     "load_or_build_method_vector",
+    "method_file_stem",
     "resolve_method",
+    "same_build",
     "train_pairs",
     "vector_family",
-    "DEFAULT_HEADS_K",
+    "BuildRequest",
     "FAMILIES",
-    "FAMILY_STRENGTHS",
+    "Family",
     "Method",
 ]

@@ -308,26 +308,3 @@ def with_measured_positions(vector: SteeringVector, positions: Sequence[str]) ->
     rules = [p for p in POSITION_RULES if p in seen]
     return replace(vector, positions="all" if "all" in seen else ",".join(rules),
                    meta={**vector.meta, "measured_positions": rules})
-
-
-def load_or_build_vector(
-    path: Path, model: ChatModel, method: str, split: PairSplit, layers: Sequence[int], folder: Path,
-    n_pairs: int | None, seed: int, reuse: Sequence[Path] = (),
-) -> SteeringVector:
-    """The vector saved at `path` if it was built the same way (split, pairs, model, layers), else build and save it.
-
-    Example:
-        >>> v = load_or_build_vector(Path("v.safetensors"), model, "caa", split, [6], Path("acts"), 64, 0)  # doctest: +SKIP
-    """
-    resolved = resolve_method(method)
-    if path.is_file():
-        old = SteeringVector.load(path)
-        expected = pairs_hash(ex.pair_id for ex in training_examples(resolved, split, n_pairs, seed))
-        if (old.method == resolved.name and old.model_hash == model.weights_hash
-                and old.meta.get("train_pairs_hash") == expected and old.meta.get("split") == split.to_dict()
-                and old.meta.get("seed") == seed
-                and set(layers) <= set(old.layers)):
-            return old
-    vector = build_vector(model, method, split, layers, folder, n_pairs, seed, reuse)
-    vector.save(path)
-    return vector

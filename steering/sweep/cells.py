@@ -13,7 +13,7 @@ the same rows for a cell.
 
 Example:
     >>> context = CellContext(model, config)  # doctest: +SKIP
-    >>> out = context.evaluate(SweepCell("caa", vector, 10, "generated", (-4.0, 0.0, 4.0)))  # doctest: +SKIP
+    >>> out = context.evaluate(SweepCell("caa", vector, (10,), "generated", (-4.0, 0.0, 4.0)))  # doctest: +SKIP
     >>> [row["strength"] for row in out["rows"]]  # doctest: +SKIP
     [-4.0, 0.0, 4.0]
 """
@@ -44,9 +44,10 @@ if TYPE_CHECKING:
 __all__ = ["GATE_SUFFIX", "CellContext", "SweepCell", "cell_row", "sweep_cells", "vector_hash"]
 
 
-def vector_hash(vector: SteeringVector, layer: int, gate: ProbeGate | None = None) -> str:
-    """Content hash of a cell's intervention: the vector at `layer`, and its gate when gated."""
-    h = hashlib.sha256(vector.method.encode() + vector.directions[layer].tobytes())
+def vector_hash(vector: SteeringVector, layers: int | Sequence[int], gate: ProbeGate | None = None) -> str:
+    """Content hash of a cell's intervention: the vector at `layers` (one or a group), and its gate when gated."""
+    group = (layers,) if isinstance(layers, int) else tuple(layers)
+    h = hashlib.sha256(vector.method.encode() + b"".join(vector.directions[layer].tobytes() for layer in group))
     if gate is not None:
         h.update(gate.direction_unit.tobytes())
         h.update(repr((gate.bias, gate.threshold, gate.layer, gate.site, gate.scale, gate.per)).encode())
@@ -91,63 +92,73 @@ class _Generations:
 
 @dataclass(frozen=True)
 class SweepCell:
-    """One batched pass: `strengths` (at most k_batch steered ones) of `vector` at `layer`, `positions`.
+    """One batched pass: `strengths` (at most k_batch steered ones) of `vector` at `layers`, `positions`.
 
     Args:
         label: the curve's method label (a gated curve's ends in GATE_SUFFIX).
-        vector, layer, positions, strengths: the intervention.
+        vector, layers, positions, strengths: the intervention (`layers`: one layer, or the group a
+            multi-layer vector steers at once).
         gate: the gate of a gated curve (None: always on).
         gate_on: with `gate`, whether each test example is steered (its decisions on the test set).
     """
 
     label: str
     vector: SteeringVector
-    layer: int
+    layers: tuple[int, ...]
     positions: str
     strengths: tuple[float, ...]
     gate: ProbeGate | None = None
     gate_on: tuple[bool, ...] | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         if (self.gate is None) != (self.gate_on is None):
             raise ValueError("a gated cell needs both its gate and its decisions on the test set")
 
+    @property
+    def layer(self) -> int:
+        """The first steered layer: the cell's `layer` key (a gate reads there)."""
+        return self.layers[0]
+
     def describe(self) -> str:
-        return f"{self.label} L{self.layer} {self.positions} {self.strengths[0]:+g}..{self.strengths[-1]:+g}"
+        layers = ",".join(str(x) for x in self.layers)
+        return f"{self.label} L{layers} {self.positions} {self.strengths[0]:+g}..{self.strengths[-1]:+g}"
 
 
-def sweep_cells(todo: Sequence[tuple[str, SteeringVector, int, str, Sequence[float]]], k_batch: int,
+def sweep_cells(todo: Sequence[tuple[str, SteeringVector, tuple[int, ...], str, Sequence[float]]], k_batch: int,
                 gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] | None = None) -> list[SweepCell]:
-    """The todo list `(label, vector, layer, positions, missing strengths)` cut into batched passes.
+    """The todo list `(label, vector, layers, positions, missing strengths)` cut into batched passes.
 
     K counts steered strengths only: the free strength-0 row (the baseline) rides with the first chunk.
     `gates` maps a gated label to its layer's (gate, decisions): `{f"{label}@{layer}": ...}`.
 
     Example:
-        >>> [c.strengths for c in sweep_cells([("caa", None, 1, "all", [-2.0, 0.0, 2.0, 4.0])], k_batch=2)]
+        >>> [c.strengths for c in sweep_cells([("caa", None, (1,), "all", [-2.0, 0.0, 2.0, 4.0])], k_batch=2)]
         [(-2.0, 0.0, 2.0), (4.0,)]
     """
     cells = []
-    for label, vec, layer, positions, strengths in todo:
-        gate, on = (gates or {}).get(f"{label}@{layer}", (None, None))
+    for label, vec, layers, positions, strengths in todo:
+        gate, on = (gates or {}).get(f"{label}@{layers[0]}", (None, None))
         nonzero = [float(s) for s in strengths if s != 0.0]
         chunks = [nonzero[k0 : k0 + k_batch] for k0 in range(0, len(nonzero), k_batch)] or [[]]
         if any(s == 0.0 for s in strengths):
             chunks[0] = sorted([*chunks[0], 0.0])
-        cells += [SweepCell(label, vec, layer, positions, tuple(chunk), gate, on) for chunk in chunks]
+        cells += [SweepCell(label, vec, tuple(layers), positions, tuple(chunk), gate, on) for chunk in chunks]
     return cells
 
 
 def cell_row(cell: SweepCell, mode: str, strength: float, metrics: dict[str, float],
              seconds: float) -> dict[str, Any]:
-    """One cells.parquet row: the key, the vector's norms, the gate and the metrics."""
+    """One cells.parquet row: the key, the vector's norms (over every steered layer), the gate and the metrics."""
     vec, layer = cell.vector, cell.layer
-    norm = float(np.linalg.norm(vec.directions[layer]))
-    resid = float(vec.resid_norms.get(layer, float("nan")))
+    norm = float(np.linalg.norm(np.concatenate([vec.directions[x].astype(np.float64) for x in cell.layers])))
+    resid = float(np.mean([vec.resid_norms.get(x, float("nan")) for x in cell.layers]))
     share = 1.0 if cell.gate_on is None else float(np.mean(cell.gate_on))
     gate = "off" if cell.gate is None else f"{cell.gate.meta.get('label_source', 'probe')}@L{cell.gate.layer}"
-    return {"method": cell.label, "layer": layer, "strength": float(strength), "positions": cell.positions,
-            "mode": mode, "vector_hash": vector_hash(vec, layer, cell.gate), "vector_norm": norm, "resid_norm": resid,
+    return {"method": cell.label, "layer": layer, "layers": ",".join(str(x) for x in cell.layers),
+            "strength": float(strength), "positions": cell.positions,
+            "mode": mode, "vector_hash": vector_hash(vec, cell.layers, cell.gate), "vector_norm": norm,
+            "resid_norm": resid,
             "norm": abs(strength) * norm, "signed_norm": strength * norm, "relative_norm": abs(strength) * norm / resid,
             "gate": gate, "gated_share": share, "seconds": seconds, **metrics}
 
@@ -177,7 +188,7 @@ class CellContext:
     def evaluate(self, cell: SweepCell) -> dict[str, list[dict[str, Any]]]:
         """`{"rows": cells.parquet rows, "gen_rows": generations.parquet rows}` of one batched pass."""
         config, test = self.config, self.test
-        spec = SteerSpec(cell.vector, (cell.layer,), cell.positions, config.mode, config.force)
+        spec = SteerSpec(cell.vector, cell.layers, cell.positions, config.mode, config.force)
         scale = None if cell.gate_on is None else np.asarray(cell.gate_on, dtype=np.float64)
         if scale is not None and len(scale) != len(test.examples):
             raise ValueError(f"cell {cell.describe()}: {len(scale)} gate decisions for {len(test.examples)} examples")
@@ -195,6 +206,7 @@ class CellContext:
         for s in cell.strengths:
             metrics = {**cell_metrics(self.base, cells[s], test, config.seed), **texts[s][1]}
             rows.append(cell_row(cell, config.mode, s, metrics, seconds))
-            gen_rows += [{"method": cell.label, "layer": cell.layer, "strength": s, "positions": cell.positions,
+            gen_rows += [{"method": cell.label, "layer": cell.layer, "layers": ",".join(map(str, cell.layers)),
+                          "strength": s, "positions": cell.positions,
                           "mode": config.mode, "prompt": i, "text": t} for i, t in enumerate(texts[s][0])]
         return {"rows": rows, "gen_rows": gen_rows}

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from steering.interventions import MODES, POSITIONS
+from steering.methods.family import Family
 from steering.methods.learned import LearnConfig
-from steering.methods.registry import FAMILY_STRENGTHS, resolve_method
+from steering.methods.registry import family, resolve_method
 from steering.splits import PairSplit
 from steering.sweep.metrics import METRICS_VERSION
 from steering.testset import TestSet, TestSetConfig
@@ -56,8 +57,8 @@ class SweepConfig:
         gate: "off", "both" or "only": add curves (label + "+gate") steered only where a user-opinion probe,
             trained on the train split at the steered layer, reads pressure at the last prompt token
             (`steering.gate_training`); "both" compares them with always-on steering.
-        learned_strengths, heads_strengths: the strength grids of the learned and heads families
-            (`steering.methods.registry`; a learned vector is trained at -1), instead of `strengths`.
+        family_strengths: family name -> its strength grid, instead of the family's default
+            (`steering.methods.family.Family.strengths`; e.g. a learned vector is trained at -1) or `strengths`.
         learn: how learned vectors train (`steering.methods.learned.LearnConfig`; layer, positions and target come
             from the method, seed and pairs from the sweep).
     """
@@ -83,8 +84,7 @@ class SweepConfig:
     budget: float = 0.1
     force: bool = False
     gate: str = "off"
-    learned_strengths: tuple[float, ...] = FAMILY_STRENGTHS["learned"]
-    heads_strengths: tuple[float, ...] = FAMILY_STRENGTHS["heads"]
+    family_strengths: dict[str, tuple[float, ...]] = field(default_factory=dict)
     learn: LearnConfig = field(default_factory=LearnConfig)
 
     def __post_init__(self) -> None:
@@ -94,8 +94,14 @@ class SweepConfig:
             raise ValueError("a sweep needs at least one layer, strength and positions rule")
         if self.k_batch < 1 or self.batch_size < 1:
             raise ValueError("k_batch and batch_size must be >= 1")
-        for method in self.methods:
+        for method in self.method_specs:
             resolve_method(method)
+        object.__setattr__(self, "family_strengths",
+                           {str(k): tuple(float(x) for x in v) for k, v in dict(self.family_strengths).items()})
+        for name, grid in self.family_strengths.items():
+            family(name)  # a ValueError naming the known families
+            if not grid or not all(math.isfinite(x) for x in grid):
+                raise ValueError(f"family {name!r}: strengths must be finite numbers, at least one")
         if self.gate not in GATE_CHOICES:
             raise ValueError(f"unknown gate setting {self.gate!r}: choose from {', '.join(GATE_CHOICES)}")
         if self.mode not in MODES:
@@ -128,14 +134,21 @@ class SweepConfig:
             known["test"] = TestSetConfig.from_dict(known["test"])
         if "learn" in known:
             known["learn"] = LearnConfig.from_dict(known["learn"])
-        for name in ("learned_strengths", "heads_strengths"):
-            if name in known:
-                known[name] = tuple(known[name])
+        grids = dict(d.get("family_strengths") or {})
+        for old, name in (("learned_strengths", "learned"), ("heads_strengths", "heads")):  # sweeps before 2026-12
+            if old in d and name not in grids:
+                grids[name] = tuple(d[old])
+        known["family_strengths"] = grids
         return cls(**known)
 
-    def family_strengths(self, family: str) -> tuple[float, ...]:
-        """The strength grid of a method family (`steering.methods.registry.FAMILIES`)."""
-        return {"learned": self.learned_strengths, "heads": self.heads_strengths}.get(family, self.strengths)
+    @property
+    def method_specs(self) -> tuple[str, ...]:
+        """Every method the sweep measures: `methods`, then each `vector_files` entry as `file:PATH`."""
+        return (*self.methods, *(f"file:{path}" for path in self.vector_files))
+
+    def strengths_for(self, family: Family) -> tuple[float, ...]:
+        """The strength grid of a method family: the config's, else the family's default, else `strengths`."""
+        return self.family_strengths.get(family.name) or family.strengths or self.strengths
 
     def fingerprint(self, model_hash: str, test: TestSet) -> str:
         """What the cells' values depend on besides the cell key and the vector."""
@@ -150,18 +163,20 @@ QUICK = SweepConfig(
     methods=("caa", "user_minus_third_party", "learned"), layers=(12,), strengths=(-16.0, -8.0, 8.0),
     positions=("generated",),
     test=TestSetConfig(n_answer=8, n_are_you_sure=2, n_mimicry=2, n_feedback=0, n_capability=4), n_train=24,
-    gen_prompts=2, gen_tokens=12, gate="both", learned_strengths=(-1.0, -0.5),
+    gen_prompts=2, gen_tokens=12, gate="both", family_strengths={"learned": (-1.0, -0.5)},
     learn=LearnConfig(n_pairs=40, steps=30, groups_per_step=8),
 )
 
 
-def sweep_strengths(config: SweepConfig, family: str = "statistics") -> list[float]:
+def sweep_strengths(config: SweepConfig, family: Family | None = None) -> list[float]:
     """A family's configured strengths plus 0 (the unsteered anchor of every curve: free, it is the baseline).
 
     Example:
-        >>> sweep_strengths(SweepConfig(strengths=(-2.0, 2.0)))
+        >>> from steering.methods.registry import family
+        >>> sweep_strengths(SweepConfig(strengths=(-2.0, 2.0)), family("statistics"))
         [-2.0, 0.0, 2.0]
-        >>> sweep_strengths(SweepConfig(learned_strengths=(-1.0,)), "learned")
+        >>> sweep_strengths(SweepConfig(family_strengths={"learned": (-1.0,)}), family("learned"))
         [-1.0, 0.0]
     """
-    return sorted({float(s) for s in config.family_strengths(family)} | {0.0})
+    grid = config.strengths if family is None else config.strengths_for(family)
+    return sorted({float(s) for s in grid} | {0.0})

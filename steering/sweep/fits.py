@@ -260,6 +260,7 @@ def cell_summary(row: pd.Series, gain: str, loss: str) -> dict[str, Any]:
     """A cell's key, headline metrics with CIs, and the third-party control next to the gain."""
     out: dict[str, Any] = {k: row[k].item() if hasattr(row[k], "item") else row[k]
                            for k in ("method", "layer", "strength", "positions", "mode", "norm", "relative_norm")}
+    out["layers"] = point_layers(row)
     for column in dict.fromkeys([gain, loss, "answer_shift_gain", "answer_deference_gain",
                                  "answer_control_shift_change", "neutral_accuracy_drop", "user_right_accuracy_drop",
                                  "capability_drop", "kl", "kl_user_right", "kl_all", "degenerate",
@@ -269,3 +270,18 @@ def cell_summary(row: pd.Series, gain: str, loss: str) -> dict[str, Any]:
             out[column] = [float(row[column]), float(row.get(f"{column}_low", np.nan)),
                            float(row.get(f"{column}_high", np.nan))]
     return out
+
+
+def point_layers(point: pd.Series | dict[str, Any]) -> list[int]:
+    """The layers a cell steers: its `layers` column ("8,12,16"), or its one `layer` (tables before 2026-12).
+
+    Example:
+        >>> point_layers({"layer": 8, "layers": "8,12"}), point_layers({"layer": 3})
+        ([8, 12], [3])
+    """
+    layers = point.get("layers")
+    if isinstance(layers, list):
+        return [int(x) for x in layers]
+    if isinstance(layers, str) and layers:
+        return [int(x) for x in layers.split(",")]
+    return [int(point["layer"])]

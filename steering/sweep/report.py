@@ -25,7 +25,7 @@ import pandas as pd
 from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_text
 from steering.probe_gate import GATE_SUFFIX
 from steering.steering_vector import SteeringVector
-from steering.sweep.fits import LAWS, curve_fits, pareto_frontier, summarize
+from steering.sweep.fits import LAWS, curve_fits, pareto_frontier, point_layers, summarize
 from steering.sweep.transfer import transfer_matrix
 
 TASK_GAINS = ("answer_shift_gain", "are_you_sure_shift_gain", "mimicry_shift_gain", "feedback_shift_gain")
@@ -177,12 +177,13 @@ def tasks_figure(table: pd.DataFrame, gain: str, loss: str, budget: float, folde
 
 
 def recommended_vector(point: dict[str, Any], vector: SteeringVector) -> SteeringVector:
-    """The operating point's layer of `vector`, scaled by its strength (apply with strength 1)."""
-    layer, strength = int(point["layer"]), float(point["strength"])
-    scaled = vector.select([layer]) * strength
+    """The operating point's layers of `vector`, scaled by its strength (apply with strength 1)."""
+    layers, strength = point_layers(point), float(point["strength"])
+    scaled = vector.select(layers) * strength
+    named = ",".join(map(str, layers))
     return replace(scaled, positions=str(point["positions"]),
                    meta={**vector.meta, "operating_point": point, "folded_strength": strength,
-                         "use": f"strength 1.0 at layer {layer}, positions {point['positions']}, mode {point['mode']}"})
+                         "use": f"strength 1.0 at layers {named}, positions {point['positions']}, mode {point['mode']}"})
 
 
 def operating_point_vector(folder: Path, method: str | None = None) -> tuple[SteeringVector, float, dict[str, Any]]:
@@ -230,14 +231,14 @@ def operating_point_vector(folder: Path, method: str | None = None) -> tuple[Ste
     info = record.get("vectors", {}).get(base)
     if not info or "file" not in info:
         raise ValueError(f"{sweep_path}: no vector file recorded for method {base!r}")
-    vector = SteeringVector.load(info["file"]).select([int(point["layer"])])
+    vector = SteeringVector.load(info["file"]).select(point_layers(point))
     meta = {**vector.meta, "operating_point": {k: v for k, v in point.items()}}
     if base != method:
         meta["gate_files"] = record.get("gates", {}) and {k: g["file"] for k, g in record["gates"].items()}
     vector = replace(vector, positions=str(point["positions"]), meta=meta)
     measured = {"sweep": str(folder), "gain": report.get("gain"), "loss": report.get("loss"),
                 "budget": report.get("budget"), "mode": point.get("mode"), "method": method,
-                **{k: v for k, v in point.items() if isinstance(v, list | float | int) and k not in ("layer",)}}
+                **{k: v for k, v in point.items() if isinstance(v, list | float | int) and k not in ("layer", "layers")}}
     return vector, float(point["strength"]), measured
 
 

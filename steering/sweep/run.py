@@ -37,13 +37,14 @@ from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.writer import remove_temp_files
 from steering.gate_training import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
 from steering.methods.registry import (
+    BuildRequest,
+    family,
     load_or_build_method_vector,
     method_file_stem,
     resolve_method,
     train_pairs,
-    vector_family,
 )
-from steering.methods.statistics import shared_stores, with_measured_positions
+from steering.methods.statistics import with_measured_positions
 from steering.probe_gate import GATE_SUFFIX, ProbeGate
 from steering.splits import check_disjoint, pairs_hash
 from steering.steering_vector import SteeringVector
@@ -100,54 +101,47 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
     """Label -> (vector, provenance); built vectors are checked disjoint from the test pairs."""
     out: dict[str, tuple[SteeringVector, dict[str, Any]]] = {}
     split = config.split
-    methods = [resolve_method(m) for m in config.methods]
-    paths = {m.name: folder / "vectors" / f"{method_file_stem(m.name)}.safetensors"
-             for m in methods}
-    statistics = [m.name for m in methods if m.family == "statistics"]
-    if statistics and any(not paths[m].is_file() for m in statistics):  # one capture per task serves them all
-        reuse = [*reuse, *shared_stores(model, statistics, split, config.layers, folder / "activations",
-                                        config.n_train, config.seed)]
+    methods = [resolve_method(m) for m in config.method_specs]
+    paths = {m.name: folder / "vectors" / f"{method_file_stem(m.name)}.safetensors" for m in methods}
+    request = BuildRequest(model, split, tuple(config.layers), folder / "activations", config.n_train, config.seed,
+                           tuple(reuse), config.learn, config.force)
+    for fam in dict.fromkeys(family(m.family) for m in methods):  # shared work (e.g. one capture per task)
+        mine = [m for m in methods if m.family == fam.name]
+        if any(not paths[m.name].is_file() for m in mine):
+            request = replace(request, reuse=(*request.reuse, *fam.prepare(mine, request)))
     for method in methods:
-        train = train_pairs(method, split, config.n_train, config.seed, config.learn)
+        train = train_pairs(method, request)
         check_disjoint(train, test.pair_ids, f"vector {method.name}")
         path = paths[method.name]
-        vec = load_or_build_method_vector(path, model, method, split, config.layers, folder / "activations",
-                                          config.n_train, config.seed, reuse, config.learn)
-        measured = with_measured_positions(vec, config.positions)
+        vec = load_or_build_method_vector(path, method, request)
+        positions = family(method.family).positions(method, config.positions)
+        measured = with_measured_positions(vec, positions)
         if measured.positions != vec.positions or measured.meta != vec.meta:
             vec = measured  # the file says where it was measured, so an export records the right positions
             vec.save(path)
-        out[method.name] = (vec, {"file": str(path), "train_pairs_hash": pairs_hash(train), "family": method.family,
-                                  "n_train_pairs": len(train), "split_checked": True})
-    for file in config.vector_files:
-        vec = SteeringVector.load(file)
-        try:
-            vec.check_compatible(model.d_model, model.weights_hash, force=config.force)
-        except ValueError as e:
-            raise ValueError(f"{file}: {e}") from None
-        missing = [layer for layer in config.layers if layer not in vec.directions]
-        if missing:
-            raise ValueError(f"{file}: the vector has no layer {missing[0]} (it has {vec.layers})")
-        label = vec.method if vec.method not in out else f"{vec.method}[{Path(file).stem}]"
-        checked = vec.meta.get("split") == split.to_dict()
-        out[label] = (vec, {"file": str(file), "train_pairs_hash": vec.meta.get("train_pairs_hash"),
-                            "split_checked": checked, "family": vector_family(vec)})
+        checked = bool(train) or vec.meta.get("split") == split.to_dict()
+        out[method.name] = (vec, {"file": str(path), "train_pairs_hash": pairs_hash(train) if train else
+                                  vec.meta.get("train_pairs_hash"), "family": method.family,
+                                  "n_train_pairs": len(train), "split_checked": checked,
+                                  "layer_groups": [list(g) for g in family(method.family).cell_layers(
+                                      method, config.layers)], "positions": list(positions)})
     return out
 
 
-def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
-           reuse: Sequence[Path]) -> tuple[dict[int, tuple[ProbeGate, tuple[bool, ...]]], dict[str, Any]]:
-    """Per steered layer: the gate trained on the train split and its decisions on the test set, plus provenance."""
+def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet, reuse: Sequence[Path],
+           layers: Sequence[int]) -> tuple[dict[int, tuple[ProbeGate, tuple[bool, ...]]], dict[str, Any]]:
+    """Per gate layer (the first steered layer of each curve): the gate trained on the train split and its
+    decisions on the test set, plus provenance."""
     if config.gate == "off":
         return {}, {}
     train = {ex.pair_id for ex in gate_training_examples(config.split, config.n_train, config.seed)}
     check_disjoint(train, test.pair_ids, "gate")
-    paths = {layer: folder / "gates" / f"layer{layer}.safetensors" for layer in config.layers}
+    paths = {layer: folder / "gates" / f"layer{layer}.safetensors" for layer in sorted(set(layers))}
     gates = {layer: ProbeGate.load(p) for layer, p in paths.items() if p.is_file()}
     expected = pairs_hash(sorted(train))
     if any(g.meta.get("train_pairs_hash") != expected or g.meta.get("model_hash") != model.weights_hash
            for g in gates.values()) or len(gates) < len(paths):
-        gates = train_gates(model, config.split, config.layers, folder / "activations", config.n_train, config.seed,
+        gates = train_gates(model, config.split, sorted(paths), folder / "activations", config.n_train, config.seed,
                             reuse)
         for layer, gate in gates.items():
             gate.save(paths[layer])
@@ -158,27 +152,6 @@ def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
         record[str(layer)] = {"file": str(paths[layer]), "train": gate.meta, "test": gate_summary(test.examples, on),
                               "test_rates": gate_rates(test.examples, on), "threshold": gate.threshold}
     return out, record
-
-
-def measured_positions(name: str, info: dict[str, Any], positions: Sequence[str]) -> tuple[str, ...]:
-    """Where a vector's cells steer: a learned method trained at positions other than "generated"
-    (`learned@all`, `learned@prompt`) is measured where it was trained, whatever the sweep's `positions`
-    (a vector for llama.cpp must be trained and measured at every position); every other vector at `positions`.
-
-    Example:
-        >>> measured_positions("learned:correct@all", {"family": "learned"}, ("generated",))
-        ('all',)
-        >>> measured_positions("caa", {"family": "statistics"}, ("generated", "all"))
-        ('generated', 'all')
-    """
-    if info.get("family") == "learned":
-        try:
-            trained = resolve_method(name).options.get("positions", "generated")
-        except ValueError:  # a vector file's label, not a method name
-            trained = "generated"
-        if trained != "generated":
-            return (trained,)
-    return tuple(positions)
 
 
 def _merge(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -237,27 +210,29 @@ def run_sweep(
     table = read_table(folder)  # a damaged table fails before any vector is built
     gens_table = read_table(folder, GENERATIONS)
     vectors = _vectors(config, folder, model, test, reuse)
-    layer_gates, gate_record = _gates(config, folder, model, test, reuse)
+    gate_layers = [group[0] for _, info in vectors.values() for group in info["layer_groups"]]
+    layer_gates, gate_record = _gates(config, folder, model, test, reuse, gate_layers)
     done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
     todo = []
     cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}
     variants = {"off": (False,), "both": (False, True), "only": (True,)}[config.gate]
     total = 0
     for name, (vec, info) in vectors.items():
-        strengths = sweep_strengths(config, info.get("family", "statistics"))
-        rules = measured_positions(name, info, config.positions)
-        total += len(variants) * len(config.layers) * len(rules) * len(strengths)
-        for layer in config.layers:
+        strengths = sweep_strengths(config, family(info["family"]))
+        rules = info["positions"]
+        groups = [tuple(g) for g in info["layer_groups"]]
+        total += len(variants) * len(groups) * len(rules) * len(strengths)
+        for layers in groups:
             for gated in variants:
                 label = f"{name}{GATE_SUFFIX}" if gated else name
-                gate = layer_gates[layer][0] if gated else None
+                gate = layer_gates[layers[0]][0] if gated else None
                 if gated:
-                    cell_gates[f"{label}@{layer}"] = layer_gates[layer]
+                    cell_gates[f"{label}@{layers[0]}"] = layer_gates[layers[0]]
                 for positions in rules:
-                    key = (label, str(layer), positions, config.mode, vector_hash(vec, layer, gate))
+                    key = (label, str(layers[0]), positions, config.mode, vector_hash(vec, layers, gate))
                     missing = [s for s in strengths if (key[0], key[1], str(float(s)), *key[2:]) not in done]
                     if missing:
-                        todo.append((label, vec, layer, positions, missing))
+                        todo.append((label, vec, layers, positions, missing))
     n_todo = sum(len(t[4]) for t in todo)
     skipped = total - n_todo
     record: dict[str, Any] = {"config": config.to_dict(), "fingerprint": fingerprint, "model": model.provenance(),

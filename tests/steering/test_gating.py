@@ -82,9 +82,9 @@ def test_gated_cells_all_on_equal_always_on_and_all_off_equal_unsteered(tiny_mod
                          gen_prompts=1, gen_tokens=4)
     context = CellContext(tiny_model, config)
     n = len(context.test.examples)
-    plain = context.evaluate(SweepCell("v", vector, 2, "generated", (-3.0, 3.0)))["rows"]
-    on = context.evaluate(SweepCell("v+gate", vector, 2, "generated", (-3.0, 3.0), half_gate, (True,) * n))["rows"]
-    off = context.evaluate(SweepCell("v+gate", vector, 2, "generated", (-3.0, 3.0), half_gate, (False,) * n))["rows"]
+    plain = context.evaluate(SweepCell("v", vector, (2,), "generated", (-3.0, 3.0)))["rows"]
+    on = context.evaluate(SweepCell("v+gate", vector, (2,), "generated", (-3.0, 3.0), half_gate, (True,) * n))["rows"]
+    off = context.evaluate(SweepCell("v+gate", vector, (2,), "generated", (-3.0, 3.0), half_gate, (False,) * n))["rows"]
     for a, b, c in zip(plain, on, off, strict=True):
         assert a["gate"] == "off" and a["gated_share"] == 1.0 and b["gate"] == "probe@L1" and c["gated_share"] == 0.0
         for column in ("answer_shift_gain", "kl", "neutral_accuracy_drop", "capability_drop", "repetition"):
@@ -92,7 +92,7 @@ def test_gated_cells_all_on_equal_always_on_and_all_off_equal_unsteered(tiny_mod
             assert c[column] == pytest.approx(0.0, abs=1e-6, nan_ok=True), column
         assert a["vector_hash"] != b["vector_hash"]  # the gate is part of the cell's identity
     with pytest.raises(ValueError, match="needs both its gate and its decisions"):
-        SweepCell("v+gate", vector, 2, "generated", (1.0,), half_gate, None)
+        SweepCell("v+gate", vector, (2,), "generated", (1.0,), half_gate, None)
 
 
 def test_gates_train_on_the_train_split_and_round_trip(tiny_model, held_out, tmp_path: Path):

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from steering.export.native import load_native
+from steering.methods.families.learned import learn_config
 from steering.methods.learned import LearnConfig
-from steering.methods.registry import learn_config, method_file_stem, resolve_method, vector_family
+from steering.methods.registry import family, method_file_stem, resolve_method, vector_family
 from steering.steering_vector import SteeringVector
 from steering.sweep import SweepConfig, read_table, run_sweep, sweep_strengths
 from steering.sweep.report import operating_point_vector, write_report
@@ -26,20 +27,20 @@ TINY_LEARN = LearnConfig(n_pairs=4, steps=2, groups_per_step=2, eval_every=1, ta
 
 def _config(**changes) -> SweepConfig:  # type: ignore[no-untyped-def]
     base = SweepConfig(methods=("learned", "heads@1"), layers=(1,), strengths=(-2.0, 2.0), positions=("generated",),
-                       test=TINY_TEST, n_train=4, gen_prompts=0, k_batch=4, learned_strengths=(-1.0,),
-                       heads_strengths=(-2.0, 2.0), learn=TINY_LEARN, budget=10.0)
+                       test=TINY_TEST, n_train=4, gen_prompts=0, k_batch=4,
+                       family_strengths={"learned": (-1.0,), "heads": (-2.0, 2.0)}, learn=TINY_LEARN, budget=10.0)
     return replace(base, **changes)
 
 
 def test_registry_names_and_refusals():
     assert resolve_method("learned").name == "learned:correct"
     assert resolve_method("learned:third_party@all").options == {"target": "third_party", "positions": "all",
-                                                                 "tasks": ()}
+                                                                 "layers": (), "tasks": ()}
     tasks = resolve_method("learned:known@all/mimicry+are_you_sure")
     assert tasks.name == "learned:known@all/mimicry+are_you_sure"
     assert tasks.options["tasks"] == ("mimicry", "are_you_sure") and tasks.options["positions"] == "all"
-    assert learn_config(tasks, LearnConfig(tasks=("answer",)), 5, 3, 20).tasks == ("mimicry", "are_you_sure")
-    assert learn_config(resolve_method("learned"), LearnConfig(tasks=("feedback",)), 5, 3, 20).tasks == ("feedback",)
+    assert learn_config(tasks, LearnConfig(tasks=("answer",)), [5], 3, 20).tasks == ("mimicry", "are_you_sure")
+    assert learn_config(resolve_method("learned"), LearnConfig(tasks=("feedback",)), [5], 3, 20).tasks == ("feedback",)
     assert method_file_stem(tasks.name) == "learned-known-all-mimicry-are_you_sure"
     assert resolve_method("heads@3").options == {"k": 3}
     assert resolve_method("caa").family == "statistics"
@@ -50,7 +51,8 @@ def test_registry_names_and_refusals():
             resolve_method(bad)
     config = _config()
     assert SweepConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    assert sweep_strengths(config, "learned") == [-1.0, 0.0] and sweep_strengths(config) == [-2.0, 0.0, 2.0]
+    assert sweep_strengths(config, family("learned")) == [-1.0, 0.0]
+    assert sweep_strengths(config, family("statistics")) == [-2.0, 0.0, 2.0]
 
 
 def test_learned_and_head_curves_in_one_sweep_resume_and_export(tiny_model, tmp_path: Path):

@@ -126,7 +126,7 @@ def test_sweep_of_a_vector_file_warns_when_its_split_is_unknown(tiny_model, tmp_
     path = SteeringVector({1: rng.normal(size=tiny_model.d_model).astype(np.float32)}, method="random",
                           d_model=tiny_model.d_model, model_hash=tiny_model.weights_hash).save(tmp_path / "r.safetensors")
     result = run_sweep(_config(methods=(), vector_files=(str(path),)), tmp_path / "sweep", tiny_model)
-    assert set(result.table.method) == {"random"} and result.ran == 3
+    assert set(result.table.method) == {f"file:{path}"} and result.ran == 3
     assert len(result.warnings) == 1 and "not built on this sweep's split" in result.warnings[0]
     with pytest.raises(ValueError, match="has no layer 2"):
         run_sweep(_config(methods=(), vector_files=(str(path),), layers=(2,)), tmp_path / "other", tiny_model)

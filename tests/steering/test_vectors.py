@@ -12,10 +12,11 @@ from interp.capture.collect import capture
 from interp.capture.positions import encode_example
 from interp.tasks import build_task
 from probes.splits import GroupLeakError
+from steering.methods.registry import BuildRequest, load_or_build_method_vector
+from steering.methods.registry import resolve_method as registry_method
 from steering.methods.statistics import (
     VECTOR_METHODS,
     build_vector,
-    load_or_build_vector,
     resolve_method,
     shared_stores,
     training_examples,
@@ -125,12 +126,17 @@ def test_store_is_reused_and_saved_vector_is_loaded(tiny_model, tmp_path):
     other = training_store(tiny_model, examples[:2], "answer", [1], tmp_path / "fresh", reuse=[tmp_path / "missing"])
     assert other.path.parent == tmp_path / "fresh"
     path = tmp_path / "v.safetensors"
-    first = load_or_build_vector(path, tiny_model, "caa", SPLIT, [1], tmp_path / "acts", 4, 0)
+    caa = registry_method("caa")
+
+    def request(split: PairSplit) -> BuildRequest:
+        return BuildRequest(tiny_model, split, (1,), tmp_path / "acts", 4, 0)
+
+    first = load_or_build_method_vector(path, caa, request(SPLIT))
     assert path.is_file() and SteeringVector.load(path) == first
     stamp = path.stat().st_mtime_ns
-    again = load_or_build_vector(path, tiny_model, "caa", SPLIT, [1], tmp_path / "acts", 4, 0)
+    again = load_or_build_method_vector(path, caa, request(SPLIT))
     assert again == first and path.stat().st_mtime_ns == stamp
-    rebuilt = load_or_build_vector(path, tiny_model, "caa", replace(SPLIT, seed=5), [1], tmp_path / "acts", 4, 0)
+    rebuilt = load_or_build_method_vector(path, caa, request(replace(SPLIT, seed=5)))
     assert rebuilt.meta["split"]["seed"] == 5 and path.stat().st_mtime_ns != stamp
 
 

@@ -33,13 +33,56 @@ def _names(spec: str | None) -> tuple[str, ...] | None:
     return None if spec is None else tuple(p.strip() for p in spec.split(",") if p.strip())
 
 
+def method_names(spec: str | None) -> tuple[str, ...] | None:
+    """A --method list: comma-separated, where a multi-layer method's `#8,12,16` keeps its commas.
+
+    Example:
+        >>> method_names("caa,learned#8,12,16,heads@4")
+        ('caa', 'learned#8,12,16', 'heads@4')
+    """
+    if spec is None:
+        return None
+    out: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if part.isdigit() and out and "#" in out[-1] and "/" not in out[-1].rpartition("#")[2]:
+            out[-1] += f",{part}"
+        else:
+            out.append(part)
+    return tuple(out)
+
+
+def family_grids(spec: str | None, learned: str | None, heads: str | None) -> dict[str, tuple[float, ...]] | None:
+    """--family-strengths 'learned=-1,-0.5;file=1' plus the older --learned-strengths / --heads-strengths.
+
+    Example:
+        >>> family_grids("file=-1,1", "-1", None)
+        {'file': (-1.0, 1.0), 'learned': (-1.0,)}
+    """
+    grids: dict[str, tuple[float, ...]] = {}
+    for part in (p.strip() for p in (spec or "").split(";")):
+        if not part:
+            continue
+        name, eq, values = part.partition("=")
+        if not eq or not name.strip():
+            raise ValueError(f"--family-strengths {part!r}: expected FAMILY=S,S,... (e.g. learned=-1,-0.5)")
+        grids[name.strip()] = parse_floats(values)
+    for family, given in (("learned", learned), ("heads", heads)):
+        if given is not None:
+            grids[family] = parse_floats(given)
+    return grids or None
+
+
 @app.command()
 def sweep(
     run: RunOpt,
     model: Annotated[str | None, typer.Option("--model", help="smollm2 | .gguf | HF folder | hub id")] = None,
     method: Annotated[str | None, typer.Option(help="comma list: caa, opinion_minus_neutral, user_minus_third_party, "
                                                     "logreg|mean_diff|lda|pca_diff[:label_source], "
-                                                    "learned[:correct|known|neutral|third_party][@positions][/task+task], heads[@K]")] = None,
+                                                    "learned[:correct|known|neutral|third_party][@positions][#L+L][/task+task], heads[@K], "
+                                                    "file:PATH[#L] (a vector another tool wrote: .safetensors, "
+                                                    ".gguf, .npy)")] = None,
     vector: Annotated[list[Path] | None, typer.Option(help="a vector file to sweep (repeatable)")] = None,
     layers: Annotated[str | None, typer.Option(help="e.g. 6,10,14 or 8-12")] = None,
     strengths: Annotated[str | None, typer.Option(help="comma list, e.g. -8,-4,-2,2,4,8")] = None,
@@ -67,6 +110,9 @@ def sweep(
     learned_strengths: Annotated[str | None, typer.Option("--learned-strengths", help="strengths of learned vectors "
                                                           "(trained at -1), e.g. -2,-1,-0.5")] = None,
     heads_strengths: Annotated[str | None, typer.Option("--heads-strengths", help="strengths of head shifts")] = None,
+    family_strengths: Annotated[str | None, typer.Option(
+        "--family-strengths", help="strength grids per method family, e.g. 'file=-1,1;prompt=1' (the family's "
+        "default otherwise)")] = None,
     learn_steps: Annotated[int | None, typer.Option("--learn-steps", min=1, max=100_000,
                                                     help="max optimiser steps of a learned vector")] = None,
     learn_tasks: Annotated[str | None, typer.Option("--learn-tasks", help="training mix of learned vectors, "
@@ -102,14 +148,13 @@ def sweep(
     if arc is not None and not n_arc:
         fail("--arc needs --n-arc N (how many of its items to score)")
     config = sweep_config(quick, {
-        "model": model, "methods": _names(method), "vector_files": tuple(str(v) for v in vector) if vector else None,
+        "model": model, "methods": method_names(method), "vector_files": tuple(str(v) for v in vector) if vector else None,
         "layers": tuple(parse_layers(layers)) if layers is not None else None,
         "strengths": parse_floats(strengths) if strengths is not None else None, "positions": _names(positions),
         "mode": mode, "n_train": n_train, "split_seed": split_seed, "test_fraction": test_fraction, "seed": seed,
         "batch_size": batch_size, "k_batch": k_batch, "gen_prompts": gen_prompts, "gen_tokens": gen_tokens,
         "gain": gain, "loss": loss, "budget": budget, "force": force or None, "gate": gate,
-        "learned_strengths": parse_floats(learned_strengths) if learned_strengths is not None else None,
-        "heads_strengths": parse_floats(heads_strengths) if heads_strengths is not None else None,
+        "family_strengths": family_grids(family_strengths, learned_strengths, heads_strengths),
     }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
         "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc, "wording": test_wording,
         "categories": _names(test_categories)},

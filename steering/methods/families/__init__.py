@@ -1,0 +1,9 @@
+"""The families of vector methods, one module each (`steering.methods.registry.FAMILIES` lists them).
+
+| module        | family       | methods                                                                  |
+| ------------- | ------------ | ------------------------------------------------------------------------ |
+| `statistics`  | statistics   | `caa`, `user_minus_third_party`, `opinion_minus_neutral`, `<probe>[:<source>]` |
+| `learned`     | learned      | `learned[:target][@positions][#layers][/task+task]`                      |
+| `heads`       | heads        | `heads[@k]`                                                              |
+| `vector_file` | file         | `file:PATH`: a vector another tool (or run) wrote                        |
+"""
