@@ -13,10 +13,14 @@ pass over the ~9k prompt tokens (about 40 CPU-seconds). Contents (defaults):
 | `feedback`     | 3     | neutral, user_wrote, other_wrote                        | rating shifted by authorship + control |
 | `capability`   | 12    | neutral, 4 content-scored choices (fact bank)           | multiple-choice capability |
 | `arc`          | 0     | neutral (optional ARC-format file)                      | external capability |
+| `general`      | 24    | ordinary requests, no opinion (`interp.tasks.general`)  | drift where nothing should change (`kl_general`) |
 
 Fact-bank items for answer, are_you_sure and capability are distinct test
-questions. KL is read on every baseline prompt (the neutral variant of each
-task, and every capability/arc item) and, separately, on the answer task's
+questions. The answer task's opinion sentences and layouts are the "heldout"
+pool by default (`wording`): wordings no vector or gate trains on. KL is read on
+every baseline prompt (the neutral variant of each
+task, and every capability/arc item), on the general prompts and ARC items
+(`kl_general`: prompts that are not part of any task), and, separately, on the answer task's
 user-right prompts: there the user is right, so any change steering makes is a
 cost too, and it is where a pressure gate that spares neutral prompts still
 steers. Generations (degeneracy) run on answer-neutral questions and on the same
@@ -41,6 +45,7 @@ from interp.tasks import are_you_sure_task, feedback_task, load_fact_bank, mimic
 from interp.tasks.answer import answer_examples
 from interp.tasks.example import Example, Turn
 from interp.tasks.factbank import Fact
+from interp.tasks.general import general_examples
 from interp.tasks.sampling import task_rng
 from interp.tasks.templates import ANSWER_WORDINGS, question_prompt
 from steering.splits import PairSplit
@@ -65,9 +70,11 @@ class TestSetConfig(Record):
         capability_choices: choices per capability question (correct + wrong ones, at most 4).
         arc_path: an ARC-format JSONL for extra capability items (never required).
         n_arc: ARC items to use (the first n of the file).
+        n_general: general prompts (`interp.tasks.general`: requests with no opinion, test side of the split).
         seed: seeds the item selection and the task generators.
-        wording: the answer task's opinion sentences (`interp.tasks.templates.ANSWER_WORDINGS`): "bank",
-            or "heldout", paraphrases no learned vector trains on.
+        wording: the answer task's opinion sentences and layouts (`interp.tasks.templates.ANSWER_WORDINGS`):
+            "heldout" (default: paraphrases and layouts no vector or gate trains on), "dev" (for tuning: also
+            never trained on), or "bank" (the fact bank's one sentence, which training pools contain).
         categories: fact-bank categories the answer, are-you-sure and capability questions come from
             (empty: all); e.g. the categories a learned vector never trained on.
     """
@@ -82,15 +89,17 @@ class TestSetConfig(Record):
     capability_choices: int = 4
     arc_path: str | None = None
     n_arc: int = 0
+    n_general: int = 24
     seed: int = 0
-    wording: str = "bank"
+    wording: str = "heldout"
     categories: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categories", tuple(self.categories))
         if self.wording not in ANSWER_WORDINGS:
             raise ValueError(f"unknown wording {self.wording!r}: choose from {', '.join(ANSWER_WORDINGS)}")
-        counts = (self.n_answer, self.n_are_you_sure, self.n_mimicry, self.n_feedback, self.n_capability, self.n_arc)
+        counts = (self.n_answer, self.n_are_you_sure, self.n_mimicry, self.n_feedback, self.n_capability, self.n_arc,
+                  self.n_general)
         if any(n < 0 for n in counts):
             raise ValueError("test-set sizes must be >= 0")
         if self.n_answer < 2:
@@ -111,11 +120,13 @@ class TestSet:
     kl_index: tuple[int, ...]
     generation_index: tuple[int, ...]
     user_right_index: tuple[int, ...] = ()
+    general_index: tuple[int, ...] = ()
 
     @property
     def next_index(self) -> tuple[int, ...]:
-        """Prompts whose next-token distribution is read: the baseline (KL) prompts, then the user-right ones."""
-        return (*self.kl_index, *self.user_right_index)
+        """Prompts whose next-token distribution is read: the baseline (KL) prompts, the user-right ones, then the
+        general prompts."""
+        return (*self.kl_index, *self.user_right_index, *self.general_index)
 
     @property
     def pair_ids(self) -> set[str]:
@@ -205,7 +216,11 @@ def build_test_set(config: TestSetConfig, split: PairSplit) -> TestSet:
     examples += capability_examples(cap_facts, config.capability_choices, seed)
     if config.n_arc and config.arc_path:
         examples += _take(resolve_dataset(config.arc_path, "arc"), config.n_arc, "ARC items")
+    if config.n_general:
+        examples += _take([ex for ex in general_examples(None, seed) if split.is_test(ex.pair_id)],
+                          config.n_general, "general prompts")
     kl = tuple(i for i, ex in enumerate(examples) if BASELINES.get(ex.task) == ex.condition)
     gen = tuple(i for i, ex in enumerate(examples) if ex.task == "answer" and ex.condition == "neutral")
     right = tuple(i for i, ex in enumerate(examples) if ex.task == "answer" and ex.condition == "user_right")
-    return TestSet(tuple(examples), kl, gen, right)
+    general = tuple(i for i, ex in enumerate(examples) if ex.task == "general")
+    return TestSet(tuple(examples), kl, gen, right, general)

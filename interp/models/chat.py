@@ -51,3 +51,40 @@ def render_chat(tokenizer: PreTrainedTokenizerBase, turns: list[Turn], add_gener
         assert isinstance(text, str)
         return text
     return llama2_chat(turns, bos=tokenizer.bos_token or "", eos=tokenizer.eos_token or "", add_generation_prompt=add_generation_prompt)
+
+
+_SENTINEL = "\x00workbench-system\x00"
+
+
+def default_system_prompt(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The system prompt the chat template writes when the chat has none ("" when it writes none).
+
+    Found by rendering the same chat with a sentinel system turn and without one, and reading what the
+    template put where the sentinel would be.
+
+    Example:
+        >>> default_system_prompt(smollm2.tokenizer)  # doctest: +SKIP
+        'You are a helpful AI assistant named SmolLM, trained by Hugging Face'
+    """
+    user = [Turn("user", "x")]
+    plain = render_chat(tokenizer, user)
+    marked = render_chat(tokenizer, [Turn("system", _SENTINEL), *user])
+    head, sep, tail = marked.partition(_SENTINEL)
+    if not sep or not plain.startswith(head) or not plain.endswith(tail) or len(plain) < len(head) + len(tail):
+        return ""
+    return plain[len(head) : len(plain) - len(tail)]
+
+
+def with_instruction(default: str, instruction: str) -> str:
+    """A system prompt: the model's default one (if any), then the instruction.
+
+    Example:
+        >>> with_instruction("You are a helpful assistant", "Answer truthfully.")
+        'You are a helpful assistant. Answer truthfully.'
+        >>> with_instruction("", "Answer truthfully.")
+        'Answer truthfully.'
+    """
+    default, instruction = default.strip(), instruction.strip()
+    if not default or not instruction:
+        return default or instruction
+    return f"{default}{'' if default[-1] in '.!?' else '.'} {instruction}"

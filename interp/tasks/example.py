@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +227,15 @@ def write_examples(examples: Iterable[Example], path: str | Path) -> None:
 
     text = "".join(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n" for ex in examples)
     atomic_write_text(Path(path), text)
+
+
+def with_system_prompt(example: Example, text: str) -> Example:
+    """The example with `text` as its system turn (replacing one it had; its other turns unchanged).
+
+    Example:
+        >>> ex = Example("a", "p", "answer", "neutral", (Turn("user", "Q?"),), ("x", "y"), correct=0)
+        >>> [t.role for t in with_system_prompt(ex, "Be honest.").turns]
+        ['system', 'user']
+    """
+    rest = example.turns[1:] if example.turns and example.turns[0].role == "system" else example.turns
+    return replace(example, turns=(Turn("system", text), *rest))

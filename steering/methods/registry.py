@@ -3,6 +3,7 @@
 | family       | methods                                                                  | module |
 | ------------ | ------------------------------------------------------------------------ | ------ |
 | `file`       | `file:PATH[#L]`: a vector another tool (or run) wrote                    | `families.vector_file` |
+| `prompt`     | `prompt:<name>`: a system prompt, no vector (the prompting baseline)     | `families.prompt` |
 | `learned`    | `learned[:target][@positions][#L+L][/task+task]`                          | `families.learned` |
 | `heads`      | `heads[@k]`                                                              | `families.heads` |
 | `statistics` | `caa`, `user_minus_third_party`, `opinion_minus_neutral`, `<probe>[:<source>]` (the catch-all) | `families.statistics` |
@@ -11,6 +12,9 @@ Add a family: a module with one `steering.methods.family.Family` subclass (parse
 pairs, build its vector from the TRAIN side of the split, say whether a saved one was built the same way, its
 default strengths, layers and positions), and one line in `FAMILIES`. The sweep, the CLI and the exports only
 call the functions below. Every vector points toward sycophancy: negative strengths steer away.
+
+`prompt:<name>+<method>` composes a system prompt with any method: the method's own vector (built, or reused,
+under its own name), its family's curve, with the prompt's instruction in the vector's meta.
 
 Example:
     >>> resolve_method("learned").name, resolve_method("learned:neutral@all").options["positions"]
@@ -25,7 +29,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from steering.methods.families import heads, learned, statistics, vector_file
+from steering.methods.families import heads, learned, prompt, statistics, vector_file
 from steering.methods.family import BuildRequest, Family, Method, method_file_stem
 from steering.splits import pairs_hash
 from steering.steering_vector import SteeringVector
@@ -33,6 +37,7 @@ from steering.steering_vector import SteeringVector
 #: the families, in the order a method name is tried (the statistics family, a catch-all, comes last)
 FAMILIES: tuple[Family, ...] = (
     vector_file.FAMILY,
+    prompt.FAMILY,
     learned.FAMILY,
     heads.FAMILY,
     statistics.FAMILY,
@@ -56,8 +61,22 @@ def family(name: str) -> Family:
 
 
 def resolve_method(spec: str) -> Method:
-    """The method a name stands for (see the module table); raises ValueError naming the known ones."""
+    """The method a name stands for (see the module table); raises ValueError naming the known ones.
+
+    Example:
+        >>> m = resolve_method("prompt:skeptical+learned")
+        >>> m.name, m.family, m.options["inner"]
+        ('prompt:skeptical+learned:correct', 'learned', 'learned:correct')
+    """
     spec = spec.strip()
+    head, plus, rest = spec.partition("+")
+    if plus and prompt.parse_prompt(head) is not None:
+        outer, inner = resolve_method(head), resolve_method(rest)
+        if inner.family == prompt.FAMILY.name or "inner" in inner.options:
+            raise ValueError(f"method {spec!r}: a prompt composes with one method that has a vector")
+        return Method(f"{outer.name}+{inner.name}", inner.family, f"{outer.description}, with {inner.description}",
+                      {**inner.options, "prompt": outer.options["prompt"], "instruction": outer.options["instruction"],
+                       "inner": inner.name})
     errors = []
     for f in FAMILIES:
         try:
@@ -79,8 +98,16 @@ def train_pairs(method: Method, request: BuildRequest) -> set[str]:
     return family(method.family).train_pairs(method, request)
 
 
+def _with_prompt(vector: SteeringVector, method: Method) -> SteeringVector:
+    """A composed method's vector: the inner method's, named for the composition, carrying the prompt."""
+    return dataclasses.replace(vector, method=method.name, meta={
+        **vector.meta, prompt.PROMPT_KEY: method.options["instruction"], "prompt": method.options["prompt"]})
+
+
 def build_method_vector(method: Method, request: BuildRequest) -> SteeringVector:
     """Build the method's vector from the train side of `request.split` (its family's meta recorded)."""
+    if "inner" in method.options:
+        return _with_prompt(build_method_vector(resolve_method(method.options["inner"]), request), method)
     vector = family(method.family).build(method, request)
     return dataclasses.replace(vector, meta={**vector.meta, "family": method.family})
 
@@ -98,6 +125,12 @@ def load_or_build_method_vector(path: Path, method: Method, request: BuildReques
         >>> v = load_or_build_method_vector(Path("v.safetensors"), resolve_method("learned"),
         ...                                 BuildRequest(model, split, (12,), Path("work")))  # doctest: +SKIP
     """
+    if "inner" in method.options:  # the inner method's vector under its own name, then the prompt on top
+        inner = resolve_method(method.options["inner"])
+        vector = _with_prompt(load_or_build_method_vector(path.with_name(f"{method_file_stem(inner.name)}"
+                                                                         ".safetensors"), inner, request), method)
+        vector.save(path)
+        return vector
     if path.is_file():
         old = SteeringVector.load(path)
         if same_build(old, method, request):

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from collections.abc import Sequence
@@ -29,9 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp.models.loading import ChatModel
+from interp.scoring.frozen import FrozenPrefix
 from interp.stats import grouped_bootstrap_ci
+from interp.tasks.example import Turn, with_system_prompt
 from steering.evaluate import CellScores, freeze, prompt_tokens, score_strengths
 from steering.generation import degeneracy, generate_texts
+from steering.methods.families.prompt import PROMPT_KEY, system_prompt
 from steering.probe_gate import GATE_SUFFIX, ProbeGate
 from steering.spec import SteerSpec
 from steering.steering_vector import SteeringVector
@@ -54,28 +58,40 @@ def vector_hash(vector: SteeringVector, layers: int | Sequence[int], gate: Probe
     return h.hexdigest()[:16]
 
 
-def _degeneracy_rows(texts: list[str], refs: list[str], groups: np.ndarray, seed: int) -> dict[str, float]:
+def _degeneracy_rows(texts: list[str], refs: list[str], groups: np.ndarray, seed: int,
+                     prefix: str = "") -> dict[str, float]:
     table = degeneracy(texts, refs)
     out: dict[str, float] = {}
     for column in table.columns:
         ci = grouped_bootstrap_ci(table[column].to_numpy(), groups, seed=seed)
-        out[column], out[f"{column}_low"], out[f"{column}_high"] = ci.estimate, ci.low, ci.high
+        name = f"{prefix}{column}"
+        out[name], out[f"{name}_low"], out[f"{name}_high"] = ci.estimate, ci.low, ci.high
     return out
 
 
 class _Generations:
-    """Greedy generations of the first `gen_prompts` answer-neutral test questions, and of the same questions with
-    the user stating the right answer (where a pressure gate steers: its degeneracy shows there)."""
+    """Greedy generations of the first `gen_prompts` answer-neutral test questions, of the same questions with
+    the user stating the right answer (where a pressure gate steers: its degeneracy shows there), and of the first
+    `gen_prompts` general prompts (free text with no opinion: `general_degenerate`)."""
 
     def __init__(self, model: ChatModel, config: SweepConfig, test: TestSet) -> None:
         neutral = list(test.generation_index[: config.gen_prompts])
         pairs = {test.examples[i].pair_id for i in neutral}
-        self.index = neutral + [i for i in test.user_right_index if test.examples[i].pair_id in pairs]
+        self.task_index = neutral + [i for i in test.user_right_index if test.examples[i].pair_id in pairs]
+        self.general_index = list(test.general_index[: config.gen_prompts])
+        self.index = self.task_index + self.general_index
         picked = [test.examples[i] for i in self.index]
         self.model, self.n_tokens, self.seed = model, config.gen_tokens, config.seed
         self.prompts = [ex.turns for ex in picked]
-        self.refs = [" ".join([ex.meta.get("question", ""), *ex.choices]) for ex in picked]
+        self.refs = [" ".join([ex.meta.get("question", ex.meta.get("topic", "")), *ex.choices]) if ex.task != "general"
+                     else " ".join(str(ex.meta.get(k, "")) for k in ("request", "topic")) for ex in picked]
         self.groups = np.array([ex.pair_id for ex in picked])
+
+    def with_turns(self, turns: list[tuple[Turn, ...]]) -> _Generations:
+        """The same generations on other prompts (e.g. each with a system turn): `turns` in `self.index` order."""
+        out = copy.copy(self)
+        out.prompts = list(turns)
+        return out
 
     def run(self, spec: SteerSpec | None, strengths: Sequence[float],
             row_scale: np.ndarray | None = None) -> list[tuple[list[str], dict[str, float]]]:
@@ -85,9 +101,15 @@ class _Generations:
         prompts = [p for _ in strengths for p in self.prompts]
         per_row = [float(s) * float(c) for s in strengths for c in scale]
         texts = generate_texts(self.model, prompts, self.n_tokens, spec, per_row if spec else None)
-        g = len(self.prompts)
-        return [(texts[k * g : (k + 1) * g], _degeneracy_rows(texts[k * g : (k + 1) * g], self.refs, self.groups,
-                                                              self.seed)) for k in range(len(strengths))]
+        g, t = len(self.prompts), len(self.task_index)
+        out = []
+        for k in range(len(strengths)):
+            mine = texts[k * g : (k + 1) * g]
+            metrics = _degeneracy_rows(mine[:t], self.refs[:t], self.groups[:t], self.seed) if t else {}
+            if g > t:
+                metrics.update(_degeneracy_rows(mine[t:], self.refs[t:], self.groups[t:], self.seed, "general_"))
+            out.append((mine, metrics))
+        return out
 
 
 @dataclass(frozen=True)
@@ -183,24 +205,49 @@ class CellContext:
         self.gens = _Generations(model, config, self.test)
         self.base_texts, self.base_degen = self.gens.run(None, [0.0])[0]
         self.baseline = {**cell_metrics(self.base, self.base, self.test, config.seed), **self.base_degen}
+        self._prompted: dict[str, tuple[TestSet, list[int], FrozenPrefix, _Generations]] = {}
         self.seconds = time.perf_counter() - t0
 
+    def prompted(self, instruction: str) -> tuple[TestSet, list[int], FrozenPrefix, _Generations]:
+        """The test set with a system prompt (the model's default one plus `instruction`) on every example, its
+        tokens, frozen prefix and generations: built once per instruction. Only the system turn changes."""
+        if instruction not in self._prompted:
+            text = system_prompt(self.model.tokenizer, instruction)
+            test = replace(self.test, examples=tuple(with_system_prompt(ex, text) for ex in self.test.examples)
+                           if text else self.test.examples)  # no default and no instruction: nothing to add
+            tokens = prompt_tokens(self.model, test.examples)
+            frozen = freeze(self.model, test, tokens, self.config.batch_size)
+            gens = self.gens.with_turns([test.examples[i].turns for i in self.gens.index])
+            self._prompted[instruction] = (test, tokens, frozen, gens)
+        return self._prompted[instruction]
+
     def evaluate(self, cell: SweepCell) -> dict[str, list[dict[str, Any]]]:
-        """`{"rows": cells.parquet rows, "gen_rows": generations.parquet rows}` of one batched pass."""
+        """`{"rows": cells.parquet rows, "gen_rows": generations.parquet rows}` of one batched pass.
+
+        A vector that carries a system prompt (`prompt:<name>[+<method>]`) is scored on the prompted test set at
+        every strength, 0 included (there strength 0 is the prompt alone, not the baseline); gains and losses are
+        always against the unprompted, unsteered model.
+        """
         config, test = self.config, self.test
         spec = SteerSpec(cell.vector, cell.layers, cell.positions, config.mode, config.force)
         scale = None if cell.gate_on is None else np.asarray(cell.gate_on, dtype=np.float64)
         if scale is not None and len(scale) != len(test.examples):
             raise ValueError(f"cell {cell.describe()}: {len(scale)} gate decisions for {len(test.examples)} examples")
         t0 = time.perf_counter()
-        steered = [s for s in cell.strengths if s != 0.0]
-        cells: dict[float, CellScores] = {0.0: self.base}
-        texts: dict[float, tuple[list[str], dict[str, float]]] = {0.0: (self.base_texts, self.base_degen)}
+        instruction = cell.vector.meta.get(PROMPT_KEY)
+        cells: dict[float, CellScores] = {}
+        texts: dict[float, tuple[list[str], dict[str, float]]] = {}
+        if instruction is None:
+            scored_test, tokens, frozen, gens = test, self.tokens, self.frozen, self.gens
+            cells[0.0], texts[0.0] = self.base, (self.base_texts, self.base_degen)
+        else:
+            scored_test, tokens, frozen, gens = self.prompted(str(instruction))
+        steered = [s for s in cell.strengths if s not in cells]
         if steered:
-            scored = score_strengths(self.model, test, spec, steered, config.batch_size, self.tokens, self.frozen,
+            scored = score_strengths(self.model, scored_test, spec, steered, config.batch_size, tokens, frozen,
                                      row_scale=scale)
             cells.update(zip(steered, scored, strict=True))
-            texts.update(zip(steered, self.gens.run(spec, steered, scale), strict=True))
+            texts.update(zip(steered, gens.run(spec, steered, scale), strict=True))
         seconds = (time.perf_counter() - t0) / max(len(steered), 1)
         rows, gen_rows = [], []
         for s in cell.strengths:

@@ -36,6 +36,7 @@ from interp.models.loading import ChatModel
 from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.writer import remove_temp_files
 from steering.gate_training import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.methods.families.prompt import PROMPT_KEY
 from steering.methods.registry import (
     BuildRequest,
     family,
@@ -221,9 +222,10 @@ def run_sweep(
         strengths = sweep_strengths(config, family(info["family"]))
         rules = info["positions"]
         groups = [tuple(g) for g in info["layer_groups"]]
-        total += len(variants) * len(groups) * len(rules) * len(strengths)
+        mine = (False,) if PROMPT_KEY in vec.meta else variants  # a gate gates a vector: a prompt cell is always on
+        total += len(mine) * len(groups) * len(rules) * len(strengths)
         for layers in groups:
-            for gated in variants:
+            for gated in mine:
                 label = f"{name}{GATE_SUFFIX}" if gated else name
                 gate = layer_gates[layers[0]][0] if gated else None
                 if gated:

@@ -68,7 +68,7 @@ def _sweep(root: Path, model_dir: Path) -> None:
 
     cfg = SweepConfig(model=str(model_dir), methods=("user_minus_third_party", "caa"), layers=(1, 2),
                       strengths=(-8.0, -4.0, 4.0, 8.0), positions=("generated",),
-                      test=TestSetConfig(n_answer=4, n_are_you_sure=2, n_mimicry=2, n_feedback=0, n_capability=4),
+                      test=TestSetConfig(n_answer=4, n_are_you_sure=2, n_mimicry=2, n_feedback=0, n_capability=4, n_general=2),
                       n_train=8, gen_prompts=1, gen_tokens=6, budget=0.004)
     run_sweep_job(FIXTURE_RUN, cfg, root, overwrite=False)
     # a second invocation adds the probe-gated curve of one vector at one layer (same test set and split)

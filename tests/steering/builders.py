@@ -15,7 +15,7 @@ from steering.steering_vector import SteeringVector
 from steering.testset import TestSetConfig
 
 #: the small held-out set the evaluation and gating tests score (every task, a few items each)
-SMALL_TEST = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=2)
+SMALL_TEST = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=2, n_general=4)
 
 
 def random_vector(model, layers: tuple[int, ...] = (1, 2), seed: int = 0, positions: str = "all",  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from steering.spec import GENERATED_OFFSET, SteerSpec, steer_lengths
 from steering.splits import PairSplit
 from steering.sweep.metrics import cell_metrics, kl_per_prompt, pair_effects
 from steering.testset import TestSetConfig, build_test_set
-from tests.steering.builders import reference_strengths, score_numbers
+from tests.steering.builders import SMALL_TEST, reference_strengths, score_numbers
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +132,26 @@ def test_cell_metrics_gains_are_paired_differences(tiny_model, held_out, vector,
     assert m["answer_shift_gain"] == pytest.approx(b[pick]["shift"].mean() - s[pick]["shift"].mean())
     assert m["answer_shift_gain_low"] <= m["answer_shift_gain"] <= m["answer_shift_gain_high"]
     assert m["kl"] > 0 and {"capability_accuracy", "capability_drop", "user_right_accuracy_drop"} <= set(m)
-    # KL: baseline prompts first, then the user-right prompts, then both together
+    # KL: baseline prompts first, then the user-right prompts (both: on-task drift), then the general prompts
     kl = kl_per_prompt(base.next_logprobs, cell.next_logprobs)
-    n_kl, n_right = len(held_out.kl_index), len(held_out.user_right_index)
-    assert len(kl) == n_kl + n_right and n_right == 3
+    n_kl, n_right, n_general = (len(held_out.kl_index), len(held_out.user_right_index),
+                                len(held_out.general_index))
+    assert len(kl) == n_kl + n_right + n_general and n_right == 3 and n_general == SMALL_TEST.n_general > 0
     assert {held_out.examples[i].condition for i in held_out.user_right_index} == {"user_right"}
-    assert m["kl"] == pytest.approx(kl[:n_kl].mean()) and m["kl_user_right"] == pytest.approx(kl[n_kl:].mean())
-    assert m["kl_all"] == pytest.approx(kl.mean())
+    assert {held_out.examples[i].task for i in held_out.general_index} == {"general"}
+    assert m["kl"] == pytest.approx(kl[:n_kl].mean())
+    assert m["kl_user_right"] == pytest.approx(kl[n_kl : n_kl + n_right].mean())
+    assert m["kl_all"] == pytest.approx(kl[: n_kl + n_right].mean())
+    assert m["kl_general"] == pytest.approx(kl[n_kl + n_right :].mean())  # no ARC file here: the general prompts
+    # user-right accuracy on the questions the unsteered model knows
+    rows_b, rows_s = base.rows.set_index("id"), cell.rows.set_index("id")
+    known = {ex.pair_id for ex in held_out.examples if ex.task == "answer" and ex.condition == "neutral"
+             and rows_b.loc[ex.id, "correct"] == 1.0}
+    right = [ex.id for ex in held_out.examples if ex.condition == "user_right" and ex.pair_id in known]
+    if right:
+        assert m["user_right_known_accuracy"] == pytest.approx(rows_s.loc[right, "correct"].mean())
+        assert m["user_right_known_accuracy_drop"] == pytest.approx(
+            rows_b.loc[right, "correct"].mean() - rows_s.loc[right, "correct"].mean())
     with pytest.raises(ValueError, match="different examples"):
         cell_metrics(base, type(cell)(6.0, cell.rows.iloc[1:], cell.next_logprobs), held_out)
 

@@ -19,7 +19,7 @@ from steering.steering_vector import SteeringVector
 from steering.sweep import SweepConfig, read_table, run_sweep
 from steering.testset import TestSetConfig
 
-TINY_TEST = TestSetConfig(n_answer=2, n_are_you_sure=0, n_mimicry=0, n_feedback=0, n_capability=1)
+TINY_TEST = TestSetConfig(n_answer=2, n_are_you_sure=0, n_mimicry=0, n_feedback=0, n_capability=1, n_general=2)
 
 
 class Ones(Family):
@@ -124,3 +124,33 @@ def test_multi_layer_learned_equals_single_layer_on_one_layer_and_sweeps_its_gro
     assert set(group.layers) == {"1,2"} and set(group.layer) == {1}
     norm = float(np.linalg.norm(np.concatenate([joint.directions[1], joint.directions[2]])))
     assert group[group.strength == -1.0].vector_norm.iloc[0] == pytest.approx(norm, rel=1e-5)
+
+
+def test_prompt_family_changes_only_the_system_turn_and_composes_with_a_method(tiny_model, tmp_path: Path):
+    from steering.methods.families.prompt import PROMPT_KEY
+    from steering.methods.learned import LearnConfig
+    from steering.sweep.cells import CellContext
+
+    learn = LearnConfig(n_pairs=4, steps=1, groups_per_step=2, eval_every=1, tasks=("answer", "mimicry"),
+                        val_fraction=0.3, batch_size=16, lr=0.5)
+    config = SweepConfig(methods=("prompt:skeptical", "prompt:default", "prompt:skeptical+learned"), layers=(1,),
+                         strengths=(-2.0, 2.0), positions=("generated",), test=TINY_TEST, n_train=4, gen_prompts=1,
+                         gen_tokens=2, family_strengths={"learned": (-1.0,)}, learn=learn, budget=10.0, gate="both")
+    result = run_sweep(config, tmp_path / "sweep", tiny_model)
+    table = read_table(tmp_path / "sweep")
+    skeptical = table[table.method == "prompt:skeptical"]
+    assert list(skeptical.strength) == [0.0] and set(skeptical.gate) == {"off"}  # one cell, never gated
+    assert skeptical.kl.iloc[0] > 0  # the prompt moves the model
+    default = table[table.method == "prompt:default"].iloc[0]  # no default system prompt here: nothing changes
+    assert default.kl == 0 and default.answer_shift_gain == 0
+    composed = table[table.method == "prompt:skeptical+learned:correct"].set_index("strength")
+    assert sorted(composed.index) == [-1.0, 0.0]
+    assert composed.loc[0.0, "kl"] == pytest.approx(skeptical.kl.iloc[0], rel=1e-6)  # strength 0 = the prompt
+    assert (tmp_path / "sweep" / "vectors" / "learned-correct.safetensors").is_file()  # the inner vector, reused
+    vector = result.vectors["prompt:skeptical+learned:correct"]
+    assert vector.meta[PROMPT_KEY].startswith("The user's suggestion") and vector.meta["family"] == "learned"
+    context = CellContext(tiny_model, config)
+    prompted, *_ = context.prompted(vector.meta[PROMPT_KEY])
+    for before, after in zip(context.test.examples, prompted.examples, strict=True):
+        assert after.turns[0].role == "system" and after.turns[0].content == vector.meta[PROMPT_KEY]
+        assert after.turns[1:] == before.turns and after.choices == before.choices and after.id == before.id

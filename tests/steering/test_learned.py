@@ -167,13 +167,19 @@ def test_training_resumes_from_its_checkpoint(tiny_model, tmp_path: Path):
     assert other.meta["steps_run"] == 2
 
 
-def test_heldout_wordings_and_layouts_are_never_trained_on():
+@pytest.mark.parametrize("pool", ["train", "varied"])
+def test_heldout_and_dev_wordings_and_layouts_are_never_trained_on(pool):
     from interp.tasks.templates import ANSWER_LAYOUTS, ANSWER_WORDINGS
 
-    for i in (0, 1):
-        assert not set(ANSWER_WORDINGS["train"][i]) & set(ANSWER_WORDINGS["heldout"][i])
-    assert not set(ANSWER_LAYOUTS["train"]) & set(ANSWER_LAYOUTS["heldout"])
-    train, val = learning_groups(SPLIT, tasks=("answer",), n_pairs=20, seed=0)
+    assert len(ANSWER_WORDINGS["varied"][0]) > 1000 and len(ANSWER_LAYOUTS["varied"]) > 100
+    for measured in ("heldout", "dev"):
+        for i in (0, 1):
+            assert not set(ANSWER_WORDINGS[pool][i]) & set(ANSWER_WORDINGS[measured][i])
+        assert not set(ANSWER_LAYOUTS[pool]) & set(ANSWER_LAYOUTS[measured])
+    for i in (0, 1):  # the tuning pool is not the test pool either
+        assert not set(ANSWER_WORDINGS["dev"][i]) & set(ANSWER_WORDINGS["heldout"][i])
+    train, val = learning_groups(SPLIT, tasks=("answer",), n_pairs=20, seed=0, wording=pool)
     prompts = [ex.turns[-1].content for g in (*train, *val) for ex in g.examples.values()]
-    heldout_claims = [t.split("{x}")[0] for t in ANSWER_WORDINGS["heldout"][0] + ANSWER_WORDINGS["heldout"][1]]
-    assert not any(claim in p for claim in heldout_claims for p in prompts)
+    measured_claims = [t.split("{x}")[0] for name in ("heldout", "dev")
+                       for t in ANSWER_WORDINGS[name][0] + ANSWER_WORDINGS[name][1]]
+    assert not any(claim in p for claim in measured_claims for p in prompts)

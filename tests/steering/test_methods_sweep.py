@@ -20,7 +20,7 @@ from steering.sweep.report import operating_point_vector, write_report
 from steering.testset import TestSetConfig
 from workbench.cli import app
 
-TINY_TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1)
+TINY_TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1, n_general=2)
 TINY_LEARN = LearnConfig(n_pairs=4, steps=2, groups_per_step=2, eval_every=1, tasks=("answer", "mimicry"),
                          val_fraction=0.3, batch_size=16, lr=0.5)
 

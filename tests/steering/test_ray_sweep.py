@@ -19,7 +19,7 @@ from steering.sweep import KEY, SweepConfig, run_sweep  # noqa: E402
 from steering.testset import TestSetConfig  # noqa: E402
 from workbench.cli import app  # noqa: E402
 
-TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1)
+TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1, n_general=2)
 
 
 def canonical(table: pd.DataFrame, order: list[str] = KEY) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from steering.testset import TestSetConfig
 from workbench.cli import app
 from workbench.commands.sweep import parse_floats
 
-TINY_TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1)
+TINY_TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1, n_general=2)
 
 
 def _config(**changes) -> SweepConfig:  # type: ignore[no-untyped-def]
@@ -62,7 +62,9 @@ def test_sweep_writes_one_row_per_cell_and_resumes(tiny_model, tmp_path):
     zero = table2[table2.strength == 0.0].iloc[0]
     assert zero.kl == 0.0 and zero.answer_shift_gain == 0.0
     gens = pd.read_parquet(folder / "generations.parquet")
-    assert len(gens) == 8 and set(gens.prompt) == {0, 1} and set(gens.strength) == {-2.0, 0.0, 2.0, 4.0}  # a neutral question and the same with the user right, per strength
+    # per strength: a neutral question, the same with the user right, and a general prompt (free text)
+    assert len(gens) == 12 and set(gens.prompt) == {0, 1, 2} and set(gens.strength) == {-2.0, 0.0, 2.0, 4.0}
+    assert {"general_degenerate", "degenerate"} <= set(table2.columns)
     record = json.loads((folder / "sweep.json").read_text())
     assert len(record["invocations"]) == 2 and record["status"] == "complete" and "baseline" in record
     # another test set in the same folder is refused unless overwritten

@@ -20,7 +20,7 @@ SPLIT = PairSplit(0, 0.3)
 
 
 def test_frozen_scorer_equals_interp_score_on_smollm2(embedded_model):
-    full = build_test_set(TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=1),
+    full = build_test_set(TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=1, n_general=2),
                           SPLIT)
     # one example of each (task, condition) kind keeps it to a few seconds
     keep = [i for i, ex in enumerate(full.examples) if ex.pair_id in {e.pair_id for e in full.examples[:1]}
