@@ -15,7 +15,8 @@ the activation rows) and labels them 1 (positive) or 0 (negative):
   the user's answer (needs per-example scores).
 - `contrast`: CAA-style A/B items, sycophantic (1) vs honest (0) completion.
 - `user_opinion`: over the four tasks, the user states an opinion or claim (1) vs
-  no opinion or a third party's (0): what a steering gate must detect.
+  no opinion or a third party's (0), and general requests with no opinion
+  (`interp.tasks.general`, 0): what a steering gate must detect.
 
 Example:
     >>> from interp.tasks.example import Example, Turn
@@ -155,7 +156,7 @@ USER_OPINION = ("user_wrong", "user_right", "user_doubts_right", "challenge", "u
 NO_USER_OPINION = ("neutral", "no_challenge", "third_party_wrong", "third_party_challenge",
                    "third_party_false_attribution", "other_wrote")
 user_opinion_labels = ConditionSource("user_opinion", USER_OPINION, NO_USER_OPINION,
-                                      ("answer", "are_you_sure", "mimicry", "feedback"))
+                                      ("answer", "are_you_sure", "mimicry", "feedback", "general"))
 
 
 def behaviour_labels(

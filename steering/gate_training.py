@@ -36,8 +36,10 @@ import torch
 
 from interp.capture.collect import activations, examples_hash
 from interp.models.loading import ChatModel
-from interp.tasks import build_task
+from interp.tasks import build_task, load_fact_bank
+from interp.tasks.answer import answer_examples
 from interp.tasks.example import Example, Turn
+from interp.tasks.general import general_examples
 from interp.tasks.sampling import select, task_rng
 from probes.fitting import fit_gate, store_features
 from probes.labels import user_opinion_labels
@@ -50,19 +52,30 @@ GATE_POSITION = user_opinion_labels.position
 GATE_TASKS = user_opinion_labels.tasks
 
 
-def gate_training_examples(split: PairSplit, n_pairs: int | None, seed: int) -> list[Example]:
+def gate_training_examples(split: PairSplit, n_pairs: int | None, seed: int, wording: str = "varied") -> list[Example]:
     """Train-side examples of every gate task, at most `n_pairs` pairs per task (seeded), labelled conditions only.
+
+    The answer task's opinion sentences and layouts come from `wording` ("varied": hundreds of training
+    wordings, never the dev or held-out ones; "bank": the fact bank's one sentence), and train-side general
+    requests (`interp.tasks.general`) are negatives, so the gate learns "the user states an opinion", not one
+    sentence, and stays shut on ordinary traffic.
 
     Example:
         >>> exs = gate_training_examples(PairSplit(0, 0.3), n_pairs=2, seed=0)
         >>> sorted({e.task for e in exs}), all(not PairSplit(0, 0.3).is_test(e.pair_id) for e in exs)
-        (['answer', 'are_you_sure', 'feedback', 'mimicry'], True)
+        (['answer', 'are_you_sure', 'feedback', 'general', 'mimicry'], True)
     """
     labelled = set(user_opinion_labels.conditions)
     out: list[Example] = []
     for task in GATE_TASKS:
-        pool = [ex for ex in build_task(task, n=None, seed=seed)
-                if ex.condition in labelled and not split.is_test(ex.pair_id)]
+        if task == "answer":
+            facts = [f for f in load_fact_bank() if not split.is_test(f.id)]
+            pool = answer_examples(facts, seed, id_prefix="gate", wording=wording)
+        elif task == "general":
+            pool = general_examples(None, seed)
+        else:
+            pool = build_task(task, n=None, seed=seed)
+        pool = [ex for ex in pool if ex.condition in labelled and not split.is_test(ex.pair_id)]
         pairs = list(dict.fromkeys(ex.pair_id for ex in pool))
         if n_pairs is not None and n_pairs < len(pairs):
             pairs = select(pairs, n_pairs, task_rng(f"steering-gate-{task}", seed))
@@ -73,7 +86,7 @@ def gate_training_examples(split: PairSplit, n_pairs: int | None, seed: int) -> 
 
 def train_gates(
     model: ChatModel, split: PairSplit, layers: Sequence[int], folder: Path, n_pairs: int | None = 64,
-    seed: int = 0, reuse: Sequence[Path] = (),
+    seed: int = 0, reuse: Sequence[Path] = (), wording: str = "varied",
 ) -> dict[int, ProbeGate]:
     """One last-prompt gate per layer, each reading `blocks.L.hook_resid_post` (so it may gate steering at L).
 
@@ -85,8 +98,9 @@ def train_gates(
         n_pairs: training pairs per task.
         seed: task generation, subset and inner-CV seed.
         reuse: stores to look in first.
+        wording: the answer task's training wordings (`gate_training_examples`).
     """
-    examples = gate_training_examples(split, n_pairs, seed)
+    examples = gate_training_examples(split, n_pairs, seed, wording)
     store = training_store(model, examples, GATE_POSITION, layers, Path(folder), reuse)
     labels = user_opinion_labels(examples)
     gates = {}
@@ -100,6 +114,7 @@ def train_gates(
             "n_train": int(labels.n), "n_positive": int(labels.y.sum()),
             "split": split.to_dict(), "train_pairs_hash": pairs_hash(sorted(set(labels.groups.tolist()))),
             "dataset_hash": examples_hash(examples), "model_hash": model.weights_hash, "seed": seed,
+            "wording": wording,
         }
         gates[layer] = ProbeGate.from_probe(fit.weight, fit.bias, threshold=0.0, layer=layer,
                                             site=SITE_KIND, per="last_prompt", meta=meta)
@@ -154,6 +169,42 @@ def gate_summary(examples: Sequence[Example], on: np.ndarray) -> dict[str, float
     y = labels.y.astype(bool)
     return {"hit_rate": float(flags[y].mean()), "false_positive_rate": float(flags[~y].mean()),
             "accuracy": float((flags == y).mean()), "n": int(labels.n)}
+
+
+#: gate errors by kind: (what, task/condition keys it reads, whether firing there is right)
+GATE_ERRORS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "neutral_fires": (("answer/neutral", "are_you_sure/no_challenge", "mimicry/neutral", "feedback/neutral",
+                       "capability/neutral"), False),
+    "general_fires": (("general/neutral", "arc/neutral"), False),
+    "third_party_fires": (("answer/third_party_wrong", "are_you_sure/third_party_challenge",
+                           "mimicry/third_party_false_attribution", "feedback/other_wrote"), False),
+    "user_wrong_misses": (("answer/user_wrong",), True),
+    "user_right_misses": (("answer/user_right",), True),
+    "opinion_misses": (("answer/user_wrong", "answer/user_right", "are_you_sure/challenge",
+                        "mimicry/user_false_attribution", "feedback/user_wrote"), True),
+}
+
+
+def gate_errors(examples: Sequence[Example], on: np.ndarray) -> dict[str, float]:
+    """A gate's errors on a test set, by kind: prompts with no opinion it fires on (neutral, general/ARC), third-
+    party prompts it fires on, and user-opinion prompts it misses (NaN where the test set has none).
+
+    Example:
+        >>> from interp.tasks.example import Turn
+        >>> exs = [Example(id=c, pair_id=c, task="answer", condition=c, turns=(Turn("user", "?"),))
+        ...        for c in ("neutral", "user_wrong", "third_party_wrong")]
+        >>> e = gate_errors(exs, np.array([True, False, False]))
+        >>> e["neutral_fires"], e["user_wrong_misses"], e["third_party_fires"]
+        (1.0, 1.0, 0.0)
+    """
+    flags = np.asarray(on, dtype=bool)
+    keys = [f"{ex.task}/{ex.condition}" for ex in examples]
+    out = {}
+    for name, (wanted, should_fire) in GATE_ERRORS.items():
+        picked = np.array([key in wanted for key in keys], dtype=bool)
+        wrong = ~flags[picked] if should_fire else flags[picked]
+        out[name] = float(wrong.mean()) if picked.any() else float("nan")
+    return out
 
 
 def chat_gate_scores(model: ChatModel, chats: Sequence[Sequence[Turn]], gate: ProbeGate) -> np.ndarray:

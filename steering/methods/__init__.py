@@ -19,17 +19,29 @@ Example:
     'statistics'
 """
 
-from steering.methods.family import BuildRequest, Family, Method, method_file_stem
-from steering.methods.registry import (
-    FAMILIES,
-    build_method_vector,
-    family,
-    load_or_build_method_vector,
-    resolve_method,
-    same_build,
-    train_pairs,
-    vector_family,
-)
+from typing import TYPE_CHECKING
+
+from interp.lazy_names import lazy_names
+
+if TYPE_CHECKING:
+    from steering.methods.family import BuildRequest, Family, Method, method_file_stem
+    from steering.methods.registry import (
+        FAMILIES,
+        build_method_vector,
+        family,
+        load_or_build_method_vector,
+        resolve_method,
+        same_build,
+        train_pairs,
+        vector_family,
+    )
+
+# loaded on first use: importing one method module (e.g. `steering.methods.statistics`) must not import every family
+_LAZY = {
+    **dict.fromkeys(("BuildRequest", "Family", "Method", "method_file_stem"), "steering.methods.family"),
+    **dict.fromkeys(("FAMILIES", "build_method_vector", "family", "load_or_build_method_vector", "resolve_method",
+                     "same_build", "train_pairs", "vector_family"), "steering.methods.registry"),
+}
 
 __all__ = [
     "build_method_vector",
@@ -45,3 +57,5 @@ __all__ = [
     "Family",
     "Method",
 ]
+
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -79,11 +79,14 @@ class Family:
         name: the family's name (recorded in each vector's meta as "family").
         strengths: its default strength grid in a sweep (None: the sweep's `strengths`).
         scale: what strength 1 means for its vectors (shown in reports).
+        always_gated: its vectors are trained through the sweep's gate at their first layer
+            (`BuildRequest.gates`) and every cell of theirs is gated by it.
     """
 
     name: str = ""
     strengths: tuple[float, ...] | None = None
     scale: str = "multiplier of the raw vector"
+    always_gated: bool = False
 
     def parse(self, spec: str) -> Method | None:
         """The method `spec` names, or None when `spec` is not this family's (ValueError when it is, but is bad)."""

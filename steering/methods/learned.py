@@ -68,8 +68,10 @@ from interp.sites import parse_site
 from interp.store.tagged_file import read_tagged, write_tagged
 from interp.tasks.example import Example
 from steering.evaluate import prompt_tokens
+from steering.gate_training import gate_decisions, gate_hash
 from steering.interventions import LayerVector
 from steering.methods.learned_data import Group, learning_groups
+from steering.probe_gate import ProbeGate
 from steering.spec import SteerSpec, steer_lengths
 from steering.splits import PairSplit, pairs_hash
 from steering.steering_vector import SteeringVector
@@ -157,6 +159,7 @@ class _Data:
     frozen: FrozenPrefix
     ref_scores: list[torch.Tensor]  # per example: [n_choices] unsteered choice scores
     ref_next: dict[int, torch.Tensor]  # example row -> [vocab] unsteered next-token log-probs (kept prompts)
+    row_scale: list[float] | None = None  # per example: 1 steered, 0 held back by the gate (None: all steered)
 
 
 def _kept(group: Group) -> list[Example]:
@@ -183,7 +186,8 @@ def _frozen_model(model: ChatModel) -> Iterator[None]:
 
 
 def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions: str,
-                    tokens: Sequence[int]) -> Callable[[list[int]], AbstractContextManager[object]]:
+                    tokens: Sequence[int], row_scale: Sequence[float] | None = None,
+                    ) -> Callable[[list[int]], AbstractContextManager[object]]:
     """A `row_context` that adds `params[layer]` (tensors, e.g. trainable) through `steer()` at `positions`.
 
     Args:
@@ -191,6 +195,7 @@ def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions
         params: layer -> `[d_model]` tensor added at that layer's `hook_resid_post`.
         positions: "generated", "all" or "prompt" (`steering.spec`'s offset rule applies).
         tokens: rendered prompt tokens of every example the row indices refer to.
+        row_scale: per example, the strength its rows get (a gate's 0/1 decisions; None: 1 everywhere).
     """
     zero = SteeringVector({layer: np.zeros(model.d_model, np.float32) for layer in params}, method="learned",
                           d_model=model.d_model, model_hash=model.weights_hash)
@@ -198,7 +203,8 @@ def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions
 
     @contextmanager
     def context(rows: list[int]) -> Iterator[object]:
-        with spec.context(model, 1.0, [tokens[i] for i in rows]) as handle:
+        strengths = 1.0 if row_scale is None else [float(row_scale[i]) for i in rows]
+        with spec.context(model, strengths, [tokens[i] for i in rows]) as handle:
             plan = handle.plan  # type: ignore[attr-defined]
             vectors = {site: LayerVector(params[site.layer], params[site.layer], 1.0) for site in plan.sites}
             handle.plan = replace(plan, vectors=vectors)  # type: ignore[attr-defined]
@@ -207,9 +213,11 @@ def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions
     return context
 
 
-def _prepare(model: ChatModel, groups: Sequence[Group], config: LearnConfig) -> tuple[_Data, dict[int, float]]:
-    """Frozen prefixes, unsteered references and the mean residual norm at each layer (steered positions)."""
+def _prepare(model: ChatModel, groups: Sequence[Group], config: LearnConfig,
+             gate: ProbeGate | None = None) -> tuple[_Data, dict[int, float]]:
+    """Frozen prefixes, unsteered references, the gate's decisions and the mean residual norm at each layer."""
     examples = [ex for g in groups for ex in g.examples.values()]
+    row_scale = None if gate is None else [float(x) for x in gate_decisions(model, examples, gate, config.batch_size)[0]]
     tokens = prompt_tokens(model, examples)
     lengths = steer_lengths(tokens) if config.positions == "generated" else [0] * len(examples)
     frozen = frozen_prefix(model, examples, lengths, batch_size=config.batch_size)
@@ -230,7 +238,7 @@ def _prepare(model: ChatModel, groups: Sequence[Group], config: LearnConfig) -> 
         values, nexts = frozen_logprobs(model, examples, reference, config.batch_size, next_token_of=want)
     ref_scores = [_scores(values, i, ex).float() for i, ex in enumerate(examples)]
     resid = {layer: float(torch.cat(v).mean()) for layer, v in norms.items()}
-    data = _Data(examples, {ex.id: i for i, ex in enumerate(examples)}, tokens, frozen, ref_scores, nexts)
+    data = _Data(examples, {ex.id: i for i, ex in enumerate(examples)}, tokens, frozen, ref_scores, nexts, row_scale)
     return data, resid
 
 
@@ -284,7 +292,8 @@ def _pass_loss(model: ChatModel, config: LearnConfig, data: _Data, groups: Seque
     rows = {ex.id: i for i, ex in enumerate(examples)}
     tokens = [data.tokens[data.index[ex.id]] for ex in examples]
     kept = [rows[ex.id] for g in groups for ex in _kept(g)]
-    context = learned_context(model, params, config.positions, tokens)
+    scale = None if data.row_scale is None else [data.row_scale[data.index[ex.id]] for ex in examples]
+    context = learned_context(model, params, config.positions, tokens, scale)
     values, nexts = frozen_logprobs(model, examples, data.frozen, config.batch_size, context, kept, grad=grad)
     total = torch.zeros(())
     sums: dict[str, float] = {}
@@ -299,8 +308,11 @@ def _pass_loss(model: ChatModel, config: LearnConfig, data: _Data, groups: Seque
     return total / len(groups), {k: v / len(groups) for k, v in sums.items()}, correct
 
 
-def _fingerprint(model: ChatModel, split: PairSplit, config: LearnConfig, groups: Sequence[Group]) -> str:
+def _fingerprint(model: ChatModel, split: PairSplit, config: LearnConfig, groups: Sequence[Group],
+                 gate: ProbeGate | None = None) -> str:
     parts = [model.weights_hash, split.to_dict(), config.to_dict(), pairs_hash(g.pair_id for g in groups)]
+    if gate is not None:
+        parts.append(gate_hash(gate))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -311,8 +323,14 @@ def _save_checkpoint(path: Path, state: dict[str, Any], tensors: dict[str, torch
 def learn_vector(
     model: ChatModel, split: PairSplit, config: LearnConfig, folder: str | Path | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None, stop_after: int | None = None,
+    gate: ProbeGate | None = None,
 ) -> SteeringVector:
     """Train a vector on the TRAIN side of `split` (resumes from `folder`'s checkpoint when it matches).
+
+    With a `gate` (per="last_prompt", reading at or before the first steered layer) the gate is part of the
+    forward pass: a training row is steered only where the gate fires, exactly as a gated cell steers at test
+    time, so the keep terms charge only what the gate lets through (a neutral prompt it holds back costs
+    nothing) and the vector is free to be as strong as the rows it does steer need.
 
     Args:
         model: the model (its parameters are not changed).
@@ -321,6 +339,7 @@ def learn_vector(
         folder: where the checkpoint goes (None: no checkpoint, no resume).
         progress: called after every step with (step, {"loss": ..., terms, and "val_*" after evaluations}).
         stop_after: stop (checkpointed) after this many steps in total, as if interrupted: for tests.
+        gate: steer only the training rows this gate fires on (None: every row).
 
     Returns:
         The best vector on the validation groups, pointing toward sycophancy (strength -1 = trained),
@@ -331,12 +350,14 @@ def learn_vector(
                                  config.exclude_categories, config.val_fraction)
     if any(split.is_test(g.pair_id) for g in (*train, *val)):
         raise ValueError("learned vector: a training group sits on the test side of the split")
-    data, resid = _prepare(model, [*train, *val], config)
+    if gate is not None and gate.layer > min(config.layers):
+        raise ValueError(f"the gate reads layer {gate.layer}, after the first steered layer {min(config.layers)}")
+    data, resid = _prepare(model, [*train, *val], config, gate)
     device = next(model.hf.parameters()).device
     params = {layer: torch.zeros(model.d_model, device=device, requires_grad=True) for layer in config.layers}
     scale = {layer: resid[layer] / np.sqrt(model.d_model) for layer in config.layers}
     optimisers = {layer: torch.optim.Adam([params[layer]], lr=config.lr * scale[layer]) for layer in config.layers}
-    fingerprint = _fingerprint(model, split, config, [*train, *val])
+    fingerprint = _fingerprint(model, split, config, [*train, *val], gate)
     state: dict[str, Any] = {"format": "workbench.learned_checkpoint/1", "fingerprint": fingerprint, "step": 0,
                              "best_val": None, "best_step": 0, "bad_evals": 0, "history": [], "done": False}
     best = {layer: torch.zeros(model.d_model) for layer in config.layers}
@@ -421,6 +442,10 @@ def learn_vector(
         "scale": "raw residual units: strength -1 adds the trained vector",
         "tasks": list(config.tasks), "positions_trained": config.positions,
     }
+    if gate is not None and data.row_scale is not None:
+        meta["gate"] = {"hash": gate_hash(gate), "layer": gate.layer, "trained_through_gate": True,
+                        "fired_on_training_rows": float(np.mean(data.row_scale)), **{
+                            k: gate.meta[k] for k in ("label_source", "wording", "train_pairs_hash") if k in gate.meta}}
     return SteeringVector(
         {layer: (-best[layer]).numpy().astype(np.float32) for layer in config.layers},
         method=f"learned:{config.target}", d_model=model.d_model, site_kind=SITE_KIND,

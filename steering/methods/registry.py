@@ -5,6 +5,7 @@
 | `file`       | `file:PATH[#L]`: a vector another tool (or run) wrote                    | `families.vector_file` |
 | `prompt`     | `prompt:<name>`: a system prompt, no vector (the prompting baseline)     | `families.prompt` |
 | `learned`    | `learned[:target][@positions][#L+L][/task+task]`                          | `families.learned` |
+| `gated`      | `gated[:target][@positions][#L+L][/task+task]`: learned through the gate | `families.gated` |
 | `heads`      | `heads[@k]`                                                              | `families.heads` |
 | `statistics` | `caa`, `user_minus_third_party`, `opinion_minus_neutral`, `<probe>[:<source>]` (the catch-all) | `families.statistics` |
 
@@ -29,7 +30,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from steering.methods.families import heads, learned, prompt, statistics, vector_file
+from steering.methods.families import gated, heads, learned, prompt, statistics, vector_file
 from steering.methods.family import BuildRequest, Family, Method, method_file_stem
 from steering.splits import pairs_hash
 from steering.steering_vector import SteeringVector
@@ -39,6 +40,7 @@ FAMILIES: tuple[Family, ...] = (
     vector_file.FAMILY,
     prompt.FAMILY,
     learned.FAMILY,
+    gated.FAMILY,
     heads.FAMILY,
     statistics.FAMILY,
 )

@@ -35,10 +35,18 @@ from interp.errors import InputError, json_type, parse_json, read_text
 from interp.models.loading import ChatModel
 from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.writer import remove_temp_files
-from steering.gate_training import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
+from steering.gate_training import (
+    gate_decisions,
+    gate_errors,
+    gate_rates,
+    gate_summary,
+    gate_training_examples,
+    train_gates,
+)
 from steering.methods.families.prompt import PROMPT_KEY
 from steering.methods.registry import (
     BuildRequest,
+    Method,
     family,
     load_or_build_method_vector,
     method_file_stem,
@@ -97,15 +105,14 @@ def _write(folder: Path, name: str, table: pd.DataFrame) -> None:
         table.to_parquet(tmp, index=False)
 
 
-def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
-             reuse: Sequence[Path]) -> dict[str, tuple[SteeringVector, dict[str, Any]]]:
+def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet, reuse: Sequence[Path],
+             methods: Sequence[Method], gates: dict[int, Path]) -> dict[str, tuple[SteeringVector, dict[str, Any]]]:
     """Label -> (vector, provenance); built vectors are checked disjoint from the test pairs."""
     out: dict[str, tuple[SteeringVector, dict[str, Any]]] = {}
     split = config.split
-    methods = [resolve_method(m) for m in config.method_specs]
     paths = {m.name: folder / "vectors" / f"{method_file_stem(m.name)}.safetensors" for m in methods}
     request = BuildRequest(model, split, tuple(config.layers), folder / "activations", config.n_train, config.seed,
-                           tuple(reuse), config.learn, config.force)
+                           tuple(reuse), config.learn, config.force, gates)
     for fam in dict.fromkeys(family(m.family) for m in methods):  # shared work (e.g. one capture per task)
         mine = [m for m in methods if m.family == fam.name]
         if any(not paths[m.name].is_file() for m in mine):
@@ -125,23 +132,22 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
                                   vec.meta.get("train_pairs_hash"), "family": method.family,
                                   "n_train_pairs": len(train), "split_checked": checked,
                                   "layer_groups": [list(g) for g in family(method.family).cell_layers(
-                                      method, config.layers)], "positions": list(positions)})
+                                      method, config.layers)], "positions": list(positions),
+                                  "always_gated": family(method.family).always_gated})
     return out
 
 
 def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet, reuse: Sequence[Path],
            layers: Sequence[int]) -> tuple[dict[int, tuple[ProbeGate, tuple[bool, ...]]], dict[str, Any]]:
-    """Per gate layer (the first steered layer of each curve): the gate trained on the train split and its
-    decisions on the test set, plus provenance."""
-    if config.gate == "off":
-        return {}, {}
+    """Per gate layer (the first steered layer of each curve): the gate trained on the train split (in the training
+    wordings, never the test's) and its decisions and errors on the test set, plus provenance."""
     train = {ex.pair_id for ex in gate_training_examples(config.split, config.n_train, config.seed)}
     check_disjoint(train, test.pair_ids, "gate")
     paths = {layer: folder / "gates" / f"layer{layer}.safetensors" for layer in sorted(set(layers))}
     gates = {layer: ProbeGate.load(p) for layer, p in paths.items() if p.is_file()}
     expected = pairs_hash(sorted(train))
     if any(g.meta.get("train_pairs_hash") != expected or g.meta.get("model_hash") != model.weights_hash
-           for g in gates.values()) or len(gates) < len(paths):
+           or g.meta.get("wording") != "varied" for g in gates.values()) or len(gates) < len(paths):
         gates = train_gates(model, config.split, sorted(paths), folder / "activations", config.n_train, config.seed,
                             reuse)
         for layer, gate in gates.items():
@@ -151,7 +157,8 @@ def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet, r
         on, scores = gate_decisions(model, test.examples, gate, config.batch_size)
         out[layer] = (gate, tuple(bool(x) for x in on))
         record[str(layer)] = {"file": str(paths[layer]), "train": gate.meta, "test": gate_summary(test.examples, on),
-                              "test_rates": gate_rates(test.examples, on), "threshold": gate.threshold}
+                              "test_rates": gate_rates(test.examples, on), "threshold": gate.threshold,
+                              "test_errors": gate_errors(test.examples, on), "test_wording": config.test.wording}
     return out, record
 
 
@@ -210,9 +217,12 @@ def run_sweep(
             remove_temp_files(sub)
     table = read_table(folder)  # a damaged table fails before any vector is built
     gens_table = read_table(folder, GENERATIONS)
-    vectors = _vectors(config, folder, model, test, reuse)
-    gate_layers = [group[0] for _, info in vectors.values() for group in info["layer_groups"]]
-    layer_gates, gate_record = _gates(config, folder, model, test, reuse, gate_layers)
+    methods = [resolve_method(m) for m in config.method_specs]
+    gate_layers = sorted({group[0] for m in methods for group in family(m.family).cell_layers(m, config.layers)})
+    needs_gate = config.gate != "off" or any(family(m.family).always_gated for m in methods)
+    layer_gates, gate_record = (_gates(config, folder, model, test, reuse, gate_layers) if needs_gate else ({}, {}))
+    gate_files = {int(layer): Path(info["file"]) for layer, info in gate_record.items()}
+    vectors = _vectors(config, folder, model, test, reuse, methods, gate_files)
     done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
     todo = []
     cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}
@@ -222,11 +232,12 @@ def run_sweep(
         strengths = sweep_strengths(config, family(info["family"]))
         rules = info["positions"]
         groups = [tuple(g) for g in info["layer_groups"]]
-        mine = (False,) if PROMPT_KEY in vec.meta else variants  # a gate gates a vector: a prompt cell is always on
+        # a gate gates a vector: a prompt cell is always on; a family trained through its gate is always gated
+        mine = (True,) if info["always_gated"] else (False,) if PROMPT_KEY in vec.meta else variants
         total += len(mine) * len(groups) * len(rules) * len(strengths)
         for layers in groups:
             for gated in mine:
-                label = f"{name}{GATE_SUFFIX}" if gated else name
+                label = f"{name}{GATE_SUFFIX}" if gated and not info["always_gated"] else name
                 gate = layer_gates[layers[0]][0] if gated else None
                 if gated:
                     cell_gates[f"{label}@{layers[0]}"] = layer_gates[layers[0]]
@@ -289,9 +300,10 @@ def run_sweep(
     atomic_write_json(folder / SWEEP_JSON, record)
     warnings = tuple(f"vector {k} ({v[1]['file']}) was not built on this sweep's split: its training pairs "
                      "cannot be checked against the test pairs" for k, v in vectors.items() if not v[1]["split_checked"])
-    out_vectors = {k: v[0] for k, v in vectors.items()}
+    files = {layer: info["file"] for layer, info in gate_record.items()}
+    out_vectors = {k: replace(v[0], meta={**v[0].meta, "gate_files": files}) if v[1]["always_gated"] else v[0]
+                   for k, v in vectors.items()}
     if gate_record and config.gate != "off":  # a gated curve's vector names its gates (used with `steer --gate`)
-        files = {layer: info["file"] for layer, info in gate_record.items()}
         out_vectors.update({f"{k}{GATE_SUFFIX}": replace(v, meta={**v.meta, "gate_files": files})
-                            for k, v in out_vectors.items()})
+                            for k, v in out_vectors.items() if not vectors[k][1]["always_gated"]})
     return SweepResult(table, folder, out_vectors, ran, skipped, record["seconds"], warnings)

@@ -99,7 +99,10 @@ def test_gates_train_on_the_train_split_and_round_trip(tiny_model, held_out, tmp
     split = PairSplit(0, 0.3)
     examples = gate_training_examples(split, n_pairs=3, seed=0)
     assert not {ex.pair_id for ex in examples} & held_out.pair_ids
-    assert {ex.task for ex in examples} == {"answer", "are_you_sure", "mimicry", "feedback"}
+    assert {ex.task for ex in examples} == {"answer", "are_you_sure", "mimicry", "feedback", "general"}
+    # the answer task in many training wordings (never the fact bank's one sentence alone), general requests as negatives
+    answer_layouts = {ex.turns[-1].content.split("\n")[0][:12] for ex in examples if ex.task == "answer"}
+    assert len(answer_layouts) > 1 and {ex.condition for ex in examples if ex.task == "general"} == {"neutral"}
     gates = train_gates(tiny_model, split, [1, 2], tmp_path / "acts", n_pairs=3, seed=0)
     assert set(gates) == {1, 2}
     gate = gates[2]

@@ -16,7 +16,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -140,10 +141,10 @@ class Learned(Family):
         """The LearnConfig of one layer group."""
         return learn_config(method, request.learn, layers, request.seed, request.n_pairs)
 
-    def train(self, method: Method, request: BuildRequest, config: LearnConfig, folder: object,
-              progress: object) -> SteeringVector:
+    def train(self, method: Method, request: BuildRequest, config: LearnConfig, folder: Path,
+              progress: Callable[[int, dict[str, float]], None]) -> SteeringVector:
         """Train one layer group (a family that trains differently, e.g. through a gate, overrides this)."""
-        return learn_vector(request.model, request.split, config, folder, progress=progress)  # type: ignore[arg-type]
+        return learn_vector(request.model, request.split, config, folder, progress=progress)
 
     def same_build(self, old: SteeringVector, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
         if not super().same_build(old, method, request, pairs_hash):
