@@ -202,6 +202,8 @@ class SteeringVector:
             raise from_validation(e, path, "vector header") from None
         directions = {}
         for name, value in tensors.items():
+            if name.startswith("gate."):  # the gate a native export carries (steering.export.native)
+                continue
             m = _LAYER_TENSOR.match(name)
             if not m:
                 raise InputError("unexpected tensor", path=path, field=name, expected="tensors named layer.<L>")

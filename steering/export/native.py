@@ -2,13 +2,17 @@
 
 The file is exactly what `SteeringVector.save` writes (tensors `layer.L`, the
 vector's header under the `workbench` metadata key), with the `ExportInfo` as
-JSON under `workbench.export`. So `SteeringVector.load` reads an export too,
+JSON under `workbench.export`. A vector measured behind a gate (a gated sweep
+cell, or the gated family) carries its gate in the same file (tensor
+`gate.direction`, its header under `workbench.gate`), so the export steers only
+where the sweep measured it (`read_export_gate`; `workbench steer` applies it). So `SteeringVector.load` reads an export too,
 and `load_native` gives back an identical vector (bit-for-bit, `==`) and the
 record. The vector stays raw: the recommended strength is metadata.
 
 Example:
     >>> import numpy as np
-    >>> from steering.steering_vector import SteeringVector
+    >>> from steering.probe_gate import ProbeGate
+from steering.steering_vector import SteeringVector
     >>> v = SteeringVector({3: np.ones(4, dtype=np.float32)}, method="mean_diff", d_model=4)
     >>> path = export_native(v, "/tmp/v.export.safetensors", mode="add", strength=4.0)  # doctest: +SKIP
     >>> load_native(path)[0] == v  # doctest: +SKIP
@@ -22,9 +26,11 @@ from typing import Any
 
 from interp.store.tagged_file import read_tagged, write_tagged
 from steering.export.info import ExportError, ExportInfo, check_mode
+from steering.probe_gate import ProbeGate
 from steering.steering_vector import SteeringVector
 
 EXPORT_KEY = "workbench.export"
+GATE_KEY = "workbench.gate"
 MODES = ("add", "ablate")
 
 
@@ -32,7 +38,8 @@ def export_native(
     vector: SteeringVector, path: str | Path, mode: str = "add", strength: float | None = None,
     measured: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `vector` (raw) and its export record to a safetensors file, atomically.
+    """Write `vector` (raw), its export record and its gate (if it was measured behind one) to a safetensors file,
+    atomically.
 
     Args:
         vector: the vector, already restricted to the layers to export.
@@ -46,7 +53,43 @@ def export_native(
     """
     check_mode(mode, "safetensors", MODES)
     info = ExportInfo.for_vector(vector, "safetensors", mode, strength, measured)
-    return write_tagged(path, vector.tensors(), {"workbench": vector.header(), EXPORT_KEY: info.to_dict()})
+    tensors, records = vector.tensors(), {"workbench": vector.header(), EXPORT_KEY: info.to_dict()}
+    gate = vector_gate(vector)
+    if gate is not None:
+        tensors["gate.direction"], records[GATE_KEY] = gate.direction_unit, gate.header()
+    return write_tagged(path, tensors, records)
+
+
+def vector_gate(vector: SteeringVector) -> ProbeGate | None:
+    """The gate a vector was measured behind (`meta["gate_files"]`, keyed by layer: the one at its first layer).
+
+    Raises:
+        ExportError: the vector names gates but none at its first layer.
+    """
+    files = vector.meta.get("gate_files")
+    if not files:
+        return None
+    first = str(min(vector.layers))
+    if first not in files:
+        raise ExportError(f"the vector was measured behind gates at layers {sorted(files)}, none at its first layer "
+                          f"{first}: export the layers it was measured at")
+    return ProbeGate.load(files[first])
+
+
+def read_export_gate(path: str | Path) -> ProbeGate | None:
+    """The gate a native export carries (None: it steers every prompt).
+
+    Example:
+        >>> read_export_gate("best.safetensors").layer  # doctest: +SKIP
+        12
+    """
+    records, tensors = read_tagged(path, "export")
+    header = records.get(GATE_KEY)
+    if not isinstance(header, dict):
+        return None
+    return ProbeGate(tensors["gate.direction"], float(header["bias"]), float(header["threshold"]),
+                     int(header["layer"]), str(header["site"]), float(header["scale"]), str(header["per"]),
+                     dict(header.get("meta", {})))
 
 
 def read_native_info(path: str | Path) -> ExportInfo:

@@ -233,7 +233,7 @@ def operating_point_vector(folder: Path, method: str | None = None) -> tuple[Ste
         raise ValueError(f"{sweep_path}: no vector file recorded for method {base!r}")
     vector = SteeringVector.load(info["file"]).select(point_layers(point))
     meta = {**vector.meta, "operating_point": {k: v for k, v in point.items()}}
-    if base != method:
+    if base != method or info.get("always_gated"):  # measured behind a gate: the export carries it
         meta["gate_files"] = record.get("gates", {}) and {k: g["file"] for k, g in record["gates"].items()}
     vector = replace(vector, positions=str(point["positions"]), meta=meta)
     measured = {"sweep": str(folder), "gain": report.get("gain"), "loss": report.get("loss"),

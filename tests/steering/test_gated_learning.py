@@ -66,6 +66,29 @@ def test_gated_family_sweeps_behind_its_gate_with_its_errors(tiny_model, tmp_pat
     assert table[table.strength == -1.0].gated_share.iloc[0] == pytest.approx(float(np.mean(on)))
     # a rebuilt sweep reuses the vector trained through this gate
     assert run_sweep(config, tmp_path / "sweep", tiny_model).ran == 0
+    # its export carries its gate: the same direction, bias and threshold, read back from the one file
+    from typer.testing import CliRunner
+
+    from steering.export.native import load_native, read_export_gate
+    from steering.sweep import write_report
+    from workbench.cli import app
+
+    report = write_report(tmp_path / "sweep", table, result.vectors, "answer_shift_gain", "kl_all", 10.0)
+    if report["operating_point"] is None:  # the tiny random model may gain nothing: force the point
+        row = table[table.strength == -1.0].iloc[0]
+        report["operating_point"] = {"method": row.method, "layer": 1, "layers": [1], "strength": -1.0,
+                                     "positions": row.positions, "mode": "add"}
+        (tmp_path / "sweep" / "report.json").write_text(json.dumps(report))
+    out = tmp_path / "gated.safetensors"
+    res = CliRunner().invoke(app, ["export", "--sweep", str(tmp_path / "sweep"), "--format", "safetensors",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    carried, saved = read_export_gate(out), ProbeGate.load(gate["file"])
+    assert carried is not None and carried.layer == saved.layer == 1 and carried.per == "last_prompt"
+    np.testing.assert_array_equal(carried.direction_unit, saved.direction_unit)
+    assert (carried.bias, carried.threshold) == (saved.bias, saved.threshold)
+    exported, info = load_native(out)
+    assert exported.layers == [1] and info.strength == pytest.approx(-1.0)
 
 
 def test_gate_errors_name_each_kind():

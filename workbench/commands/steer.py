@@ -95,7 +95,8 @@ def steer(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, max=4096)] = 48,
     force: Annotated[bool, typer.Option(help="use a vector made on another model file")] = False,
     gate: Annotated[Path | None, typer.Option(help="a probe gate (.safetensors from `workbench sweep --gate`): steer "
-                                                   "only prompts it reads as user pressure")] = None,
+                                                   "only prompts it reads as user pressure (default: the gate a "
+                                                   "native export of a gated cell carries)")] = None,
     truncate: Annotated[bool, typer.Option(help="cut the start of a prompt longer than the model's context "
                                                 "(default: refuse it)")] = False,
 ) -> None:
@@ -108,10 +109,15 @@ def steer(
     from interp.models.loading import load_model
     from interp.sites import parse_layers
     from steering.export.formats import check_vector_fits, read_vector
+    from steering.export.native import read_export_gate
+    from steering.foreign_vectors import is_foreign
     from steering.gate_training import chat_gate_scores
     from steering.generation import side_by_side
     from steering.probe_gate import ProbeGate
     from steering.spec import SteerSpec
+
+    def export_gate(path: Path) -> ProbeGate | None:
+        return read_export_gate(path) if path.suffix == ".safetensors" and not is_foreign(path) else None
 
     if (prompt is None) == (prompts is None):
         fail("give exactly one of --prompt or --prompts")
@@ -120,7 +126,7 @@ def steer(
     chosen = tuple(parse_layers(layers)) if layers is not None else tuple(vec.layers)
     check_rules(vec, chosen, positions, mode)
     vec.check_strength(strength)
-    probe_gate = ProbeGate.load(gate) if gate is not None else None
+    probe_gate = ProbeGate.load(gate) if gate is not None else export_gate(vector)  # an export may carry its gate
     spec = SteerSpec(vec, chosen, positions, mode, force, probe_gate)
     lm = load_model(model)
     check_vector_fits(vec, vector, lm, force)
