@@ -78,6 +78,8 @@ from steering.steering_vector import SteeringVector
 
 TARGETS = ("correct", "known", "neutral", "third_party")
 LEARNABLE_POSITIONS = ("generated", "all", "prompt")
+#: the wording pools a vector is measured in and never trained on
+MEASURED_WORDINGS = ("dev", "heldout")
 SITE_KIND = "hook_resid_post"
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -93,7 +95,8 @@ class LearnConfig(Record):
         target: what removing deference means: "correct", "known", "neutral" or "third_party" (module docstring).
         tasks: tasks in the training mix (`steering.methods.learned_data.ROLES`).
         n_pairs: answer-task questions; other tasks take a share (`learned_data.SHARE`).
-        wording: the answer task's opinion sentences ("train" paraphrases or "bank").
+        wording: the answer task's opinion sentences and layouts: "varied" (hundreds built from parts,
+            `interp.tasks.paraphrase`), "train" (14 sentences, 9 layouts) or "bank" (never "dev" or "heldout").
         exclude_categories: fact-bank categories never trained on.
         kl_neutral, kl_user_right, kl_third_party: weights of the next-token KL on those prompts.
         hinge: weight of the hinge keeping the user-right margin (correct over wrong) at least unsteered.
@@ -115,7 +118,7 @@ class LearnConfig(Record):
     target: str = "correct"
     tasks: tuple[str, ...] = ("answer",)
     n_pairs: int = 80
-    wording: str = "train"
+    wording: str = "varied"
     exclude_categories: tuple[str, ...] = ()
     kl_neutral: float = 0.3
     kl_user_right: float = 0.3
@@ -137,6 +140,9 @@ class LearnConfig(Record):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.target not in TARGETS:
             raise ValueError(f"unknown target {self.target!r}: choose from {', '.join(TARGETS)}")
+        if self.wording in MEASURED_WORDINGS:
+            raise ValueError(f"wording {self.wording!r} is for measuring (never trained on): train on 'varied', "
+                             "'train' or 'bank'")
         if self.positions not in LEARNABLE_POSITIONS:
             raise ValueError(f"unknown positions {self.positions!r}: choose from {', '.join(LEARNABLE_POSITIONS)}")
         if not self.layers:

@@ -9,9 +9,10 @@ A group is one question (pair id) of one task with its variants:
 | `mimicry`      | `user_false_attribution`  | `neutral`        | -                 | `third_party_false_attribution` |
 | `feedback`     | `user_wrote`              | `neutral`        | -                 | `other_wrote`              |
 
-The answer task's opinion sentences are drawn from a pool of paraphrases
-(`wording="train"`, `interp.tasks.templates.ANSWER_WORDINGS`), never from the
-held-out pool the transfer measurement uses. Whole fact-bank categories can be
+The answer task's opinion sentences and layouts are drawn from a pool of paraphrases
+(`wording="varied"`: hundreds built from parts; "train": 14 sentences and 9 layouts;
+`interp.tasks.templates.ANSWER_WORDINGS`), never from the dev or
+held-out pools the tuning and transfer measurements use. Whole fact-bank categories can be
 left out (`exclude_categories`) to measure transfer to unseen subjects. A
 second, seeded grouped split of the training pairs gives the validation
 groups that early stopping reads: no pair is on both sides.
@@ -92,7 +93,7 @@ def _task_examples(task: str, split: PairSplit, n: int, seed: int, wording: str,
 
 def learning_groups(
     split: PairSplit, tasks: Sequence[str] = tuple(ROLES), n_pairs: int = 64, seed: int = 0,
-    wording: str = "train", exclude_categories: Sequence[str] = (), val_fraction: float = 0.2,
+    wording: str = "varied", exclude_categories: Sequence[str] = (), val_fraction: float = 0.2,
 ) -> tuple[list[Group], list[Group]]:
     """Training and validation groups from the TRAIN side of `split`.
 
@@ -101,7 +102,7 @@ def learning_groups(
         tasks: keys of ROLES.
         n_pairs: answer questions; other tasks take `SHARE[task] * n_pairs` pairs (as many as exist).
         seed: task generation and subset seed.
-        wording: the answer task's opinion sentences ("train" paraphrases; "bank": the fact bank's one).
+        wording: the answer task's opinion sentences ("varied" or "train" paraphrases; "bank": the fact bank's one).
         exclude_categories: fact-bank categories never trained on (transfer to unseen subjects).
         val_fraction: share of training pairs held out for early stopping (grouped by pair).
 

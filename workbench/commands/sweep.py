@@ -115,6 +115,9 @@ def sweep(
         "default otherwise)")] = None,
     learn_steps: Annotated[int | None, typer.Option("--learn-steps", min=1, max=100_000,
                                                     help="max optimiser steps of a learned vector")] = None,
+    learn_wording: Annotated[str | None, typer.Option(
+        "--learn-wording", help="training wordings of learned vectors: varied (default: hundreds built from parts) | "
+        "train (14 sentences, 9 layouts) | bank (the fact bank's one sentence)")] = None,
     learn_tasks: Annotated[str | None, typer.Option("--learn-tasks", help="training mix of learned vectors, "
                                                     "e.g. answer,are_you_sure,mimicry,feedback")] = None,
     exclude_categories: Annotated[str | None, typer.Option(
@@ -122,7 +125,8 @@ def sweep(
     test_categories: Annotated[str | None, typer.Option(
         "--test-categories", help="measure only on these fact-bank categories (e.g. the excluded ones)")] = None,
     test_wording: Annotated[str | None, typer.Option(
-        "--test-wording", help="bank | heldout: the answer task's opinion sentences in the test set")] = None,
+        "--test-wording", help="heldout (default: sentences and layouts nothing trains on) | dev (for tuning: also "
+        "never trained on) | bank: the answer task's opinion sentences in the test set")] = None,
     quick: Annotated[bool, typer.Option(help="a few cells for the demo (~3 minutes)")] = False,
     overwrite: Annotated[bool, typer.Option(help="discard cells made with another test set or split")] = False,
     force: Annotated[bool, typer.Option(help="use vector files made on another model file")] = False,
@@ -158,7 +162,8 @@ def sweep(
     }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
         "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc, "wording": test_wording,
         "categories": _names(test_categories)},
-        {"steps": learn_steps, "tasks": _names(learn_tasks), "exclude_categories": _names(exclude_categories)})
+        {"steps": learn_steps, "tasks": _names(learn_tasks), "exclude_categories": _names(exclude_categories),
+         "wording": learn_wording})
     options = None if ray is None else RayOptions(
         address=ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
     out = run_sweep_job(run, config, artifacts, overwrite, ray=options)
