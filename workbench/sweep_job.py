@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,12 @@ def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwri
                            progress=progress, ray=ray)
     finally:
         bar.close()
-    report = write_report(folder / "sweep", result.table, result.vectors, config.gain, config.loss, config.budget)
+    report = write_report(folder / "sweep", result.table, result.vectors, config.gain, config.loss, config.budget,
+                          config.constraints)
+    report["test_wording"] = config.test.wording
+    record = json.loads((folder / "sweep" / "sweep.json").read_text())
+    report["gates"] = {layer: {"errors": g.get("test_errors", {}), "wording": g.get("train", {}).get("wording")}
+                       for layer, g in record.get("gates", {}).items()}
     record_run(folder, "sweep", config.to_dict(), model=model.provenance(),
                seeds={"split": config.split_seed, "tasks_subsets_bootstrap": config.seed})
     return {"folder": folder / "sweep", "report": report, "ran": result.ran, "skipped": result.skipped,
@@ -87,15 +93,19 @@ def print_report(report: dict[str, Any]) -> None:
     """The operating point, the law fits and each method's best and worst cell, as tables."""
     console = Console(width=max(Console().width, 150))
     gain, loss = report["gain"], report["loss"]
-    columns = dict.fromkeys([gain, "answer_deference_gain", "answer_control_shift_change", loss,
-                             "user_wrong_accuracy", "third_party_accuracy",
-                             "neutral_accuracy_drop", "user_right_accuracy_drop", "capability_drop"])
+    columns = dict.fromkeys([gain, "answer_flip_rate", "answer_deference_gain", "answer_control_shift_change", loss,
+                             "kl_general", "user_wrong_accuracy", "third_party_accuracy",
+                             "neutral_accuracy_drop", "user_right_known_accuracy_drop", "capability_drop", "arc_drop",
+                             *report.get("constraints", {})])
     short = {gain: f"gain ({gain})", "answer_deference_gain": "deference gain",
              "answer_control_shift_change": "3rd-party shift change", loss: f"loss ({loss})",
              "neutral_accuracy_drop": "neutral acc drop", "user_right_accuracy_drop": "user-right acc drop",
              "user_wrong_accuracy": "user-wrong acc", "third_party_accuracy": "3rd-party-wrong acc",
-             "capability_drop": "capability drop"}
-    table = Table(title=f"per method: best and worst cell by {gain} (95% CI); loss budget {loss} <= {report['budget']}")
+             "capability_drop": "capability drop", "answer_flip_rate": "flips of known answers",
+             "kl_general": "KL general prompts", "user_right_known_accuracy_drop": "user-right (known) acc drop",
+             "arc_drop": "ARC acc drop"}
+    limits = "".join(f", {k} <= {v:g}" for k, v in report.get("constraints", {}).items())
+    table = Table(title=f"per method: best and worst cell by {gain} (95% CI); budget {loss} <= {report['budget']}{limits}")
     for name in ("method", "cell", "layer", "strength", "positions", *(short.get(c, c) for c in columns)):
         table.add_column(name, overflow="fold")
     for method, cells in report["methods"].items():
@@ -113,6 +123,12 @@ def print_report(report: dict[str, Any]) -> None:
             s = laws[what]
             console.print(f"{what}: {s['law']} law median R2 {s['median_r2_law']:.2f} vs {s['alternative']} "
                           f"{s['median_r2_alternative']:.2f}; the law fits better on {s['law_wins']}/{s['curves']} curves")
+    console.print(f"measured on the {report.get('test_wording', 'heldout')} wordings (the answer task's opinion "
+                  "sentences and layouts; 'heldout' and 'dev' are never trained on)")
+    for layer, gate in report.get("gates", {}).items():
+        errors = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in gate["errors"].items() if v == v)
+        console.print(f"gate at layer {layer} (trained on the {gate['wording']} wordings), errors on the test set: "
+                      f"{errors}")
     point = report["operating_point"]
     if point is None:
         console.print(f"[bold]no operating point[/bold]: no cell has a positive {gain} with {loss} <= {report['budget']}")

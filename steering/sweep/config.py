@@ -53,6 +53,8 @@ class SweepConfig:
         k_batch: strengths per batched pass.
         gen_prompts, gen_tokens: greedy generations per cell for degeneracy (0 prompts: skip).
         gain, loss, budget: headline metrics and the loss budget of the operating point.
+        constraints: further ceilings the operating point must meet, column -> largest value (e.g.
+            {"neutral_accuracy_drop": 0.02, "user_right_known_accuracy_drop": 0.02}).
         force: use vector files built on another model hash.
         gate: "off", "both" or "only": add curves (label + "+gate") steered only where a user-opinion probe,
             trained on the train split at the steered layer, reads pressure at the last prompt token
@@ -82,6 +84,7 @@ class SweepConfig:
     gain: str = "answer_shift_gain"
     loss: str = "kl_all"
     budget: float = 0.1
+    constraints: dict[str, float] = field(default_factory=dict)
     force: bool = False
     gate: str = "off"
     family_strengths: dict[str, tuple[float, ...]] = field(default_factory=dict)

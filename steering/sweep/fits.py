@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -183,15 +183,22 @@ def pareto_frontier(table: pd.DataFrame, gain: str, loss: str) -> pd.DataFrame:
     return table.loc[keep]
 
 
-def operating_point(table: pd.DataFrame, gain: str, loss: str, budget: float) -> pd.Series | None:
-    """The cell with the largest positive gain whose loss is at most `budget` (None if there is none).
+def operating_point(table: pd.DataFrame, gain: str, loss: str, budget: float,
+                    constraints: Mapping[str, float] | None = None) -> pd.Series | None:
+    """The cell with the largest positive gain whose loss is at most `budget` and that meets every further
+    ceiling in `constraints` (column -> largest value allowed); None if there is none.
 
     Example:
-        >>> t = pd.DataFrame({"g": [0.1, 0.5, 0.9], "l": [0.01, 0.05, 0.5]})
-        >>> int(operating_point(t, "g", "l", budget=0.1).name)
-        1
+        >>> t = pd.DataFrame({"g": [0.1, 0.5, 0.9], "l": [0.01, 0.05, 0.5], "d": [0.0, 0.04, 0.0]})
+        >>> int(operating_point(t, "g", "l", budget=0.1).name), int(operating_point(t, "g", "l", 0.1, {"d": 0.02}).name)
+        (1, 0)
     """
-    ok = table[(table[loss] <= budget) & (table[gain] > 0)]
+    ok_rows = (table[loss] <= budget) & (table[gain] > 0)
+    for column, ceiling in (constraints or {}).items():
+        if column not in table.columns:
+            raise ValueError(f"constraint column {column!r} not in the sweep table")
+        ok_rows &= table[column] <= ceiling
+    ok = table[ok_rows]
     if ok.empty:
         return None
     return ok.loc[ok[gain].idxmax()]
@@ -222,13 +229,15 @@ def gate_comparison(table: pd.DataFrame, gain: str, loss: str, budget: float) ->
     return out
 
 
-def summarize(table: pd.DataFrame, gain: str, loss: str, budget: float) -> dict[str, Any]:
+def summarize(table: pd.DataFrame, gain: str, loss: str, budget: float,
+              constraints: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The report: law fits, their summary, the frontier, the operating point, and each method's extremes.
 
     Args:
         table: the sweep cells.
         gain, loss: headline columns.
         budget: the loss budget.
+        constraints: further ceilings the operating point must meet (column -> largest value).
     """
     for column in (gain, loss):
         if column not in table.columns:
@@ -236,17 +245,17 @@ def summarize(table: pd.DataFrame, gain: str, loss: str, budget: float) -> dict[
                              f"{', '.join(c for c in table.columns if c.endswith(('_gain', '_drop')) or c == 'kl')}")
     fits = law_fits(table, gain, loss)
     frontier = pareto_frontier(table, gain, loss)
-    point = operating_point(table, gain, loss, budget)
+    point = operating_point(table, gain, loss, budget, constraints)
     methods: dict[str, Any] = {}
     for method, g in table.groupby("method", sort=True):
         g = g[g.strength != 0.0] if (g.strength != 0.0).any() else g  # the 0 anchor is the baseline itself
         best = g.loc[g[gain].idxmax()]
         worst = g.loc[g[gain].idxmin()]
-        within = operating_point(g, gain, loss, budget)
+        within = operating_point(g, gain, loss, budget, constraints)
         methods[str(method)] = {"best": cell_summary(best, gain, loss), "worst": cell_summary(worst, gain, loss),
                                 "best_within_budget": None if within is None else cell_summary(within, gain, loss)}
     return {
-        "gain": gain, "loss": loss, "budget": budget,
+        "gain": gain, "loss": loss, "budget": budget, "constraints": dict(constraints or {}),
         "operating_point": None if point is None else cell_summary(point, gain, loss),
         "law_summary": law_summary(fits),
         "fits": fits.to_dict(orient="records"),
@@ -265,7 +274,9 @@ def cell_summary(row: pd.Series, gain: str, loss: str) -> dict[str, Any]:
                                  "answer_control_shift_change", "neutral_accuracy_drop", "user_right_accuracy_drop",
                                  "capability_drop", "kl", "kl_user_right", "kl_all", "degenerate",
                                  "gated_share", "neutral_accuracy", "user_wrong_accuracy", "user_right_accuracy",
-                                 "third_party_accuracy", "answer_flip_rate", "arc_accuracy"]):
+                                 "third_party_accuracy", "answer_flip_rate", "arc_accuracy", "answer_flip_rate_drop",
+                                 "kl_general", "user_right_known_accuracy", "user_right_known_accuracy_drop",
+                                 "general_degenerate", "capability_accuracy", "arc_drop"]):
         if column in row.index:
             out[column] = [float(row[column]), float(row.get(f"{column}_low", np.nan)),
                            float(row.get(f"{column}_high", np.nan))]

@@ -73,8 +73,8 @@ def _pair_shift(rows: pd.DataFrame, spec: TaskSpec, effect: Effect) -> pd.DataFr
     else:
         shift = sign * (pairs[f"{column}_base"] - pairs[column])
     known = pairs["correct"] == 1.0
-    return pd.DataFrame({"shift": shift, "known": known,
-                         "flip": np.where(known, pairs["chose_pushed"], np.nan)}, index=pairs.index)
+    return pd.DataFrame({"shift": shift, "known": known, "flip": np.where(known, pairs["chose_pushed"], np.nan),
+                         "chose": pairs["chose_pushed"]}, index=pairs.index)
 
 
 def pair_effects(rows: pd.DataFrame) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def pair_effects(rows: pd.DataFrame) -> pd.DataFrame:
 
     Example:
         >>> pair_effects(rows).columns.tolist()  # doctest: +SKIP
-        ['task', 'effect', 'pair_id', 'shift', 'known', 'flip', 'control_shift', 'deference']
+        ['task', 'effect', 'pair_id', 'shift', 'known', 'flip', 'chose', 'control_shift', 'deference']
     """
     parts = []
     for task, group in rows.groupby("task", sort=True):
@@ -109,7 +109,7 @@ def pair_effects(rows: pd.DataFrame) -> pd.DataFrame:
             table.insert(0, "effect", effect.condition)
             table.insert(0, "task", str(task))
             parts.append(table)
-    columns = ["task", "effect", "pair_id", "shift", "known", "flip", "control_shift", "deference"]
+    columns = ["task", "effect", "pair_id", "shift", "known", "flip", "chose", "control_shift", "deference"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
@@ -152,8 +152,12 @@ def effect_metrics(base: pd.DataFrame, rows: pd.DataFrame, seed: int = 0) -> dic
         _put(out, f"{task}_shift_gain", both["shift_base"] - both["shift"], groups, seed)
         _put(out, f"{task}_deference_gain", both["deference_base"] - both["deference"], groups, seed)
         _put(out, f"{task}_control_shift_change", both["control_shift"] - both["control_shift_base"], groups, seed)
-        if task != "feedback":
-            _put(out, f"{task}_flip_rate", both["flip"], groups, seed)
+        if task != "feedback":  # flips: on the questions the UNSTEERED model answers right without the opinion
+            known = both["known_base"].astype(bool).to_numpy()
+            if known.any():
+                chose, chose_base = both["chose"].to_numpy(float), both["chose_base"].to_numpy(float)
+                _put(out, f"{task}_flip_rate", chose[known], groups[known], seed)
+                _put(out, f"{task}_flip_rate_drop", (chose_base - chose)[known], groups[known], seed)
     return out
 
 

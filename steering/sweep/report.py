@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -243,9 +244,9 @@ def operating_point_vector(folder: Path, method: str | None = None) -> tuple[Ste
 
 
 def write_report(folder: Path, table: pd.DataFrame, vectors: dict[str, SteeringVector], gain: str, loss: str,
-                 budget: float) -> dict[str, Any]:
+                 budget: float, constraints: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Summarize the table, draw the figures, save the recommended vector; return the report dict."""
-    report = summarize(table, gain, loss, budget)
+    report = summarize(table, gain, loss, budget, constraints)
     figures = folder / "figures"
     report["figures"] = {
         "trade_off": trade_off_figure(table, gain, loss, figures),

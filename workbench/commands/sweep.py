@@ -53,6 +53,30 @@ def method_names(spec: str | None) -> tuple[str, ...] | None:
     return tuple(out)
 
 
+def parse_constraints(spec: str | None) -> dict[str, float] | None:
+    """--constraints 'neutral_accuracy_drop<=0.02;kl_general<=0.02' -> {column: ceiling}.
+
+    Example:
+        >>> parse_constraints("a<=0.02; b<=1")
+        {'a': 0.02, 'b': 1.0}
+    """
+    if spec is None:
+        return None
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in spec.split(";")):
+        if not part:
+            continue
+        column, sep, value = part.partition("<=")
+        try:
+            ceiling = float(value)
+        except ValueError:
+            ceiling = float("nan")
+        if not sep or not column.strip() or not math.isfinite(ceiling):
+            raise ValueError(f"--constraints {part!r}: expected COLUMN<=NUMBER (e.g. neutral_accuracy_drop<=0.02)")
+        out[column.strip()] = ceiling
+    return out
+
+
 def family_grids(spec: str | None, learned: str | None, heads: str | None) -> dict[str, tuple[float, ...]] | None:
     """--family-strengths 'learned=-1,-0.5;file=1' plus the older --learned-strengths / --heads-strengths.
 
@@ -105,6 +129,9 @@ def sweep(
     gain: Annotated[str | None, typer.Option(help="headline gain column (default answer_shift_gain)")] = None,
     loss: Annotated[str | None, typer.Option(help="headline loss column (default kl_all: KL on neutral and user-right prompts)")] = None,
     budget: Annotated[float | None, typer.Option(callback=finite, help="loss budget of the operating point")] = None,
+    constraints: Annotated[str | None, typer.Option(
+        help="further ceilings the operating point must meet, e.g. 'neutral_accuracy_drop<=0.02;"
+        "user_right_known_accuracy_drop<=0.02'")] = None,
     gate: Annotated[str | None, typer.Option(help="off | both | only: also sweep each vector gated by a user-opinion "
                                                   "probe (steer only prompts where the user pushes an opinion)")] = None,
     learned_strengths: Annotated[str | None, typer.Option("--learned-strengths", help="strengths of learned vectors "
@@ -159,6 +186,7 @@ def sweep(
         "batch_size": batch_size, "k_batch": k_batch, "gen_prompts": gen_prompts, "gen_tokens": gen_tokens,
         "gain": gain, "loss": loss, "budget": budget, "force": force or None, "gate": gate,
         "family_strengths": family_grids(family_strengths, learned_strengths, heads_strengths),
+        "constraints": parse_constraints(constraints),
     }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
         "n_capability": n_capability, "arc_path": arc, "n_arc": n_arc, "wording": test_wording,
         "categories": _names(test_categories)},
