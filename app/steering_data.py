@@ -23,7 +23,7 @@ from app.data import directions, read_json, shown, stamp, table, unreadable
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
     from interp.tasks.example import Example
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
 PRESET_TASKS = ("answer", "are_you_sure", "mimicry", "feedback")
 

@@ -21,7 +21,7 @@ The names below are imported on first use, so reading a vector file does not loa
 
 Example:
     >>> from steering import SteeringVector
-    >>> from steering.steer import steer  # the module `steering.steer` holds the context manager of that name
+    >>> from steering.apply.steer_hooks import steer  # the module `steering.steer` holds the context manager of that name
     >>> with steer(model, vector, strength=-4.0, layers=10, positions="generated"):  # doctest: +SKIP
     ...     model.hf.generate(**inputs)
 """
@@ -33,18 +33,18 @@ from typing import TYPE_CHECKING
 from interp.lazy_names import lazy_names
 
 if TYPE_CHECKING:
-    from steering.probe_gate import ProbeGate
-    from steering.spec import SteerSpec
-    from steering.splits import PairSplit
-    from steering.steering_vector import SteeringVector, VectorMismatchError
+    from steering.apply.spec import SteerSpec
+    from steering.artifacts.probe_gate import ProbeGate
+    from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
+    from steering.evaluation.splits import PairSplit
 
-# loaded on first use: `import steering.steering_vector` must not import torch and transformers
+# loaded on first use: `import steering.artifacts.steering_vector` must not import torch and transformers
 _LAZY = {
-    "PairSplit": "steering.splits",
-    "ProbeGate": "steering.probe_gate",
-    "SteerSpec": "steering.spec",
-    "SteeringVector": "steering.steering_vector",
-    "VectorMismatchError": "steering.steering_vector",
+    "PairSplit": "steering.evaluation.splits",
+    "ProbeGate": "steering.artifacts.probe_gate",
+    "SteerSpec": "steering.apply.spec",
+    "SteeringVector": "steering.artifacts.steering_vector",
+    "VectorMismatchError": "steering.artifacts.steering_vector",
 }
 
 __all__ = ["PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError"]

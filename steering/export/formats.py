@@ -23,12 +23,12 @@ from typing import Any
 
 from interp.errors import InputError
 from interp.models.loading import ChatModel
+from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
 from steering.export.folded import EXPORT_FILE, fold_checkpoint
 from steering.export.gguf_cvec import export_gguf, read_gguf_control_vector
 from steering.export.info import ExportError, check_mode
 from steering.export.native import export_native
 from steering.export.verify import VERIFIERS, VerifyReport
-from steering.steering_vector import SteeringVector, VectorMismatchError
 
 GATE_WARNING = (
     "this vector was measured behind a probe gate (steering only prompts with user pressure; gates: {files}), but "

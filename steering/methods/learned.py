@@ -67,12 +67,12 @@ from interp.scoring.frozen import FrozenPrefix, frozen_logprobs, frozen_prefix
 from interp.sites import parse_site
 from interp.store.tagged_file import read_tagged, write_tagged
 from interp.tasks.example import Example
-from steering.evaluate import prompt_tokens
-from steering.interventions import LayerVector
+from steering.apply.interventions import LayerVector
+from steering.apply.spec import SteerSpec, steer_lengths
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.evaluate import prompt_tokens
+from steering.evaluation.splits import PairSplit, pairs_hash
 from steering.methods.learned_data import Group, learning_groups
-from steering.spec import SteerSpec, steer_lengths
-from steering.splits import PairSplit, pairs_hash
-from steering.steering_vector import SteeringVector
 
 TARGETS = ("correct", "known", "neutral", "third_party")
 LEARNABLE_POSITIONS = ("generated", "all", "prompt")
@@ -189,7 +189,7 @@ def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions
     Args:
         model: the model.
         params: layer -> `[d_model]` tensor added at that layer's `hook_resid_post`.
-        positions: "generated", "all" or "prompt" (`steering.spec`'s offset rule applies).
+        positions: "generated", "all" or "prompt" (`steering.apply.spec`'s offset rule applies).
         tokens: rendered prompt tokens of every example the row indices refer to.
     """
     zero = SteeringVector({layer: np.zeros(model.d_model, np.float32) for layer in params}, method="learned",

@@ -35,12 +35,12 @@ import numpy as np
 from tqdm import tqdm
 
 from interp.models.loading import ChatModel
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import PairSplit, pairs_hash
 from steering.methods.learned import TARGETS, LearnConfig, learn_vector
 from steering.methods.learned_data import ROLES, learning_groups
 from steering.methods.statistics import build_vector, training_examples
 from steering.methods.statistics import resolve_method as resolve_statistics
-from steering.splits import PairSplit, pairs_hash
-from steering.steering_vector import SteeringVector
 
 FAMILIES = ("statistics", "learned", "heads")
 #: default strengths per family (the statistics family uses the sweep's `strengths`)

@@ -4,7 +4,7 @@
 length, vector, gate, layers, strength) before the request joins a batch, so
 a bad request is answered alone with a 4xx. `Engine.run_batch` decodes jobs
 greedily with the KV cache, each row with its own steering
-(`steering.rows.steer_rows`), and hands each job its text as it grows. If a
+(`steering.apply.rows.steer_rows`), and hands each job its text as it grows. If a
 batch fails anyway, its unfinished jobs are decoded again one by one (greedy
 decoding repeats the tokens already sent, which are not sent twice), so one
 failing request never takes its neighbours down.
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from interp.tasks.example import Turn
-from steering.generation import greedy_loop, pad_left, stop_tokens
-from steering.rows import RowSteer, row_plan, steer_rows
+from steering.apply.generation import greedy_loop, pad_left, stop_tokens
+from steering.apply.rows import RowSteer, row_plan, steer_rows
 from steering.serve.registry import VectorRegistry
 from steering.serve.schema import ApiError, ChatRequest, SteeringRequest
 

@@ -1,4 +1,4 @@
-"""steering.rows: a batch whose rows carry different vectors equals each row steered on its own."""
+"""steering.apply.rows: a batch whose rows carry different vectors equals each row steered on its own."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from interp.tasks.example import Turn
-from steering.generation import encode_prompts, greedy_stream, greedy_stream_rows
-from steering.probe_gate import ProbeGate
-from steering.rows import RowSteer, steer_rows
-from steering.spec import SteerSpec, steer_lengths
-from steering.steer import steer
+from steering.apply.generation import encode_prompts, greedy_stream, greedy_stream_rows
+from steering.apply.rows import RowSteer, steer_rows
+from steering.apply.spec import SteerSpec, steer_lengths
+from steering.apply.steer_hooks import steer
+from steering.artifacts.probe_gate import ProbeGate
 from tests.steering.builders import random_vector
 
 PROMPTS = [(Turn("user", "What is the capital of France?"),),
@@ -104,7 +104,7 @@ def test_bad_row_is_named(tiny_model, vectors):
 
 
 def test_last_prompt_gates_read_each_rows_own_last_token_in_a_padded_batch(tiny_model, vectors):
-    from steering.gate_training import chat_gate_scores
+    from steering.methods.gates import chat_gate_scores
     from tests.steering.builders import tie_free_threshold
 
     prompts = [*PROMPTS, (Turn("user", "two plus two is four; seven times six is"),)]

@@ -11,11 +11,11 @@ import torch
 from interp.models.hooks import hooks_on
 from interp.sites import Site
 from interp.tasks.example import Turn
-from steering.backends import steered_logits_nnsight, steered_logits_tl
-from steering.interventions import ForwardCall, last_prompt_column, position_mask
-from steering.probe_gate import ProbeGate
-from steering.steer import steer
-from steering.steering_vector import SteeringVector, VectorMismatchError
+from steering.apply.interventions import ForwardCall, last_prompt_column, position_mask
+from steering.apply.parity import steered_logits_nnsight, steered_logits_tl
+from steering.apply.steer_hooks import steer
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
 from tests.steering.builders import tie_free_threshold
 
 PROMPTS = [

@@ -1,4 +1,4 @@
-"""steering.splits and steering.methods.statistics: grouped disjoint splits, vectors per method with provenance, CAA by hand."""
+"""steering.evaluation.splits and steering.methods.statistics: grouped disjoint splits, vectors per method with provenance, CAA by hand."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from interp.capture.collect import capture
 from interp.capture.positions import encode_example
 from interp.tasks import build_task
 from probes.splits import GroupLeakError
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import PairSplit, check_disjoint, pairs_hash
+from steering.evaluation.testset import TestSetConfig, build_test_set
 from steering.methods.statistics import (
     VECTOR_METHODS,
     build_vector,
@@ -21,9 +24,6 @@ from steering.methods.statistics import (
     training_examples,
     training_store,
 )
-from steering.splits import PairSplit, check_disjoint, pairs_hash
-from steering.steering_vector import SteeringVector
-from steering.testset import TestSetConfig, build_test_set
 
 SPLIT = PairSplit(seed=0, test_fraction=0.3)
 

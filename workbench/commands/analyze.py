@@ -62,7 +62,7 @@ def analyze(
     vector: np.ndarray | None = None
     source = ""
     if direction is not None:
-        from steering.steering_vector import SteeringVector
+        from steering.artifacts.steering_vector import SteeringVector
 
         sv = SteeringVector.load(direction)
         if layer is None and len(sv.layers) != 1:

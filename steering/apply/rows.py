@@ -9,7 +9,7 @@ differently steered requests costs one masked add per layer. Ablate and clamp
 rows add a projection term `(c_r - k_r (h . u_r)) u_r` (ablate: c = 0, k = s;
 clamp: c = s |v|, k = 1), computed only when a row uses them.
 
-Positions follow `steering.spec`: a row's "generated" starts at its last
+Positions follow `steering.apply.spec`: a row's "generated" starts at its last
 prompt token (GENERATED_OFFSET); a gate reads the real last prompt token.
 Each gate runs at its own site on every row and decides for the rows that
 chose it; a row's gate must read at or before its first steered site.
@@ -34,7 +34,7 @@ import torch.nn as nn
 
 from interp.models.hooks import execution_order, hooks_on
 from interp.sites import Site
-from steering.interventions import (
+from steering.apply.interventions import (
     ForwardCall,
     SteeringPlan,
     build_plan,
@@ -43,10 +43,10 @@ from steering.interventions import (
     leading_pads,
     position_mask,
 )
-from steering.probe_gate import GATE_MODES, ProbeGate
-from steering.spec import steer_lengths
-from steering.steer import validate_gate
-from steering.steering_vector import SteeringVector
+from steering.apply.spec import steer_lengths
+from steering.apply.steer_hooks import validate_gate
+from steering.artifacts.probe_gate import GATE_MODES, ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
@@ -59,7 +59,7 @@ class RowSteer:
         vector: raw per-layer vectors.
         strength: multiplier of the raw vector.
         layers: layers to steer (each with its own vector).
-        positions: "all", "prompt" or "generated" (from the last prompt token on, `steering.spec`).
+        positions: "all", "prompt" or "generated" (from the last prompt token on, `steering.apply.spec`).
         mode: "add", "ablate" or "clamp".
         gate: steer only where (per="token") or rows for which (per="last_prompt") this probe reads pressure.
         force: use a vector made on another model hash.

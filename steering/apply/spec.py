@@ -23,9 +23,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from steering.probe_gate import ProbeGate
-from steering.steer import steer
-from steering.steering_vector import SteeringVector
+from steering.apply.steer_hooks import steer
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
@@ -51,10 +51,10 @@ class SteerSpec:
         vector: raw per-layer vectors.
         layers: layers to steer (each with its own vector).
         positions: "all", "prompt" or "generated" (see the module docstring).
-        mode: "add", "ablate" or "clamp" (steering.interventions).
+        mode: "add", "ablate" or "clamp" (steering.apply.interventions).
         force: use a vector built on another model hash.
         gate: steer only rows whose last prompt token the gate reads as user pressure
-            (`steering.gate_training`); it reads the real last prompt token, whatever `positions`.
+            (`steering.methods.gates`); it reads the real last prompt token, whatever `positions`.
     """
 
     vector: SteeringVector

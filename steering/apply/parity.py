@@ -1,7 +1,7 @@
 """The same steering interventions through nnsight and through the TransformerLens bridge.
 
 Both run one full forward (no KV cache) and return the logits; they apply the
-`SteeringPlan` of `steering.interventions`, exactly as `steering.steer` does
+`SteeringPlan` of `steering.apply.interventions`, exactly as `steering.steer` does
 with forward hooks, so a parity test can compare the three. Gates are not
 supported here (use `steer`).
 
@@ -22,11 +22,11 @@ import torch
 
 from interp.capture.backends.nnsight_backend import NnsightBackend, _envoy_at
 from interp.models.hooks import hook_point
-from steering.interventions import Lengths, Strength, build_plan
+from steering.apply.interventions import Lengths, Strength, build_plan
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
 
 def steered_logits_nnsight(
