@@ -118,7 +118,7 @@ def _vector(path: str, mtime: int) -> SteeringVector:
 
 
 def _read_vector_file(path: str) -> SteeringVector:
-    from steering.export.formats import read_vector as read_vector_file
+    from steering.artifacts.vector_file import read_vector as read_vector_file
 
     return read_vector_file(path)
 

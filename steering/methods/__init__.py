@@ -10,6 +10,7 @@ A new vector method is one entry in `steering/methods/registry.py` (and, for a n
 | `learned`, `learned_data`   | learned      | a vector optimised through the frozen model on the train split   |
 | `heads`, `head_grads`       | heads        | rank attention heads, build an ITI-style shift                   |
 | `head_steer`, `head_fold`   | heads        | head-level interventions on `hook_z`, and their folded checkpoint |
+| `gates`                     | (gate)       | a probe gate's training examples, activations and decisions      |
 
 Example:
     >>> from steering.methods import resolve_method

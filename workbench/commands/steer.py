@@ -110,7 +110,7 @@ def steer(
     from steering.apply.generation import side_by_side
     from steering.apply.spec import SteerSpec
     from steering.artifacts.probe_gate import ProbeGate
-    from steering.export.formats import check_vector_fits, read_vector
+    from steering.artifacts.vector_file import check_vector_fits, read_vector
     from steering.methods.gates import chat_gate_scores
 
     if (prompt is None) == (prompts is None):
