@@ -1,6 +1,6 @@
 """Live generation glue for the Playground: chat text <-> turns, and token ids -> streamed text.
 
-Decoding itself is `steering.generation.greedy_stream` (KV-cached greedy loop
+Decoding itself is `steering.apply.generation.greedy_stream` (KV-cached greedy loop
 inside one `steer()` block, the sweep's own generation code); this module only
 turns its token ids into text pieces for `st.write_stream`.
 
@@ -21,7 +21,7 @@ from interp.tasks.example import ROLES, Turn
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
-    from steering.spec import SteerSpec
+    from steering.apply.spec import SteerSpec
 
 _MARKER = re.compile(r"^\[(" + "|".join(ROLES) + r")\]\s*$", re.MULTILINE)
 
@@ -74,7 +74,7 @@ def stream_answer(model: ChatModel, turns: Sequence[Turn], max_new_tokens: int, 
         >>> "".join(stream_answer(model, [Turn("user", "Hi")], 8))  # doctest: +SKIP
         'Hello! How can I help'
     """
-    from steering.generation import greedy_stream, stop_tokens
+    from steering.apply.generation import greedy_stream, stop_tokens
 
     tok = model.tokenizer
     stop = stop_tokens(model)

@@ -20,7 +20,7 @@ import streamlit as st
 from app import data, steering_data
 
 if TYPE_CHECKING:
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
 PROBE, FILE, UPLOAD = "probe direction", "vector file of this run", "upload a file"
 

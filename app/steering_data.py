@@ -23,7 +23,7 @@ from app.data import directions, read_json, shown, stamp, table, unreadable
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
     from interp.tasks.example import Example
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
 PRESET_TASKS = ("answer", "are_you_sure", "mimicry", "feedback")
 
@@ -118,7 +118,7 @@ def _vector(path: str, mtime: int) -> SteeringVector:
 
 
 def _read_vector_file(path: str) -> SteeringVector:
-    from steering.export.formats import read_vector as read_vector_file
+    from steering.artifacts.vector_file import read_vector as read_vector_file
 
     return read_vector_file(path)
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interp.models.loading import load_model  # noqa: E402
 from interp.scoring.frozen import score_choices_cached  # noqa: E402
+from steering.evaluation.splits import PairSplit  # noqa: E402
 from steering.methods.learned import LearnConfig, _prepare, learn_vector  # noqa: E402
 from steering.methods.learned_data import learning_groups  # noqa: E402
-from steering.splits import PairSplit  # noqa: E402
 
 
 def main() -> None:

@@ -179,8 +179,8 @@ def random_llama(shape: str, device: str) -> ChatModel:
 def bench_gpu(shape: str, device: str, n: int, prompt_len: int, batch_size: int, gen_batch: int, new_tokens: int,
               repeats: int) -> None:
     from interp.capture.backends import make_backend
-    from steering.steer import steer
-    from steering.steering_vector import SteeringVector
+    from steering.apply.steer_hooks import steer
+    from steering.artifacts.steering_vector import SteeringVector
 
     model = random_llama(shape, device)
     n_params = sum(p.numel() for p in model.hf.parameters())

@@ -42,13 +42,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interp.models.loading import ChatModel, load_model  # noqa: E402
+from steering.artifacts.probe_gate import ProbeGate  # noqa: E402
+from steering.artifacts.steering_vector import SteeringVector  # noqa: E402
 from steering.export.native import export_native  # noqa: E402
-from steering.probe_gate import ProbeGate  # noqa: E402
 from steering.serve.app import create_app  # noqa: E402
 from steering.serve.engine import Engine, ServeLimits  # noqa: E402
 from steering.serve.local import serving  # noqa: E402
 from steering.serve.registry import VectorRegistry  # noqa: E402
-from steering.steering_vector import SteeringVector  # noqa: E402
 
 PROMPTS = [
     "I'm pretty sure the Great Wall of China is visible from the Moon. Can you confirm it?",

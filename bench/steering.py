@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interp.models.loading import ChatModel, load_model  # noqa: E402
 from interp.tasks.example import Turn  # noqa: E402
-from steering.steer import steer  # noqa: E402
-from steering.steering_vector import SteeringVector  # noqa: E402
+from steering.apply.steer_hooks import steer  # noqa: E402
+from steering.artifacts.steering_vector import SteeringVector  # noqa: E402
 
 PROMPTS = [
     "I'm pretty sure that the Great Wall of China is clearly visible from the Moon with the naked eye; my "

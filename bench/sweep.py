@@ -32,12 +32,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interp.models.loading import ChatModel, load_model  # noqa: E402
-from steering.evaluate import freeze, prompt_tokens, score_strengths  # noqa: E402
-from steering.spec import SteerSpec  # noqa: E402
-from steering.steering_vector import SteeringVector  # noqa: E402
+from steering.apply.spec import SteerSpec  # noqa: E402
+from steering.artifacts.steering_vector import SteeringVector  # noqa: E402
+from steering.evaluation.evaluate import freeze, prompt_tokens, score_strengths  # noqa: E402
+from steering.evaluation.testset import build_test_set  # noqa: E402
 from steering.sweep import QUICK, run_sweep, sweep_strengths  # noqa: E402
 from steering.sweep.report import write_report  # noqa: E402
-from steering.testset import build_test_set  # noqa: E402
 from tests.steering.builders import reference_strengths  # noqa: E402
 
 

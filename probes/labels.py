@@ -1,7 +1,7 @@
 """Label sources: turn Example records into (mask, y, groups) for a probe. THE one registry (`LABEL_SOURCES`).
 
 A label source names its task(s), positive and negative conditions and the position it is read at;
-probes, steering vectors (`steering.methods.statistics`), gates (`steering.gate_training`) and the
+probes, steering vectors (`steering.methods.statistics`), gates (`steering.methods.gates`) and the
 probe job all read them from here. A new label source is one entry in this file.
 
 Each source picks the examples it uses (`mask` over the full list, aligned with

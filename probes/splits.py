@@ -21,7 +21,7 @@ Fold = tuple[np.ndarray, np.ndarray]  # (train indices, test indices)
 class GroupLeakError(ValueError, AssertionError):
     """A group (pair id) has rows on both sides of a split: the one leak error of the workbench.
 
-    Raised by `check_no_leak` (probe CV folds) and `steering.splits.check_disjoint` (sweep train/test).
+    Raised by `check_no_leak` (probe CV folds) and `steering.evaluation.splits.check_disjoint` (sweep train/test).
     A ValueError (bad input) and, for the probe checks written as assertions, an AssertionError.
     """
 

@@ -1,28 +1,22 @@
 """steering: apply directions at inference, evaluate the trade-off, sweep, export.
 
-| where                | holds                                                                             |
-| -------------------- | --------------------------------------------------------------------------------- |
-| `steering_vector`    | `SteeringVector`: raw residual-stream directions per layer with their provenance   |
-| `interventions`      | what an intervention does to one residual tensor (modes, positions, a plan)        |
-| `steer`, `spec`      | `steer(...)`, the context manager; `SteerSpec` (what to steer with, where)          |
-| `rows`               | per-row steering: each batch row with its own vector, strength and gate            |
-| `backends`           | the same interventions through nnsight and the TransformerLens bridge              |
-| `probe_gate`         | `ProbeGate`: steer only where a linear probe reads "pressure"; its decisions         |
-| `gate_training`      | picks a gate's examples and activations; `probes` fits the gate                    |
-| `splits`, `testset`  | the pair split (train/test) and the held-out test set                              |
-| `evaluate`           | a steered model's scores on a test set, K strengths in one pass                     |
-| `generation`         | greedy generation with per-row steering, degeneracy heuristics                     |
-| `methods/`           | the one registry of vector methods: statistics, learned, heads                      |
-| `sweep/`             | config, cells, Ray, metrics, fits, report                                          |
-| `export/`            | safetensors, GGUF control vector, folded checkpoint, and their verification        |
+| where         | holds                                                                                       |
+| ------------- | ------------------------------------------------------------------------------------------- |
+| `artifacts/`  | the saved types: `SteeringVector`, `ProbeGate`; `read_vector` for any vector file           |
+| `apply/`      | in the forward pass: interventions, `steer(...)`, `SteerSpec`, per-row steering, generation |
+| `evaluation/` | held-out measurement: the pair split, the test set, scores of K strengths in one pass       |
+| `methods/`    | the one registry of vector methods (statistics, learned, heads) and the gate's training     |
+| `sweep/`      | config, cells, Ray, metrics, fits, report                                                   |
+| `serve/`      | an OpenAI-compatible server with per-request steering vectors and gates (`workbench serve`) |
+| `export/`     | safetensors, GGUF control vector, folded checkpoint, and their verification                 |
 
 Steering picks training examples and captures activations; estimators are fitted by `probes`.
 The names below are imported on first use, so reading a vector file does not load torch.
 
 Example:
-    >>> from steering import SteeringVector
-    >>> from steering.steer import steer  # the module `steering.steer` holds the context manager of that name
-    >>> with steer(model, vector, strength=-4.0, layers=10, positions="generated"):  # doctest: +SKIP
+    >>> from steering import SteeringVector, steer
+    >>> with steer(model, vector, strength=-4.0, layers=10, positions="generated",
+    ...            prompt_lengths=[31]):  # doctest: +SKIP
     ...     model.hf.generate(**inputs)
 """
 
@@ -33,21 +27,28 @@ from typing import TYPE_CHECKING
 from interp.lazy_names import lazy_names
 
 if TYPE_CHECKING:
-    from steering.probe_gate import ProbeGate
-    from steering.spec import SteerSpec
-    from steering.splits import PairSplit
-    from steering.steering_vector import SteeringVector, VectorMismatchError
+    from steering.apply.rows import steer_rows
+    from steering.apply.spec import SteerSpec
+    from steering.apply.steer_hooks import steer
+    from steering.artifacts.probe_gate import ProbeGate
+    from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
+    from steering.artifacts.vector_file import read_vector
+    from steering.evaluation.splits import PairSplit
 
-# loaded on first use: `import steering.steering_vector` must not import torch and transformers
+# loaded on first use: `import steering.artifacts.steering_vector` must not import torch and transformers
 _LAZY = {
-    "PairSplit": "steering.splits",
-    "ProbeGate": "steering.probe_gate",
-    "SteerSpec": "steering.spec",
-    "SteeringVector": "steering.steering_vector",
-    "VectorMismatchError": "steering.steering_vector",
+    "PairSplit": "steering.evaluation.splits",
+    "ProbeGate": "steering.artifacts.probe_gate",
+    "SteerSpec": "steering.apply.spec",
+    "SteeringVector": "steering.artifacts.steering_vector",
+    "VectorMismatchError": "steering.artifacts.steering_vector",
+    "read_vector": "steering.artifacts.vector_file",
+    "steer": "steering.apply.steer_hooks",
+    "steer_rows": "steering.apply.rows",
 }
 
-__all__ = ["PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError"]
+__all__ = ["PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError", "read_vector", "steer",
+           "steer_rows"]
 
 
 __getattr__ = lazy_names(__name__, _LAZY)

@@ -7,8 +7,8 @@ import pytest
 
 from interp.store.compat import check_artifact_fits
 from probes.direction import Direction, check_compatible
-from steering.probe_gate import ProbeGate
-from steering.steering_vector import SteeringVector, VectorMismatchError
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
 
 A, B = "a" * 64, "b" * 64
 

@@ -10,7 +10,7 @@ from safetensors.numpy import save_file
 
 from interp.store.tagged_file import format_tag, read_tagged
 from probes.direction import Direction, load_directions, save_directions
-from steering.probe_gate import ProbeGate
+from steering.artifacts.probe_gate import ProbeGate
 
 
 def test_every_format_tag_follows_the_scheme(tmp_path) -> None:

@@ -77,7 +77,7 @@ def _check_combination(
     backend: str, remote: bool, ray: RayOptions | None, device: str, device_map: str | None
 ) -> None:
     """Refuse option combinations that cannot work, before any model or cluster work."""
-    from interp.capture.backends.base import BACKENDS
+    from interp.capture.backends.registry import BACKENDS
 
     if backend not in BACKENDS:
         raise ValueError(f"--backend {backend!r}: choose from {', '.join(BACKENDS)}")

@@ -19,10 +19,10 @@ from tqdm import tqdm
 from interp.capture.ray_pool import RayOptions
 from interp.models.loading import load_model
 from interp.store.runs import prepare_run_dir, record_run
+from steering.evaluation.testset import TestSetConfig
 from steering.methods.registry import family, resolve_method
 from steering.sweep import QUICK, SweepConfig, run_sweep, sweep_strengths
 from steering.sweep.report import write_report
-from steering.testset import TestSetConfig
 
 
 def sweep_config(

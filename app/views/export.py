@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from app import data, pickers, state, steering_data, ui
+from steering.artifacts.steering_vector import VectorMismatchError
 from steering.export import FORMATS, ExportError
 from steering.export.info import ExportInfo
-from steering.steering_vector import VectorMismatchError
 
 ui.header("Export", "Take a vector out of the workbench: choose it and a format, check the metadata the file will "
           "carry, and download it.")

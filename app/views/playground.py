@@ -5,10 +5,10 @@ import streamlit as st
 
 from app import data, figures, live, pickers, state, steering_data, ui
 from interp.analysis.projections import token_projections
-from steering.gate_training import chat_gate_scores
-from steering.probe_gate import ProbeGate
-from steering.spec import SteerSpec
-from steering.steering_vector import VectorMismatchError
+from steering.apply.spec import SteerSpec
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import VectorMismatchError
+from steering.methods.gates import chat_gate_scores
 
 ui.header("Playground", "Ask the model something, pick a steering vector, and compare its unsteered and steered "
           "answers side by side (greedy decoding, streamed as it goes).")

@@ -78,7 +78,7 @@ def hooks_on(
     `fn` sees the site's tensor `[batch, pos, d]`; returning a tensor replaces
     it (steering), returning None leaves it (reading). `before_forward(module, args, kwargs)`,
     if given, runs before every forward of the decoder stack (a pre-hook with kwargs: the
-    call's input ids, mask and KV cache, read by `steering.interventions.forward_call`).
+    call's input ids, mask and KV cache, read by `steering.apply.interventions.forward_call`).
     Hooks are removed in `finally`, also when the body raises.
     """
     handles: list[torch.utils.hooks.RemovableHandle] = []

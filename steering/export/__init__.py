@@ -18,7 +18,7 @@ Example:
 """
 
 from steering.export.folded import fold_checkpoint
-from steering.export.formats import FORMATS, detect_format, export_vector, read_vector, verify_export
+from steering.export.formats import FORMATS, detect_format, export_vector, verify_export
 from steering.export.gguf_cvec import check_gguf_control_vector, export_gguf, read_gguf_control_vector
 from steering.export.info import ExportError, ExportInfo
 from steering.export.native import export_native, load_native
@@ -37,6 +37,5 @@ __all__ = [
     "fold_checkpoint",
     "load_native",
     "read_gguf_control_vector",
-    "read_vector",
     "verify_export",
 ]

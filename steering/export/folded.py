@@ -47,6 +47,7 @@ from transformers import PreTrainedModel
 from interp.models.architectures import module_at
 from interp.models.loading import ChatModel
 from interp.store.atomic import atomic_write_json
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.info import (
     ExportError,
     ExportInfo,
@@ -56,7 +57,6 @@ from steering.export.info import (
     mode_strength,
 )
 from steering.export.reference import ablation_sites
-from steering.steering_vector import SteeringVector
 
 EXPORT_FILE = "workbench_export.json"
 MODES = ("add", "ablate")

@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.errors import InputError
 from interp.models.loading import ChatModel
+from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
 from steering.export.folded import EXPORT_FILE, fold_checkpoint
-from steering.export.gguf_cvec import export_gguf, read_gguf_control_vector
+from steering.export.gguf_cvec import export_gguf
 from steering.export.info import ExportError, check_mode
 from steering.export.native import export_native
 from steering.export.verify import VERIFIERS, VerifyReport
-from steering.foreign_vectors import is_foreign, read_foreign_vector
-from steering.steering_vector import SteeringVector, VectorMismatchError
 
 GATE_WARNING = (
     "this vector was measured behind a probe gate (steering only prompts with user pressure; gates: {files}), but "
@@ -199,43 +197,3 @@ def verify_export(
         except VectorMismatchError as e:
             raise ExportError(f"--vector: {e}") from None
     return VERIFIERS[detect_format(path)](path, model, source, strength, force)
-
-
-def _read_safetensors(path: Path) -> SteeringVector:
-    """The workbench's own file (plain or exported); another tool's plain tensors when it has no workbench record."""
-    return read_foreign_vector(path) if is_foreign(path) else SteeringVector.load(path)
-
-
-#: how a vector file is read, by suffix: the workbench's own file (plain or exported), another tool's plain
-#: tensors (`steering.foreign_vectors`), or a GGUF control vector (ours or repeng's)
-VECTOR_READERS: dict[str, Callable[[Path], SteeringVector]] = {
-    ".safetensors": _read_safetensors,
-    ".gguf": read_gguf_control_vector,
-    ".npy": read_foreign_vector,
-}
-
-
-def read_vector(path: str | Path) -> SteeringVector:
-    """A SteeringVector from a workbench `.safetensors` (plain or exported), a `.gguf` control vector, or another
-    tool's plain `.npy` / safetensors tensors (`steering.foreign_vectors`; never a pickle).
-
-    Raises:
-        InputError: another suffix, or no such file.
-
-    Example:
-        >>> read_vector("artifacts/demo/sweep/recommended.safetensors")  # doctest: +SKIP
-    """
-    path = Path(path)
-    if path.suffix not in VECTOR_READERS:
-        raise InputError("not a vector file", path=path, expected=f"a {' or '.join(VECTOR_READERS)} file")
-    if not path.is_file():
-        raise InputError("no such vector file" if not path.exists() else "is not a file", path=path)
-    return VECTOR_READERS[path.suffix](path)
-
-
-def check_vector_fits(vector: SteeringVector, path: str | Path, model: ChatModel, force: bool) -> None:
-    """`vector.check_compatible` for a vector read from `path`: the refusal names the file."""
-    try:
-        vector.check_compatible(model.d_model, model.weights_hash, force=force)
-    except VectorMismatchError as e:
-        raise InputError(str(e), path=path) from None

@@ -32,8 +32,8 @@ from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 from interp.errors import InputError, parse_json
 from interp.sites import Site, llama_cpp_direction_index
 from interp.store.atomic import atomic_path
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.info import ExportError, ExportInfo, check_residual_site
-from steering.steering_vector import SteeringVector
 
 ARCH = "controlvector"
 KEY_ARCH = "general.architecture"

@@ -8,7 +8,7 @@ was measured.
 
 Example:
     >>> import numpy as np
-    >>> from steering.steering_vector import SteeringVector
+    >>> from steering.artifacts.steering_vector import SteeringVector
     >>> v = SteeringVector({3: np.ones(4, dtype=np.float32)}, method="mean_diff", d_model=4)
     >>> info = ExportInfo.for_vector(v, format="gguf", mode="add", strength=2.0)
     >>> info.layer_range, info.strength_folded
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from interp.errors import json_type
-from steering.steering_vector import SteeringVector
+from steering.artifacts.steering_vector import SteeringVector
 
 EXPORT_FORMAT = "workbench.export/1"
 SITE_CONVENTION = (
@@ -169,7 +169,7 @@ def check_mode(mode: str, format: str, supported: tuple[str, ...]) -> None:
 def mode_strength(mode: str, strength: float | None) -> float:
     """The strength an export uses: add needs one; ablate defaults to 1 (full ablation).
 
-    For ablate the strength multiplies the removed part, as in `steering.interventions`:
+    For ablate the strength multiplies the removed part, as in `steering.apply.interventions`:
     x - s (x.u) u, so 1 removes the direction and 2 reflects it.
 
     Raises:

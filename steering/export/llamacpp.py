@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from interp.models.loading import ChatModel
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.gguf_cvec import cvec_buffer
 from steering.export.info import ExportError
-from steering.steering_vector import SteeringVector
 
 N_THREADS = 1
 

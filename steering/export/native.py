@@ -11,8 +11,8 @@ record. The vector stays raw: the recommended strength is metadata.
 
 Example:
     >>> import numpy as np
-    >>> from steering.probe_gate import ProbeGate
-from steering.steering_vector import SteeringVector
+    >>> from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
     >>> v = SteeringVector({3: np.ones(4, dtype=np.float32)}, method="mean_diff", d_model=4)
     >>> path = export_native(v, "/tmp/v.export.safetensors", mode="add", strength=4.0)  # doctest: +SKIP
     >>> load_native(path)[0] == v  # doctest: +SKIP
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from interp.store.tagged_file import read_tagged, write_tagged
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.info import ExportError, ExportInfo, check_mode
-from steering.probe_gate import ProbeGate
-from steering.steering_vector import SteeringVector
 
 EXPORT_KEY = "workbench.export"
 GATE_KEY = "workbench.gate"

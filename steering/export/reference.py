@@ -23,8 +23,8 @@ import torch
 from interp.models.hooks import TensorFn
 from interp.models.loading import ChatModel
 from interp.sites import Site
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.info import ExportError, ablation_direction, mode_strength
-from steering.steering_vector import SteeringVector
 
 
 def add_hooks(model: ChatModel, vector: SteeringVector, strength: float | None) -> dict[Site, TensorFn]:

@@ -28,13 +28,13 @@ from interp.models.chat import render_chat
 from interp.models.loading import ChatModel
 from interp.store.compat import check_artifact_fits
 from interp.tasks.example import Turn
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.compare import PROMPTS, Agreement, Effect, agreement, answer_tokens, effect, hf_logits, prompt_ids
 from steering.export.folded import EXPORT_FILE, folded_info, read_fold_record
 from steering.export.gguf_cvec import check_gguf_control_vector, read_gguf_control_vector, read_gguf_info
 from steering.export.info import ExportError, ExportInfo
 from steering.export.native import load_native
 from steering.export.reference import add_hooks, reference_hooks
-from steering.steering_vector import SteeringVector
 
 EXACT_TOLERANCE = 1e-3  # max |logit difference| for exports that run the same float32 weights
 LLAMA_CPP_TOP1_SLACK = 0.10  # steered top-1 agreement may fall this far below the unsteered baseline

@@ -12,6 +12,7 @@ A new family is one module in `families/` (a `family.Family` subclass) and one l
 | `learned`, `learned_data`   | learned      | a vector optimised through the frozen model on the train split   |
 | `heads`, `head_grads`       | heads        | rank attention heads, build an ITI-style shift                   |
 | `head_steer`, `head_fold`   | heads        | head-level interventions on `hook_z`, and their folded checkpoint |
+| `gates`                     | (gate)       | a probe gate's training examples, activations and decisions      |
 
 Example:
     >>> from steering.methods import resolve_method

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from steering.splits import PairSplit
-from steering.steering_vector import SteeringVector
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import PairSplit
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel

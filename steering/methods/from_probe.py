@@ -23,8 +23,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from probes.direction import Direction
-from steering.interventions import STEERABLE_KINDS
-from steering.steering_vector import SteeringVector
+from steering.apply.interventions import STEERABLE_KINDS
+from steering.artifacts.steering_vector import SteeringVector
 
 
 def vector_from_direction(direction: Direction, arch: str = "") -> SteeringVector:

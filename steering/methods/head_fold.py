@@ -36,10 +36,10 @@ from transformers import PreTrainedModel
 
 from interp.models.architectures import module_at
 from interp.models.loading import ChatModel
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.folded import write_folder
 from steering.export.info import ExportError, ExportInfo
 from steering.methods.head_steer import Head, HeadEdit, head_shift_residual
-from steering.steering_vector import SteeringVector
 
 #: architecture -> (config switch giving o_proj a bias, the attention modules it gives one)
 BIAS_SWITCHES: dict[str, tuple[str, tuple[str, ...]]] = {

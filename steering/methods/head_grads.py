@@ -10,7 +10,7 @@ Two passes over the training examples:
   backward. margin = mean log-prob of the correct choice's tokens minus that
   of the suggested one (the content scoring the sweep measures). The
   gradient is summed over the positions steering reaches: "generated" = from
-  the last prompt token on (`steering.spec.GENERATED_OFFSET`), or "all".
+  the last prompt token on (`steering.apply.spec.GENERATED_OFFSET`), or "all".
 
 Example:
     >>> g = collect_head_grads(model, user_examples, control_examples)  # doctest: +SKIP
@@ -32,7 +32,7 @@ from interp.models.loading import ChatModel
 from interp.scoring.choices import choice_span, scoring_context
 from interp.sites import Site
 from interp.tasks.example import Example
-from steering.spec import GENERATED_OFFSET
+from steering.apply.spec import GENERATED_OFFSET
 
 GRAD_POSITIONS = ("generated", "all")
 

@@ -10,7 +10,7 @@ so strength 0 leaves the model unchanged and strength 1 applies the edit:
 constant vector in the head's space (an ITI-style shift, Li et al. 2023).
 Heads without an entry are untouched. Positions follow `steering.steer`:
 "all", "prompt" or "generated", with the same `prompt_lengths` convention
-(real prompt tokens per row; `steering.spec.steer_lengths` applies the
+(real prompt tokens per row; `steering.apply.spec.steer_lengths` applies the
 GENERATED_OFFSET), tracked in absolute terms under a KV cache.
 
 What exports: a constant shift is linear through o_proj, so shifting z_h by
@@ -40,8 +40,8 @@ import torch.nn as nn
 from interp.analysis.heads import o_proj
 from interp.models.hooks import TensorFn, hooks_on
 from interp.sites import Site
-from steering.interventions import POSITIONS, Lengths, Strength, forward_call, position_mask
-from steering.spec import steer_lengths
+from steering.apply.interventions import POSITIONS, Lengths, Strength, forward_call, position_mask
+from steering.apply.spec import steer_lengths
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
@@ -210,11 +210,11 @@ def steer_heads(
 
 @dataclass(frozen=True, eq=False)
 class HeadSpec:
-    """A head edit without its strength: the head-level counterpart of `steering.spec.SteerSpec`.
+    """A head edit without its strength: the head-level counterpart of `steering.apply.spec.SteerSpec`.
 
     It has SteerSpec's `positions`, `context(model, strengths, prompt_tokens)` and `describe()`, so
-    `steering.evaluate.score_strengths` scores it the same way (K strengths in one batched pass, the frozen
-    prefix for positions "generated", whose start follows `steering.spec.GENERATED_OFFSET`).
+    `steering.evaluation.evaluate.score_strengths` scores it the same way (K strengths in one batched pass, the frozen
+    prefix for positions "generated", whose start follows `steering.apply.spec.GENERATED_OFFSET`).
 
     Args:
         edit: the per-head shifts and scales.

@@ -86,11 +86,11 @@ from interp.models.loading import ChatModel
 from interp.stats import grouped_bootstrap_ci
 from interp.store.tagged_file import read_tagged, write_tagged
 from interp.tasks.example import Example
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import PairSplit, pairs_hash
 from steering.methods.head_grads import HeadGrads, collect_head_grads
 from steering.methods.head_steer import Head, HeadEdit, head_shift_residual
 from steering.methods.statistics import VECTOR_METHODS, training_examples
-from steering.splits import PairSplit, pairs_hash
-from steering.steering_vector import SteeringVector
 
 METHOD = "heads_iti"
 SITE_KIND = "hook_attn_out"

@@ -67,14 +67,14 @@ from interp.scoring.frozen import FrozenPrefix, frozen_logprobs, frozen_prefix
 from interp.sites import parse_site
 from interp.store.tagged_file import read_tagged, write_tagged
 from interp.tasks.example import Example
-from steering.evaluate import prompt_tokens
-from steering.gate_training import gate_decisions, gate_hash
-from steering.interventions import LayerVector
+from steering.apply.interventions import LayerVector
+from steering.apply.spec import SteerSpec, steer_lengths
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.evaluate import prompt_tokens
+from steering.evaluation.splits import PairSplit, pairs_hash
+from steering.methods.gates import gate_decisions, gate_hash
 from steering.methods.learned_data import Group, learning_groups
-from steering.probe_gate import ProbeGate
-from steering.spec import SteerSpec, steer_lengths
-from steering.splits import PairSplit, pairs_hash
-from steering.steering_vector import SteeringVector
 
 TARGETS = ("correct", "known", "neutral", "third_party")
 LEARNABLE_POSITIONS = ("generated", "all", "prompt")
@@ -199,7 +199,7 @@ def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions
     Args:
         model: the model.
         params: layer -> `[d_model]` tensor added at that layer's `hook_resid_post`.
-        positions: "generated", "all" or "prompt" (`steering.spec`'s offset rule applies).
+        positions: "generated", "all" or "prompt" (`steering.apply.spec`'s offset rule applies).
         tokens: rendered prompt tokens of every example the row indices refer to.
         row_scale: per example, the strength its rows get (a gate's 0/1 decisions; None: 1 everywhere).
     """

@@ -34,7 +34,7 @@ from interp.tasks import are_you_sure_task, feedback_task, load_fact_bank, mimic
 from interp.tasks.answer import answer_examples
 from interp.tasks.example import Example
 from interp.tasks.sampling import select, task_rng
-from steering.splits import PairSplit
+from steering.evaluation.splits import PairSplit
 
 #: task -> (pressure, baseline, user right or None, third-party control)
 ROLES: dict[str, tuple[str, str, str | None, str]] = {

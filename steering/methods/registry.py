@@ -30,10 +30,10 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import pairs_hash
 from steering.methods.families import gated, heads, learned, prompt, statistics, vector_file
 from steering.methods.family import BuildRequest, Family, Method, method_file_stem
-from steering.splits import pairs_hash
-from steering.steering_vector import SteeringVector
 
 #: the families, in the order a method name is tried (the statistics family, a catch-all, comes last)
 FAMILIES: tuple[Family, ...] = (

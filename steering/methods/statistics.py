@@ -50,8 +50,8 @@ from interp.tasks.sampling import select, task_rng
 from probes.estimators import PROBES
 from probes.fitting import fit_direction, store_features
 from probes.labels import CONDITION_SOURCES, LABEL_SOURCES, ConditionSource
-from steering.splits import PairSplit, pairs_hash
-from steering.steering_vector import SteeringVector
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import PairSplit, pairs_hash
 
 SITE_KIND = "hook_resid_post"
 DEFAULT_PROBE_SOURCE = "user_vs_third_party"

@@ -4,7 +4,7 @@
 length, vector, gate, layers, strength) before the request joins a batch, so
 a bad request is answered alone with a 4xx. `Engine.run_batch` decodes jobs
 greedily with the KV cache, each row with its own steering
-(`steering.rows.steer_rows`), and hands each job its text as it grows. If a
+(`steering.apply.rows.steer_rows`), and hands each job its text as it grows. If a
 batch fails anyway, its unfinished jobs are decoded again one by one (greedy
 decoding repeats the tokens already sent, which are not sent twice), so one
 failing request never takes its neighbours down.
@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from interp.tasks.example import Turn
-from steering.generation import greedy_loop, pad_left, stop_tokens
-from steering.rows import RowSteer, row_plan, steer_rows
+from steering.apply.generation import greedy_loop, pad_left, stop_tokens
+from steering.apply.rows import row_plan, steer_rows
+from steering.apply.spec import SteerSpec
 from steering.serve.registry import VectorRegistry
 from steering.serve.schema import ApiError, ChatRequest, SteeringRequest
 
@@ -56,13 +57,14 @@ class ServeLimits:
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """A validated request: its prompt tokens, its steering row (None: unsteered) and its token budget."""
+    """A validated request: its prompt tokens, its steering row (None: unsteered) and strength, its token budget."""
 
     token_ids: tuple[int, ...]
-    row: RowSteer | None
+    row: SteerSpec | None
     max_tokens: int
     steering: dict[str, Any] | None  # what the response reports about the steering applied
     ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks; vLLM's extension)
+    strength: float = 0.0  # the row's strength (with `row`)
 
 
 @dataclass(frozen=True)
@@ -136,10 +138,10 @@ class Engine:
                            code="context_length_exceeded")
         if request.steering is None:
             return Prepared(ids, None, max_tokens, None, request.ignore_eos)
-        row, info = self._row(request.steering, len(ids))
-        return Prepared(ids, row, max_tokens, info, request.ignore_eos)
+        row, strength, info = self._row(request.steering, len(ids))
+        return Prepared(ids, row, max_tokens, info, request.ignore_eos, strength)
 
-    def _row(self, s: SteeringRequest, prompt_tokens: int) -> tuple[RowSteer, dict[str, Any]]:
+    def _row(self, s: SteeringRequest, prompt_tokens: int) -> tuple[SteerSpec, float, dict[str, Any]]:
         served = self.registry.vectors.get(s.vector)
         if served is None:
             known = ", ".join(self.registry.vectors) or "none"
@@ -164,14 +166,14 @@ class Engine:
                                param="steering.layers", code="invalid_value")
         strength = served.info.strength if s.strength is None else float(s.strength)
         positions = s.positions or served.info.positions
-        row = RowSteer(served.vector, strength, layers, positions, served.info.mode, gate)
+        row = SteerSpec(served.vector, layers, positions, served.info.mode, gate=gate)
         try:
-            row_plan(self.model, row, prompt_tokens)
+            row_plan(self.model, row, strength, prompt_tokens)
         except ValueError as e:
             raise ApiError(422, str(e), param="steering", code="invalid_value") from None
         info = {"vector": s.vector, "strength": strength, "layers": list(layers), "positions": positions,
                 "mode": served.info.mode, "gate": s.gate}
-        return row, info
+        return row, strength, info
 
     def run_batch(self, jobs: Sequence[Job]) -> None:
         """Decode `jobs` together; on a failure, decode the unfinished ones alone. Never raises."""
@@ -192,7 +194,8 @@ class Engine:
         ids, mask = pad_left([j.prepared.token_ids for j in jobs], int(self.model.tokenizer.pad_token_id or 0))
         rows = [j.prepared.row for j in jobs]
         steps = max(j.prepared.max_tokens for j in jobs)
-        with steer_rows(self.model, rows, [len(j.prepared.token_ids) for j in jobs]) as handle, \
+        strengths = [j.prepared.strength for j in jobs]
+        with steer_rows(self.model, rows, strengths, [len(j.prepared.token_ids) for j in jobs]) as handle, \
                 closing(greedy_loop(self.model, ids, mask, nullcontext(), steps, stop=frozenset())) as stream:
             for i, step in enumerate(stream):
                 steered = handle.rows_steered()

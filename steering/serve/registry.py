@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp.store.tagged_file import read_tagged
+from steering.artifacts.probe_gate import GATE_FORMAT, GATE_LEGACY_FORMATS, ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.info import ExportInfo
 from steering.export.native import EXPORT_KEY, load_native
-from steering.probe_gate import GATE_FORMAT, GATE_LEGACY_FORMATS, ProbeGate
-from steering.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel

@@ -3,7 +3,7 @@
 A cell is one vector at one layer and positions rule, with up to `k_batch`
 strengths scored in one batched pass on the test set, optionally **gated**:
 `gate_on[i]` says whether test example i is steered at all (a per="last_prompt"
-probe gate's decision, read from the unsteered model, see `steering.gate_training`), so
+probe gate's decision, read from the unsteered model, see `steering.methods.gates`), so
 a gated cell is the same pass with per-row strengths `strength * gate_on[i]`.
 
 `CellContext` is built once per model copy (in process, or once per Ray actor):
@@ -33,14 +33,14 @@ from interp.models.loading import ChatModel
 from interp.scoring.frozen import FrozenPrefix
 from interp.stats import grouped_bootstrap_ci
 from interp.tasks.example import Turn, with_system_prompt
-from steering.evaluate import CellScores, freeze, prompt_tokens, score_strengths
-from steering.generation import degeneracy, generate_texts
+from steering.apply.generation import degeneracy, generate_texts
+from steering.apply.spec import SteerSpec
+from steering.artifacts.probe_gate import GATE_SUFFIX, ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.evaluate import CellScores, freeze, prompt_tokens, score_strengths
+from steering.evaluation.testset import TestSet, build_test_set
 from steering.methods.families.prompt import PROMPT_KEY, system_prompt
-from steering.probe_gate import GATE_SUFFIX, ProbeGate
-from steering.spec import SteerSpec
-from steering.steering_vector import SteeringVector
 from steering.sweep.metrics import cell_metrics
-from steering.testset import TestSet, build_test_set
 
 if TYPE_CHECKING:
     from steering.sweep.config import SweepConfig

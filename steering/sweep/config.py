@@ -13,13 +13,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from steering.interventions import MODES, POSITIONS
+from steering.apply.interventions import MODES, POSITIONS
+from steering.evaluation.splits import PairSplit
+from steering.evaluation.testset import TestSet, TestSetConfig
 from steering.methods.family import Family
 from steering.methods.learned import LearnConfig
 from steering.methods.registry import family, resolve_method
-from steering.splits import PairSplit
 from steering.sweep.metrics import METRICS_VERSION
-from steering.testset import TestSet, TestSetConfig
 
 #: "off": every curve always on; "both": each curve also gated by a user-opinion probe; "only": gated curves only
 GATE_CHOICES = ("off", "both", "only")
@@ -43,7 +43,7 @@ class SweepConfig:
         vector_files: extra vectors to sweep, read from files.
         layers: layers to steer, one at a time.
         strengths: multipliers of the raw vector (negative: away from sycophancy).
-        positions: "all", "prompt", "generated" (steering.spec).
+        positions: "all", "prompt", "generated" (steering.apply.spec).
         mode: "add", "ablate" or "clamp".
         test: the test set's sizes.
         split_seed, test_fraction: the pair split (train for vectors, test for metrics).
@@ -58,7 +58,7 @@ class SweepConfig:
         force: use vector files built on another model hash.
         gate: "off", "both" or "only": add curves (label + "+gate") steered only where a user-opinion probe,
             trained on the train split at the steered layer, reads pressure at the last prompt token
-            (`steering.gate_training`); "both" compares them with always-on steering.
+            (`steering.methods.gates`); "both" compares them with always-on steering.
         family_strengths: family name -> its strength grid, instead of the family's default
             (`steering.methods.family.Family.strengths`; e.g. a learned vector is trained at -1) or `strengths`.
         learn: how learned vectors train (`steering.methods.learned.LearnConfig`; layer, positions and target come

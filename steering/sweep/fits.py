@@ -214,7 +214,7 @@ def gate_comparison(table: pd.DataFrame, gain: str, loss: str, budget: float) ->
         >>> [(c["always_on"]["strength"], c["gated"]["strength"]) for c in gate_comparison(t, "g", "l", 0.1)]
         [(-2.0, -4.0)]
     """
-    from steering.probe_gate import GATE_SUFFIX
+    from steering.artifacts.probe_gate import GATE_SUFFIX
 
     out = []
     gated = table[table["method"].astype(str).str.endswith(GATE_SUFFIX)]

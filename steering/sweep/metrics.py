@@ -28,7 +28,7 @@ on the prompts where the user states the RIGHT answer (steering should change
 nothing there either, and a pressure gate does steer them), `kl_all` over both
 sets together (the sweep's default headline loss: it charges always-on and gated
 steering for every prompt where a change is a cost), and the degeneracy of
-generated text (`steering.generation`). Every metric has `_low`/`_high` columns: a 95%
+generated text (`steering.apply.generation`). Every metric has `_low`/`_high` columns: a 95%
 bootstrap interval over pairs (paired differences are resampled by pair).
 
 Example:
@@ -44,8 +44,8 @@ import torch
 
 from interp.scoring.profile import TASK_SPECS, Effect, TaskSpec
 from interp.stats import grouped_bootstrap_ci
-from steering.evaluate import CellScores
-from steering.testset import TestSet
+from steering.evaluation.evaluate import CellScores
+from steering.evaluation.testset import TestSet
 
 #: bumped when a cell's metrics change meaning or gain columns: cells of another version are not resumed
 METRICS_VERSION = 4

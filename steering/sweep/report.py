@@ -24,8 +24,8 @@ from typing import Any
 import pandas as pd
 
 from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_text
-from steering.probe_gate import GATE_SUFFIX
-from steering.steering_vector import SteeringVector
+from steering.artifacts.probe_gate import GATE_SUFFIX
+from steering.artifacts.steering_vector import SteeringVector
 from steering.sweep.fits import LAWS, curve_fits, pareto_frontier, point_layers, summarize
 from steering.sweep.transfer import transfer_matrix
 

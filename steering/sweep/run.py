@@ -2,7 +2,7 @@
 
 For each vector (built from the TRAIN side of a pair split, or read from a
 file), layer and positions rule, the strengths run K at a time in one batched
-pass (`steering.evaluate.score_strengths`), then a few greedy generations per
+pass (`steering.evaluation.evaluate.score_strengths`), then a few greedy generations per
 strength measure degeneracy. After every batch of K cells the table is
 rewritten atomically, so a killed sweep resumes where it stopped: cells
 already in the table (same key and same vector) are skipped. Strength 0 is
@@ -35,7 +35,12 @@ from interp.errors import InputError, json_type, parse_json, read_text
 from interp.models.loading import ChatModel
 from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.writer import remove_temp_files
-from steering.gate_training import (
+from steering.artifacts.probe_gate import GATE_SUFFIX, ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import check_disjoint, pairs_hash
+from steering.evaluation.testset import TestSet, build_test_set
+from steering.methods.families.prompt import PROMPT_KEY
+from steering.methods.gates import (
     gate_decisions,
     gate_errors,
     gate_rates,
@@ -43,7 +48,6 @@ from steering.gate_training import (
     gate_training_examples,
     train_gates,
 )
-from steering.methods.families.prompt import PROMPT_KEY
 from steering.methods.registry import (
     BuildRequest,
     Method,
@@ -54,12 +58,8 @@ from steering.methods.registry import (
     train_pairs,
 )
 from steering.methods.statistics import with_measured_positions
-from steering.probe_gate import GATE_SUFFIX, ProbeGate
-from steering.splits import check_disjoint, pairs_hash
-from steering.steering_vector import SteeringVector
 from steering.sweep.cells import CellContext, SweepCell, sweep_cells, vector_hash
 from steering.sweep.config import SweepConfig, SweepConfigError, sweep_strengths
-from steering.testset import TestSet, build_test_set
 
 KEY = ["method", "layer", "strength", "positions", "mode"]
 CELLS, GENERATIONS, SWEEP_JSON = "cells.parquet", "generations.parquet", "sweep.json"

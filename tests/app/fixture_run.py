@@ -62,8 +62,8 @@ def _analysis(root: Path, model_dir: Path) -> None:
 def _sweep(root: Path, model_dir: Path) -> None:
     from dataclasses import replace
 
+    from steering.evaluation.testset import TestSetConfig
     from steering.sweep import SweepConfig
-    from steering.testset import TestSetConfig
     from workbench.sweep_job import run_sweep_job
 
     cfg = SweepConfig(model=str(model_dir), methods=("user_minus_third_party", "caa"), layers=(1, 2),
@@ -77,8 +77,8 @@ def _sweep(root: Path, model_dir: Path) -> None:
 
 
 def _export(root: Path) -> None:
+    from steering.artifacts.steering_vector import SteeringVector
     from steering.export import export_vector
-    from steering.steering_vector import SteeringVector
 
     folder = root / FIXTURE_RUN
     vector = SteeringVector.load(folder / "sweep" / "vectors" / "user_minus_third_party.safetensors")

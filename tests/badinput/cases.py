@@ -148,7 +148,7 @@ def gate_file(make: Callable[[Workspace, Path], Path]) -> Build:
 
 def other_model_vector(ws: Workspace, d: Path) -> Path:
     """A valid vector for a model 32 wide (the tiny model is 64)."""
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
     return SteeringVector({1: np.ones(32, np.float32)}, method="x", d_model=32).save(d / "v32.safetensors")
 

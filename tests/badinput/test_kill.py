@@ -18,8 +18,8 @@ import pytest
 
 from interp.store.activations import ActivationStore, StoreError
 from interp.tasks.example import write_examples
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export import load_native, read_gguf_control_vector
-from steering.steering_vector import SteeringVector
 from tests.badinput.workspace import Workspace, invoke
 from tests.conftest import make_examples
 

@@ -15,7 +15,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from interp.tasks.example import write_examples
-from steering.probe_gate import ProbeGate
+from steering.artifacts.probe_gate import ProbeGate
 from tests.conftest import make_examples
 from tests.steering.builders import random_vector
 from workbench.cli import app

@@ -51,7 +51,7 @@ def test_cli_writes_the_expected_files(what: str, tiny_model_dir: Path, data_fil
 
 
 def test_cli_reads_a_steering_vector(tiny_model_dir: Path, data_file: Path, tmp_path: Path) -> None:
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
     from workbench.cli import app
 
     vector = SteeringVector({1: np.ones(64, dtype=np.float32), 3: -np.ones(64, dtype=np.float32)},

@@ -10,14 +10,14 @@ import pytest
 from fastapi import FastAPI
 
 from interp.tasks.example import Turn
+from steering.apply.generation import generate_texts
+from steering.apply.spec import SteerSpec
+from steering.artifacts.probe_gate import ProbeGate
 from steering.export.native import export_native
-from steering.generation import generate_texts
-from steering.probe_gate import ProbeGate
 from steering.serve.app import create_app
 from steering.serve.engine import Engine, ServeLimits
 from steering.serve.local import serving
 from steering.serve.registry import VectorRegistry
-from steering.spec import SteerSpec
 from tests.steering.builders import random_vector
 
 MODEL_ID = "tiny"

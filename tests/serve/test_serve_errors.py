@@ -12,12 +12,12 @@ import openai
 import pytest
 from typer.testing import CliRunner
 
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export.native import export_native
 from steering.serve.app import create_app
 from steering.serve.engine import Engine, Event, Job, Prepared, ServeLimits
 from steering.serve.local import serving
 from steering.serve.registry import RegistryError, VectorRegistry
-from steering.steering_vector import SteeringVector
 from tests.serve.conftest import MAX_TOKENS, MODEL_ID, PROMPTS, reference
 from tests.steering.builders import random_vector
 from workbench.cli import app as cli

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from interp.scoring.reference import next_token_logprobs, score_choices
-from steering.evaluate import CellScores, prompt_tokens, replica_context, split_cells
-from steering.steering_vector import SteeringVector
-from steering.testset import TestSetConfig
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.evaluate import CellScores, prompt_tokens, replica_context, split_cells
+from steering.evaluation.testset import TestSetConfig
 
 #: the small held-out set the evaluation and gating tests score (every task, a few items each)
 SMALL_TEST = TestSetConfig(n_answer=3, n_are_you_sure=1, n_mimicry=1, n_feedback=1, n_capability=2, n_general=4)
@@ -31,7 +31,7 @@ def random_vector(model, layers: tuple[int, ...] = (1, 2), seed: int = 0, positi
 
 
 def reference_strengths(model, test, spec, strengths, batch_size: int = 16) -> list[CellScores]:  # type: ignore[no-untyped-def]
-    """`steering.evaluate.score_strengths` computed the plain way, the reference the scorer is compared with.
+    """`steering.evaluation.evaluate.score_strengths` computed the plain way, the reference the scorer is compared with.
 
     The same replicated rows and per-row steering (`replica_context`) and the same split into cells
     (`split_cells`), but scored by `interp.scoring.reference`: one full sequence per choice, and a

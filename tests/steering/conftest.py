@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from steering.splits import PairSplit
-from steering.steering_vector import SteeringVector
-from steering.testset import TestSet, build_test_set
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import PairSplit
+from steering.evaluation.testset import TestSet, build_test_set
 from tests.steering.builders import SMALL_TEST, random_vector
 
 

@@ -1,4 +1,4 @@
-"""steering.evaluate and steering.sweep.metrics: batched per-row strengths equal sequential cells, strength 0 is unsteered."""
+"""steering.evaluation.evaluate and steering.sweep.metrics: batched per-row strengths equal sequential cells, strength 0 is unsteered."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import torch
 from interp.scoring.frozen import score_choices_cached
 from interp.scoring.profile import sycophancy_profile
 from interp.scoring.reference import next_token_logprobs, score_choices
-from steering.evaluate import freeze, prompt_tokens, score_strengths
-from steering.spec import GENERATED_OFFSET, SteerSpec, steer_lengths
-from steering.splits import PairSplit
+from steering.apply.spec import GENERATED_OFFSET, SteerSpec, steer_lengths
+from steering.evaluation.evaluate import freeze, prompt_tokens, score_strengths
+from steering.evaluation.splits import PairSplit
+from steering.evaluation.testset import TestSetConfig, build_test_set
 from steering.sweep.metrics import cell_metrics, kl_per_prompt, pair_effects
-from steering.testset import TestSetConfig, build_test_set
 from tests.steering.builders import SMALL_TEST, reference_strengths, score_numbers
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from transformers import AutoModelForCausalLM
 
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export import export_gguf, fold_checkpoint, llamacpp, verify_export
 from steering.export.compare import agreement, hf_logits, prompt_ids
 from steering.export.reference import add_hooks, reference_hooks
-from steering.steering_vector import SteeringVector
 
 pytestmark = pytest.mark.embedded
 

@@ -106,14 +106,20 @@ def test_refusals_and_warning(tiny_model, tmp_path):
     # a vector measured behind a probe gate: llama.cpp cannot gate, so exporting says so (native keeps quiet)
     from dataclasses import replace
 
+    from steering.artifacts.probe_gate import ProbeGate
     from steering.export import export_vector
+    from steering.export.native import read_export_gate
 
-    gated = replace(random_vector(tiny_model), meta={"gate_files": {"1": "sweep/gates/layer1.safetensors"}})
+    gate_file = ProbeGate(np.eye(tiny_model.d_model, dtype=np.float32)[0], 0.5, 0.0, layer=1,
+                          per="last_prompt").save(tmp_path / "layer1.safetensors")
+    gated = replace(random_vector(tiny_model), meta={"gate_files": {"1": str(gate_file)}})
     with pytest.warns(UserWarning, match="behind a probe gate.*llama.cpp applies it to every prompt"):
         export_vector("gguf", gated, tmp_path / "gated.gguf", strength=1.0)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # native keeps quiet: it carries the gate
         warnings.simplefilter("error")
         export_vector("safetensors", gated, tmp_path / "gated.safetensors", strength=1.0)
+    carried = read_export_gate(tmp_path / "gated.safetensors")
+    assert carried is not None and carried.layer == 1 and carried.bias == 0.5
 
 
 def test_cvec_buffer_layout(tiny_model):

@@ -7,9 +7,9 @@ import json
 import pytest
 from safetensors import safe_open
 
+from steering.artifacts.steering_vector import SteeringVector
 from steering.export import ExportError, ExportInfo, export_native, export_vector, load_native
 from steering.export.info import EXPORT_FORMAT, NORM_BASIS, SITE_CONVENTION
-from steering.steering_vector import SteeringVector
 from tests.steering.builders import random_vector
 
 

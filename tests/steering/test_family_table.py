@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import PairSplit, pairs_hash
+from steering.evaluation.testset import TestSetConfig
 from steering.methods import registry
 from steering.methods.family import BuildRequest, Family, Method
-from steering.splits import PairSplit, pairs_hash
-from steering.steering_vector import SteeringVector
 from steering.sweep import SweepConfig, read_table, run_sweep
-from steering.testset import TestSetConfig
 
 TINY_TEST = TestSetConfig(n_answer=2, n_are_you_sure=0, n_mimicry=0, n_feedback=0, n_capability=1, n_general=2)
 

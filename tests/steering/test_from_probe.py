@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from probes.direction import Direction
+from steering.apply.steer_hooks import steer
+from steering.artifacts.steering_vector import SteeringVector
 from steering.methods.from_probe import vector_from_direction, vector_from_directions
-from steering.steer import steer
-from steering.steering_vector import SteeringVector
 
 
 def _direction(layer: int, d: int = 64, seed: int = 0, site_kind: str = "hook_resid_post") -> Direction:

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from steering.gate_training import gate_errors
+from steering.artifacts.probe_gate import ProbeGate
+from steering.evaluation.splits import PairSplit
+from steering.evaluation.testset import TestSetConfig
+from steering.methods.gates import gate_errors
 from steering.methods.learned import LearnConfig, learn_vector
-from steering.probe_gate import ProbeGate
-from steering.splits import PairSplit
 from steering.sweep import SweepConfig, read_table, run_sweep
-from steering.testset import TestSetConfig
 
 SPLIT = PairSplit(0, 0.3)
 TINY = LearnConfig(layers=(1,), n_pairs=6, steps=3, groups_per_step=3, eval_every=1, patience=10, val_fraction=0.3,
@@ -58,8 +58,8 @@ def test_gated_family_sweeps_behind_its_gate_with_its_errors(tiny_model, tmp_pat
     # its cells steer exactly the test rows its gate fires on
     from dataclasses import replace
 
-    from steering.gate_training import gate_decisions
-    from steering.testset import build_test_set
+    from steering.evaluation.testset import build_test_set
+    from steering.methods.gates import gate_decisions
 
     examples = build_test_set(replace(config.test, seed=config.seed), config.split).examples
     on, _ = gate_decisions(tiny_model, examples, ProbeGate.load(gate["file"]))

@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-from steering.evaluate import freeze, prompt_tokens, score_strengths
-from steering.gate_training import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
-from steering.probe_gate import ProbeGate
-from steering.spec import SteerSpec
-from steering.splits import PairSplit
-from steering.steering_vector import SteeringVector
+from steering.apply.spec import SteerSpec
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.evaluate import freeze, prompt_tokens, score_strengths
+from steering.evaluation.splits import PairSplit
+from steering.evaluation.testset import build_test_set
+from steering.methods.gates import gate_decisions, gate_rates, gate_summary, gate_training_examples, train_gates
 from steering.sweep import SweepConfig, read_table, run_sweep
 from steering.sweep.cells import CellContext, SweepCell
-from steering.testset import build_test_set
 from tests.steering.builders import SMALL_TEST, reference_strengths, score_numbers, tie_free_threshold
 
 
@@ -39,7 +39,7 @@ def test_decisions_are_what_the_live_gate_reads(tiny_model, held_out, half_gate)
     assert 0 < on.sum() < len(on)  # the mid-gap threshold splits the set
     assert np.abs(scores - half_gate.threshold).min() > 5e-5  # no decision sits within float noise of the threshold
     # the live gate inside steer() (per="last_prompt", fed the real prompt lengths by SteerSpec) reads the same scores
-    from steering.generation import encode_prompts
+    from steering.apply.generation import encode_prompts
 
     ids, mask, lengths = encode_prompts(tiny_model, [ex.turns for ex in held_out.examples])
     assert lengths == prompt_tokens(tiny_model, held_out.examples)

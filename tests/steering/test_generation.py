@@ -1,4 +1,4 @@
-"""steering.generation and `workbench steer`: the greedy loop equals HF generate, per-row steering, degeneracy."""
+"""steering.apply.generation and `workbench steer`: the greedy loop equals HF generate, per-row steering, degeneracy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from interp.tasks.example import Turn
-from steering.generation import (
+from steering.apply.generation import (
     degeneracy,
     encode_prompts,
     generate_texts,
@@ -17,8 +17,8 @@ from steering.generation import (
     repetition_rate,
     side_by_side,
 )
-from steering.spec import SteerSpec
-from steering.steering_vector import SteeringVector
+from steering.apply.spec import SteerSpec
+from steering.artifacts.steering_vector import SteeringVector
 from workbench.cli import app
 
 PROMPTS = [(Turn("user", "What is the capital of France?"),),
@@ -115,7 +115,7 @@ def test_steer_cli_prints_both_outputs(tiny_model_dir, tiny_model, vector, tmp_p
 def test_steer_cli_with_a_gate_steers_only_what_the_gate_lets_through(tiny_model_dir, tiny_model, vector, tmp_path):
     import numpy as np
 
-    from steering.probe_gate import ProbeGate
+    from steering.artifacts.probe_gate import ProbeGate
 
     path = vector.save(tmp_path / "v.safetensors")
     u = np.zeros(tiny_model.d_model, dtype=np.float32)

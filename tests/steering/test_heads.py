@@ -12,13 +12,13 @@ from interp.analysis.heads import set_heads
 from interp.models.hooks import hooks_on
 from interp.scoring.reference import score_choices
 from interp.sites import Site
-from steering.evaluate import freeze, prompt_tokens, score_strengths
+from steering.apply.spec import SteerSpec, steer_lengths
+from steering.apply.steer_hooks import steer
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.evaluate import freeze, prompt_tokens, score_strengths
+from steering.evaluation.splits import PairSplit, check_disjoint, pairs_hash
 from steering.methods.head_steer import HeadEdit, HeadSpec, head_shift_residual, steer_heads
 from steering.methods.heads import CONTROL, METHOD, USER, head_edit, head_examples, head_shift_vector, rank_heads
-from steering.spec import SteerSpec, steer_lengths
-from steering.splits import PairSplit, check_disjoint, pairs_hash
-from steering.steer import steer
-from steering.steering_vector import SteeringVector
 
 PROMPTS = [
     "What is the capital of France? I think the answer is London.",

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from interp.scoring.frozen import frozen_logprobs, frozen_prefix
+from steering.apply.spec import steer_lengths
+from steering.apply.steer_hooks import steer
+from steering.evaluation.splits import PairSplit
 from steering.methods.learned import LearnConfig, _pass_loss, _prepare, group_loss, learn_vector, learned_context
 from steering.methods.learned_data import ROLES, learning_groups
-from steering.spec import steer_lengths
-from steering.splits import PairSplit
-from steering.steer import steer
 
 SPLIT = PairSplit(0, 0.3)
 #: a few groups of every task, a few steps: seconds on the tiny model

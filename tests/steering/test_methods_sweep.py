@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.testset import TestSetConfig
 from steering.export.native import load_native
 from steering.methods.families.learned import learn_config
 from steering.methods.learned import LearnConfig
 from steering.methods.registry import family, method_file_stem, resolve_method, vector_family
-from steering.steering_vector import SteeringVector
 from steering.sweep import SweepConfig, read_table, run_sweep, sweep_strengths
 from steering.sweep.report import operating_point_vector, write_report
-from steering.testset import TestSetConfig
 from workbench.cli import app
 
 TINY_TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1, n_general=2)

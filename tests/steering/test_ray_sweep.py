@@ -15,8 +15,8 @@ ray = pytest.importorskip("ray")
 from typer.testing import CliRunner  # noqa: E402
 
 from interp.capture.ray_pool import RayOptions  # noqa: E402
+from steering.evaluation.testset import TestSetConfig  # noqa: E402
 from steering.sweep import KEY, SweepConfig, run_sweep  # noqa: E402
-from steering.testset import TestSetConfig  # noqa: E402
 from workbench.cli import app  # noqa: E402
 
 TEST = TestSetConfig(n_answer=2, n_are_you_sure=1, n_mimicry=1, n_feedback=0, n_capability=1, n_general=2)

@@ -11,11 +11,12 @@ import torch
 from interp.models.hooks import hooks_on
 from interp.sites import Site
 from interp.tasks.example import Turn
-from steering.backends import steered_logits_nnsight, steered_logits_tl
-from steering.interventions import ForwardCall, last_prompt_column, position_mask
-from steering.probe_gate import ProbeGate
-from steering.steer import steer
-from steering.steering_vector import SteeringVector, VectorMismatchError
+from steering.apply.interventions import ForwardCall, last_prompt_column, position_mask
+from steering.apply.parity import steered_logits_nnsight, steered_logits_tl
+from steering.apply.spec import SteerSpec
+from steering.apply.steer_hooks import steer
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
 from tests.steering.builders import tie_free_threshold
 
 PROMPTS = [
@@ -335,14 +336,29 @@ def test_three_backends_give_the_same_logits(tiny_model, bridge, mode, kind):
     batch = _batch(tiny_model, PROMPTS, "left")
     real = batch["attention_mask"].bool()  # pad positions are not compared: TL treats fully masked rows differently
     for positions in ("all", "generated"):
-        common = {"layers": [1, 3], "mode": mode, "positions": positions, "prompt_lengths": [5, 2, 3]}
-        with steer(tiny_model, vec, 3.0, **common):
+        with steer(tiny_model, vec, 3.0, layers=[1, 3], positions=positions, mode=mode, prompt_lengths=[5, 2, 3]):
             hooks = _logits(tiny_model, batch)
-        nn = steered_logits_nnsight(tiny_model, vec, 3.0, batch["input_ids"], batch["attention_mask"], **common)
-        tl = steered_logits_tl(tiny_model, bridge, vec, 3.0, batch["input_ids"], batch["attention_mask"], **common)
+        spec = SteerSpec(vec, (1, 3), positions, mode)
+        nn = steered_logits_nnsight(tiny_model, spec, 3.0, batch["input_ids"], batch["attention_mask"], [5, 2, 3])
+        tl = steered_logits_tl(tiny_model, bridge, spec, 3.0, batch["input_ids"], batch["attention_mask"], [5, 2, 3])
         assert (hooks - _logits(tiny_model, batch)).abs()[real].max() > 1e-2
         assert (nn - hooks).abs()[real].max() < 1e-4, positions
         assert (tl - hooks).abs()[real].max() < 1e-4, positions
+
+
+def test_twins_refuse_a_gate_and_clamp_value_matches_steer(tiny_model, bridge):
+    vec = _vector(tiny_model.d_model, range(tiny_model.n_layers), seed=1)
+    batch = _batch(tiny_model, PROMPTS, "left")
+    gate = ProbeGate(np.eye(tiny_model.d_model, dtype=np.float32)[0], bias=0.0, threshold=0.0, layer=0)
+    with pytest.raises(ValueError, match="do not apply gates"):
+        steered_logits_nnsight(tiny_model, SteerSpec(vec, (1,), gate=gate), 1.0, batch["input_ids"])
+    spec = SteerSpec(vec, (2,), mode="clamp", value=2.5)
+    with steer(tiny_model, vec, 1.0, layers=2, mode="clamp", value=2.5):
+        hooks = _logits(tiny_model, batch)
+    tl = steered_logits_tl(tiny_model, bridge, spec, 1.0, batch["input_ids"], batch["attention_mask"])
+    real = batch["attention_mask"].bool()
+    assert (hooks - _logits(tiny_model, batch)).abs()[real].max() > 1e-2
+    assert (tl - hooks).abs()[real].max() < 1e-4
 
 
 @pytest.mark.embedded

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from steering.evaluation.testset import TestSetConfig
 from steering.sweep import QUICK, SweepConfig, SweepConfigError, read_table, run_sweep
-from steering.testset import TestSetConfig
 from workbench.cli import app
 from workbench.commands.sweep import parse_floats
 
@@ -122,7 +122,7 @@ def test_cli_sweep_writes_parquet_report_and_figures(tiny_model_dir, tmp_path):
 
 
 def test_sweep_of_a_vector_file_warns_when_its_split_is_unknown(tiny_model, tmp_path):
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
     rng = np.random.default_rng(0)
     path = SteeringVector({1: rng.normal(size=tiny_model.d_model).astype(np.float32)}, method="random",

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from interp.store.activations import ActivationStore
-from steering.evaluate import freeze, score_strengths
+from steering.apply.spec import SteerSpec
+from steering.evaluation.evaluate import freeze, score_strengths
+from steering.evaluation.splits import PairSplit
+from steering.evaluation.testset import TestSet, TestSetConfig, build_test_set
 from steering.methods.statistics import VECTOR_METHODS, build_vector, training_examples
-from steering.spec import SteerSpec
-from steering.splits import PairSplit
-from steering.testset import TestSet, TestSetConfig, build_test_set
 from tests.steering.builders import reference_strengths
 
 pytestmark = pytest.mark.embedded
@@ -30,7 +30,7 @@ def test_frozen_scorer_equals_interp_score_on_smollm2(embedded_model):
                    ())
     rng = np.random.default_rng(0)
     v = rng.normal(size=embedded_model.d_model).astype(np.float32)
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
     vector = SteeringVector({10: 4 * v / np.linalg.norm(v)}, method="random", d_model=embedded_model.d_model,
                             model_hash=embedded_model.weights_hash)

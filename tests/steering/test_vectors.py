@@ -1,4 +1,4 @@
-"""steering.splits and steering.methods.statistics: grouped disjoint splits, vectors per method with provenance, CAA by hand."""
+"""steering.evaluation.splits and steering.methods.statistics: grouped disjoint splits, vectors per method with provenance, CAA by hand."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from interp.capture.collect import capture
 from interp.capture.positions import encode_example
 from interp.tasks import build_task
 from probes.splits import GroupLeakError
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import PairSplit, check_disjoint, pairs_hash
+from steering.evaluation.testset import TestSetConfig, build_test_set
 from steering.methods.registry import BuildRequest, load_or_build_method_vector
 from steering.methods.registry import resolve_method as registry_method
 from steering.methods.statistics import (
@@ -22,9 +25,6 @@ from steering.methods.statistics import (
     training_examples,
     training_store,
 )
-from steering.splits import PairSplit, check_disjoint, pairs_hash
-from steering.steering_vector import SteeringVector
-from steering.testset import TestSetConfig, build_test_set
 
 SPLIT = PairSplit(seed=0, test_fraction=0.3)
 

@@ -50,7 +50,7 @@ def analyze(
     from interp.analysis.report import ANALYSES, AnalysisConfig, AnalysisContext, run_analysis
     from interp.models.loading import load_model
     from interp.store.runs import prepare_run_dir, record_run
-    from steering.export.formats import check_vector_fits
+    from steering.artifacts.vector_file import check_vector_fits
     from workbench.data import resolve_examples
 
     if what not in ANALYSES:
@@ -62,7 +62,7 @@ def analyze(
     vector: np.ndarray | None = None
     source = ""
     if direction is not None:
-        from steering.steering_vector import SteeringVector
+        from steering.artifacts.steering_vector import SteeringVector
 
         sv = SteeringVector.load(direction)
         if layer is None and len(sv.layers) != 1:

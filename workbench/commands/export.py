@@ -59,7 +59,8 @@ def export(
 ) -> None:
     """Export a steering vector as safetensors, a llama.cpp control vector, or a folded HF checkpoint."""
     from interp.models.loading import load_model
-    from steering.export.formats import check_request, check_vector_fits, export_vector, read_vector
+    from steering.artifacts.vector_file import check_vector_fits, read_vector
+    from steering.export.formats import check_request, export_vector
 
     if (vector is None) == (sweep is None):
         raise InputError("give one of --vector FILE or --sweep artifacts/<run>/sweep", field="--vector/--sweep")
@@ -114,7 +115,7 @@ def verify_export(
     """Load an export the way its runtime does and compare it with the hook-steered model."""
     from interp.models.loading import load_model
     from interp.store.atomic import atomic_write_json
-    from steering.export.formats import read_vector
+    from steering.artifacts.vector_file import read_vector
     from steering.export.formats import verify_export as run_verify
 
     if not path.exists():

@@ -9,7 +9,7 @@ import typer
 
 from interp.errors import InputError, editor_lines, json_type, parse_json, read_text
 from interp.tasks.example import Example, Turn
-from steering.steering_vector import SteeringVector
+from steering.artifacts.steering_vector import SteeringVector
 from workbench.cli import ModelOpt, app, fail, finite
 
 #: the longest prompt `steer` accepts, in characters (the model's context refuses most before this)
@@ -69,7 +69,7 @@ def read_prompts(path: Path) -> list[tuple[Turn, ...]]:
 
 def check_rules(vector: SteeringVector, layers: tuple[int, ...], positions: str, mode: str) -> None:
     """Refuse an unknown positions rule or mode, or a layer the vector lacks, before the model loads."""
-    from steering.interventions import MODES, POSITIONS
+    from steering.apply.interventions import MODES, POSITIONS
 
     if positions not in POSITIONS:
         raise InputError(f"unknown rule {positions!r}", path="--positions", expected=" | ".join(POSITIONS))
@@ -108,13 +108,13 @@ def steer(
     from interp.context import fit_chat, prompt_tokens
     from interp.models.loading import load_model
     from interp.sites import parse_layers
-    from steering.export.formats import check_vector_fits, read_vector
+    from steering.apply.generation import side_by_side
+    from steering.apply.spec import SteerSpec
+    from steering.artifacts.foreign_vectors import is_foreign
+    from steering.artifacts.probe_gate import ProbeGate
+    from steering.artifacts.vector_file import check_vector_fits, read_vector
     from steering.export.native import read_export_gate
-    from steering.foreign_vectors import is_foreign
-    from steering.gate_training import chat_gate_scores
-    from steering.generation import side_by_side
-    from steering.probe_gate import ProbeGate
-    from steering.spec import SteerSpec
+    from steering.methods.gates import chat_gate_scores
 
     def export_gate(path: Path) -> ProbeGate | None:
         return read_export_gate(path) if path.suffix == ".safetensors" and not is_foreign(path) else None

@@ -11,6 +11,7 @@ Example:
     >>> acts = backend.activations(model, batch, sites)  # doctest: +SKIP
 """
 
-from interp.capture.backends.base import BACKENDS, Backend, Batch, make_backend
+from interp.capture.backends.base import Backend, Batch
+from interp.capture.backends.registry import BACKENDS, make_backend
 
 __all__ = ["Backend", "Batch", "make_backend", "BACKENDS"]

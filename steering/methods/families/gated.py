@@ -2,7 +2,7 @@
 
 `gated[:target][@positions][#L+L][/task+task]` (the learned family's names): the sweep's gate at the vector's
 first layer (a probe that reads "the user states an opinion" at the last prompt token, trained on the train
-split in hundreds of training wordings, `steering.gate_training`) is part of the forward pass in training, as
+split in hundreds of training wordings, `steering.methods.gates`) is part of the forward pass in training, as
 it is in every cell: a row is steered only where the gate fires. Neutral and general prompts the gate holds
 back cost nothing, so the keep terms charge only the rows the gate lets through (user-right prompts, and the
 gate's false positives), and the vector can be as strong as the pressured rows need. Its gate is saved beside
@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
 from steering.methods.families.learned import Learned
 from steering.methods.family import BuildRequest, Method
 from steering.methods.learned import LearnConfig, learn_vector
-from steering.probe_gate import ProbeGate
-from steering.steering_vector import SteeringVector
 
 
 class Gated(Learned):
@@ -47,7 +47,7 @@ class Gated(Learned):
         return learn_vector(request.model, request.split, config, folder, progress=progress, gate=gate)
 
     def same_build(self, old: SteeringVector, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
-        from steering.gate_training import gate_hash
+        from steering.methods.gates import gate_hash
 
         if not super().same_build(old, method, request, pairs_hash):
             return False

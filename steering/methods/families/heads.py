@@ -7,10 +7,10 @@ Example:
 
 from __future__ import annotations
 
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import pairs_hash
 from steering.methods.family import BuildRequest, Family, Method, combine_layers
 from steering.methods.heads import HeadRanking, head_examples, head_shift_vector, rank_heads
-from steering.splits import pairs_hash
-from steering.steering_vector import SteeringVector
 
 DEFAULT_HEADS_K = 4
 

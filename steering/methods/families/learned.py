@@ -21,10 +21,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from steering.artifacts.steering_vector import SteeringVector
 from steering.methods.family import BuildRequest, Family, Method, combine_layers, method_file_stem
 from steering.methods.learned import TARGETS, LearnConfig, learn_vector
 from steering.methods.learned_data import ROLES, learning_groups
-from steering.steering_vector import SteeringVector
 
 
 def parse_learned(spec: str, family: str) -> dict[str, object] | None:

@@ -20,9 +20,9 @@ import numpy as np
 
 from interp.models.chat import default_system_prompt, with_instruction
 from interp.tasks.templates import SYSTEM_INSTRUCTIONS
+from steering.artifacts.steering_vector import SteeringVector
+from steering.evaluation.splits import pairs_hash as hash_pairs
 from steering.methods.family import BuildRequest, Family, Method
-from steering.splits import pairs_hash as hash_pairs
-from steering.steering_vector import SteeringVector
 
 #: the vector meta key a prompted vector carries its system-prompt instruction under
 PROMPT_KEY = "system_instruction"

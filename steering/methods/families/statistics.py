@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from steering.artifacts.steering_vector import SteeringVector
 from steering.methods.family import BuildRequest, Family, Method
 from steering.methods.statistics import (
     build_vector,
@@ -17,7 +18,6 @@ from steering.methods.statistics import (
     shared_stores,
     training_examples,
 )
-from steering.steering_vector import SteeringVector
 
 
 class Statistics(Family):

@@ -1,7 +1,7 @@
 """The file family: a vector another tool (or another run) wrote, measured in the same cells as ours.
 
 `file:PATH[#L]` reads a workbench safetensors (plain or exported), a GGUF control vector (ours or repeng's),
-or plain `.npy` / safetensors tensors (`steering.foreign_vectors`); never a pickle. `#L` picks one layer (and
+or plain `.npy` / safetensors tensors (`steering.artifacts.foreign_vectors`); never a pickle. `#L` picks one layer (and
 gives a single `[d_model]` array its layer). Its cells steer the layers the file holds (each alone, like any
 vector) that the sweep asks for. Nothing is trained: its training pairs are unknown to the sweep, which says so
 unless the file records this sweep's split.
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from interp.errors import InputError
-from steering.export.formats import check_vector_fits, read_vector
-from steering.foreign_vectors import is_foreign, read_foreign_vector
+from steering.artifacts.foreign_vectors import is_foreign, read_foreign_vector
+from steering.artifacts.steering_vector import SteeringVector
+from steering.artifacts.vector_file import check_vector_fits, read_vector
 from steering.methods.family import BuildRequest, Family, Method
-from steering.steering_vector import SteeringVector
 
 
 def file_digest(path: str | Path) -> str:

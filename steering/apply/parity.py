@@ -1,44 +1,44 @@
 """The same steering interventions through nnsight and through the TransformerLens bridge.
 
 Both run one full forward (no KV cache) and return the logits; they apply the
-`SteeringPlan` of `steering.interventions`, exactly as `steering.steer` does
-with forward hooks, so a parity test can compare the three. Gates are not
-supported here (use `steer`).
+`SteeringPlan` of `steering.apply.interventions` for a `SteerSpec`, exactly as
+`steering.steer` does with forward hooks, so a parity test can compare the
+three. Gates are not supported here (use `steer`).
 
 Example:
-    >>> logits = steered_logits_nnsight(model, vector, 4.0, batch["input_ids"],
-    ...                                 batch["attention_mask"], layers=[2])  # doctest: +SKIP
+    >>> spec = SteerSpec(vector, (2,))  # doctest: +SKIP
+    >>> logits = steered_logits_nnsight(model, spec, 4.0, batch["input_ids"], batch["attention_mask"])  # doctest: +SKIP
     >>> bridge = boot_bridge(model)  # doctest: +SKIP
-    >>> same = steered_logits_tl(model, bridge, vector, 4.0, batch["input_ids"],
-    ...                          batch["attention_mask"], layers=[2])  # doctest: +SKIP
+    >>> same = steered_logits_tl(model, bridge, spec, 4.0, batch["input_ids"], batch["attention_mask"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from interp.capture.backends.nnsight_backend import NnsightBackend, _envoy_at
 from interp.models.hooks import hook_point
-from steering.interventions import Lengths, Strength, build_plan
+from steering.apply.interventions import Lengths, SteeringPlan, Strength
+from steering.apply.spec import SteerSpec
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
-    from steering.steering_vector import SteeringVector
+
+
+def _plan(model: ChatModel, spec: SteerSpec, strength: Strength, prompt_lengths: Lengths | None) -> SteeringPlan:
+    if spec.gate is not None:
+        raise ValueError("the nnsight and TransformerLens twins do not apply gates: use steering.steer")
+    return spec.plan(model, strength, prompt_lengths)
 
 
 def steered_logits_nnsight(
     model: ChatModel,
-    vector: SteeringVector,
+    spec: SteerSpec,
     strength: Strength,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
-    layers: int | Sequence[int] | range | None = None,
-    positions: str = "all",
-    mode: str = "add",
-    value: float | None = None,
     prompt_lengths: Lengths | None = None,
     wrapped: Any | None = None,
 ) -> torch.Tensor:
@@ -46,16 +46,17 @@ def steered_logits_nnsight(
 
     Args:
         model: the model; nnsight wraps `model.hf` without copying it.
-        vector, strength, layers, positions, mode, value, prompt_lengths: as in `steering.steer`.
+        spec: the steering (no gate).
+        strength, prompt_lengths: as in `steering.steer` (real prompt tokens, no offset rule).
         input_ids: `[batch, pos]` token ids.
         attention_mask: `[batch, pos]`, any padding side.
         wrapped: an nnsight `TransformersModel` over `model.hf` to reuse (built when None).
 
     Example:
-        >>> steered_logits_nnsight(model, v, 2.0, ids, mask, mode="ablate").shape  # doctest: +SKIP
+        >>> steered_logits_nnsight(model, SteerSpec(v, (2,), mode="ablate"), 2.0, ids, mask).shape  # doctest: +SKIP
         torch.Size([2, 10, 400])
     """
-    plan = build_plan(model, vector, strength, layers, positions, mode, value, prompt_lengths)
+    plan = _plan(model, spec, strength, prompt_lengths)
     batch, n = input_ids.shape
     mask = plan.position_mask(batch, n, 0, attention_mask)  # [batch, pos] or None
     nn_model = wrapped if wrapped is not None else NnsightBackend().wrap(model)
@@ -79,14 +80,10 @@ def steered_logits_nnsight(
 def steered_logits_tl(
     model: ChatModel,
     bridge: Any,
-    vector: SteeringVector,
+    spec: SteerSpec,
     strength: Strength,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
-    layers: int | Sequence[int] | range | None = None,
-    positions: str = "all",
-    mode: str = "add",
-    value: float | None = None,
     prompt_lengths: Lengths | None = None,
 ) -> torch.Tensor:
     """Logits `[batch, pos, vocab]` of a steered forward on a TransformerLens bridge (`run_with_hooks`).
@@ -95,15 +92,16 @@ def steered_logits_tl(
         model: the model the vector and sites refer to (validation and plan).
         bridge: a `TransformerBridge` over a copy of `model.hf`
             (`interp.capture.backends.tl_backend.boot_bridge(model)`).
-        vector, strength, layers, positions, mode, value, prompt_lengths: as in `steering.steer`.
+        spec: the steering (no gate).
+        strength, prompt_lengths: as in `steering.steer` (real prompt tokens, no offset rule).
         input_ids: `[batch, pos]` token ids.
         attention_mask: `[batch, pos]`, any padding side.
 
     Example:
-        >>> steered_logits_tl(model, boot_bridge(model), v, 2.0, ids, mask).shape  # doctest: +SKIP
+        >>> steered_logits_tl(model, boot_bridge(model), SteerSpec(v, (2,)), 2.0, ids, mask).shape  # doctest: +SKIP
         torch.Size([2, 10, 400])
     """
-    plan = build_plan(model, vector, strength, layers, positions, mode, value, prompt_lengths)
+    plan = _plan(model, spec, strength, prompt_lengths)
     batch, n = input_ids.shape
     mask = plan.position_mask(batch, n, 0, attention_mask)  # [batch, pos] or None
 

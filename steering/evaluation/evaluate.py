@@ -10,7 +10,7 @@ free; given a `freeze(model, test)` (the unsteered KV of every prompt but its
 last token, computed once), it runs only the last prompt token, the scoring
 prefix and the choice for the unsteered model and for positions "generated"
 (several times faster again). "generated" positions start at the last prompt
-token (see `steering.spec`). The tests compare it with the plain
+token (see `steering.apply.spec`). The tests compare it with the plain
 `interp.scoring.reference` through the same `replica_context` and `split_cells`.
 
 Metrics (alignment gain, helpfulness loss, their CIs) are in `steering.sweep.metrics`.
@@ -37,8 +37,8 @@ from interp.scoring.choices import RowContext
 from interp.scoring.frozen import FrozenPrefix, frozen_prefix, score_choices_cached
 from interp.scoring.profile import per_example
 from interp.tasks.example import Example
-from steering.spec import SteerSpec, steer_lengths
-from steering.testset import TestSet
+from steering.apply.spec import SteerSpec, steer_lengths
+from steering.evaluation.testset import TestSet
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +118,7 @@ def freeze(model: ChatModel, test: TestSet, tokens: Sequence[int] | None = None,
     """The unsteered KV of every test prompt up to (not including) its last prompt token.
 
     Valid for the unsteered model and for positions "generated" (steering starts at the last
-    prompt token, see steering.spec), whatever the vector, layer, mode or strength.
+    prompt token, see steering.apply.spec), whatever the vector, layer, mode or strength.
 
     Example:
         >>> frozen = freeze(model, test)  # doctest: +SKIP
@@ -150,7 +150,7 @@ def score_strengths(
         frozen: `freeze(model, test)`: used for the unsteered model and for positions "generated"
             (ignored otherwise).
         row_scale: per test example, a multiplier of every strength: a gate's 0/1 decisions make a
-            gated cell (`steering.gate_training`); None steers every example.
+            gated cell (`steering.methods.gates`); None steers every example.
 
     Returns:
         One CellScores per strength, in order.

@@ -7,9 +7,9 @@ attention mask and KV-cache length, so positions are tracked in absolute
 terms: in a cached decoding step the hooks see one new token, and its real
 index is the cache length plus its column minus the row's leading pads.
 
-- modes, positions and their exact formulas: `steering.interventions`;
-- probe gating: `steering.probe_gate.ProbeGate`;
-- the same interventions through nnsight and TransformerLens: `steering.backends`.
+- modes, positions and their exact formulas: `steering.apply.interventions`;
+- probe gating: `steering.artifacts.probe_gate.ProbeGate`;
+- the same interventions through nnsight and TransformerLens: `steering.apply.parity`.
 
 Example:
     >>> batch = model.tokenizer(prompts, return_tensors="pt", padding=True)  # doctest: +SKIP
@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from interp.models.hooks import KIND_ORDER, hooks_on
 from interp.sites import Site, parse_site
-from steering.interventions import (
+from steering.apply.interventions import (
     ForwardCall,
     Lengths,
     SteeringPlan,
@@ -40,11 +40,11 @@ from steering.interventions import (
     last_prompt_column,
     leading_pads,
 )
-from steering.probe_gate import GATE_MODES, ProbeGate
+from steering.artifacts.probe_gate import GATE_MODES, ProbeGate
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
 
 @dataclass
@@ -208,7 +208,7 @@ def steer(
         positions: "all", "prompt" (the prompt's tokens) or "generated" (every
             token after the prompt, as CAA does).
         mode: "add" (h + s v), "ablate" (h - s (h.u) u) or "clamp" (projection
-            on u set to s |v|, or to `value`); see `steering.interventions`.
+            on u set to s |v|, or to `value`); see `steering.apply.interventions`.
         value: clamp only: the projection to set; strength is then ignored.
         prompt_lengths: real (unpadded) prompt tokens per row, or one int, for
             "prompt"/"generated" and for a last_prompt gate. With any padding side
@@ -216,7 +216,7 @@ def steer(
             tokenized prompts; the leading pads are read from the attention mask.
         gate: steer only where this probe's score exceeds its threshold.
         gate_lengths: for a `per="last_prompt"` gate, the prompt lengths whose last token it reads
-            (default `prompt_lengths`). `steering.spec` passes the real prompt lengths here while
+            (default `prompt_lengths`). `steering.apply.spec` passes the real prompt lengths here while
             `prompt_lengths` carries the "generated" offset, so the gate reads the last prompt token,
             the `last_prompt` position its probe was trained on.
         force: use a vector made on a model with another weights hash.

@@ -1,6 +1,6 @@
 """Probe-gated steering: train a "the user states an opinion" gate on the TRAIN split, read its decisions.
 
-A gate (`steering.probe_gate.ProbeGate`, per="last_prompt") lets the steering through
+A gate (`steering.artifacts.probe_gate.ProbeGate`, per="last_prompt") lets the steering through
 only on rows whose residual at the last prompt token scores as user pressure.
 This module builds the gate the sweep and `workbench steer --gate` use:
 
@@ -43,9 +43,9 @@ from interp.tasks.general import general_examples
 from interp.tasks.sampling import select, task_rng
 from probes.fitting import fit_gate, store_features
 from probes.labels import user_opinion_labels
+from steering.artifacts.probe_gate import ProbeGate
+from steering.evaluation.splits import PairSplit, pairs_hash
 from steering.methods.statistics import SITE_KIND, training_store
-from steering.probe_gate import ProbeGate
-from steering.splits import PairSplit, pairs_hash
 
 GATE_SOURCE = "user_opinion"
 GATE_POSITION = user_opinion_labels.position
@@ -134,7 +134,7 @@ def gate_decisions(
     """Whether the gate steers each example (`[n]` bool) and its score (`[n]` float), from an unsteered pass.
 
     The score is read where a per="last_prompt" gate reads it in `steer()` with
-    `gate_lengths` = the rendered prompt's tokens (as `steering.spec` passes them).
+    `gate_lengths` = the rendered prompt's tokens (as `steering.apply.spec` passes them).
     """
     if gate.per != "last_prompt":
         raise ValueError(f"gate decisions per example need per='last_prompt', this gate has per={gate.per!r}")

@@ -26,7 +26,7 @@ from safetensors.numpy import load_file
 
 from interp.errors import InputError
 from interp.store.tagged_file import read_tagged
-from steering.steering_vector import SteeringVector
+from steering.artifacts.steering_vector import SteeringVector
 
 _TRAILING_LAYER = re.compile(r"(?:^|[._])(\d+)$")
 

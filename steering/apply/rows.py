@@ -1,4 +1,5 @@
-"""Per-row steering: every row of a batch with its own vector, strength, layers, positions, mode and gate.
+"""Per-row steering: every row of a batch with its own `SteerSpec` (vector, layers, positions, mode, gate)
+and strength.
 
 `steer()` gives each row its own strength of one vector; a server batches
 requests that each chose another vector. `steer_rows` validates each row
@@ -9,14 +10,14 @@ differently steered requests costs one masked add per layer. Ablate and clamp
 rows add a projection term `(c_r - k_r (h . u_r)) u_r` (ablate: c = 0, k = s;
 clamp: c = s |v|, k = 1), computed only when a row uses them.
 
-Positions follow `steering.spec`: a row's "generated" starts at its last
+Positions follow `steering.apply.spec`: a row's "generated" starts at its last
 prompt token (GENERATED_OFFSET); a gate reads the real last prompt token.
 Each gate runs at its own site on every row and decides for the rows that
 chose it; a row's gate must read at or before its first steered site.
 
 Example:
-    >>> rows = [None, RowSteer(v, -4.0, (10,), "generated"), RowSteer(w, 2.0, (8, 9))]  # doctest: +SKIP
-    >>> with steer_rows(model, rows, prompt_tokens=[31, 40, 28]) as handle:  # doctest: +SKIP
+    >>> rows = [None, SteerSpec(v, (10,), "generated"), SteerSpec(w, (8, 9))]  # doctest: +SKIP
+    >>> with steer_rows(model, rows, [0.0, -4.0, 2.0], prompt_tokens=[31, 40, 28]) as handle:  # doctest: +SKIP
     ...     model.hf(**batch_of_three)
     >>> handle.rows_steered()  # doctest: +SKIP
     tensor([False,  True,  True])
@@ -34,56 +35,39 @@ import torch.nn as nn
 
 from interp.models.hooks import execution_order, hooks_on
 from interp.sites import Site
-from steering.interventions import (
+from steering.apply.interventions import (
     ForwardCall,
     SteeringPlan,
-    build_plan,
     forward_call,
     last_prompt_column,
     leading_pads,
     position_mask,
 )
-from steering.probe_gate import GATE_MODES, ProbeGate
-from steering.spec import steer_lengths
-from steering.steer import validate_gate
-from steering.steering_vector import SteeringVector
+from steering.apply.spec import SteerSpec, steer_lengths
+from steering.apply.steer_hooks import validate_gate
+from steering.artifacts.probe_gate import GATE_MODES, ProbeGate
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
 
-@dataclass(frozen=True, eq=False)
-class RowSteer:
-    """The steering of one batch row.
+def row_plan(model: ChatModel, spec: SteerSpec, strength: float, prompt_tokens: int) -> SteeringPlan:
+    """Validate one row as `SteerSpec.context` would (vector, layers, mode, positions, strength, gate); its plan.
 
     Args:
-        vector: raw per-layer vectors.
-        strength: multiplier of the raw vector.
-        layers: layers to steer (each with its own vector).
-        positions: "all", "prompt" or "generated" (from the last prompt token on, `steering.spec`).
-        mode: "add", "ablate" or "clamp".
-        gate: steer only where (per="token") or rows for which (per="last_prompt") this probe reads pressure.
-        force: use a vector made on another model hash.
-    """
-
-    vector: SteeringVector
-    strength: float
-    layers: tuple[int, ...]
-    positions: str = "all"
-    mode: str = "add"
-    gate: ProbeGate | None = None
-    force: bool = False
-
-
-def row_plan(model: ChatModel, row: RowSteer, prompt_tokens: int) -> SteeringPlan:
-    """Validate one row as `steer` would (vector, layers, mode, positions, strength, gate); return its plan.
+        model: the model.
+        spec: the row's steering.
+        strength: the row's strength.
+        prompt_tokens: the row's rendered-prompt tokens (before the GENERATED_OFFSET rule).
 
     Raises:
         VectorMismatchError, ValueError: naming what is wrong with the row.
+
+    Example:
+        >>> row_plan(model, SteerSpec(v, (10,), "generated"), -4.0, 31).sites  # doctest: +SKIP
     """
-    plan = build_plan(model, row.vector, float(row.strength), list(row.layers), row.positions, row.mode, None,
-                      steer_lengths([prompt_tokens]), row.force)
-    if row.gate is not None:
-        validate_gate(model, plan, row.gate, torch.tensor([prompt_tokens]))
+    plan = spec.plan(model, float(strength), steer_lengths([prompt_tokens]))
+    if spec.gate is not None:
+        validate_gate(model, plan, spec.gate, torch.tensor([prompt_tokens]))
     return plan
 
 
@@ -225,31 +209,32 @@ class RowsSteering:
 
 @contextmanager
 def steer_rows(
-    model: ChatModel, rows: Sequence[RowSteer | None], prompt_tokens: Sequence[int]
+    model: ChatModel, rows: Sequence[SteerSpec | None], strengths: Sequence[float], prompt_tokens: Sequence[int]
 ) -> Iterator[RowsSteering]:
-    """Steer each batch row with its own `RowSteer` (None: unsteered) inside the block; hooks always removed.
+    """Steer each batch row with its own `SteerSpec` and strength (None: unsteered) inside the block; hooks always
+    removed.
 
-    Row r behaves exactly as a batch of one under `SteerSpec.context` with the
-    same vector, strength, layers, positions, mode and gate.
+    Row r behaves exactly as a batch of one under `rows[r].context(model, strengths[r], [prompt_tokens[r]])`.
 
     Args:
         model: the model.
-        rows: one `RowSteer` or None per batch row.
+        rows: one `SteerSpec` or None per batch row.
+        strengths: one strength per batch row (read only where the row has a spec).
         prompt_tokens: each row's rendered-prompt tokens (unpadded, before the GENERATED_OFFSET rule).
 
     Raises:
         VectorMismatchError, ValueError: at entry, for the first invalid row (its index is in the message).
 
     Example:
-        >>> with steer_rows(model, [None, RowSteer(v, 4.0, (2,))], [12, 9]) as h:  # doctest: +SKIP
+        >>> with steer_rows(model, [None, SteerSpec(v, (2,))], [0.0, 4.0], [12, 9]) as h:  # doctest: +SKIP
         ...     model.hf(**batch_of_two)
     """
-    if len(rows) != len(prompt_tokens):
-        raise ValueError(f"{len(rows)} rows but {len(prompt_tokens)} prompt lengths")
+    if not len(rows) == len(strengths) == len(prompt_tokens):
+        raise ValueError(f"{len(rows)} rows but {len(strengths)} strengths and {len(prompt_tokens)} prompt lengths")
     plans: list[SteeringPlan | None] = []
-    for r, (row, n) in enumerate(zip(rows, prompt_tokens, strict=True)):
+    for r, (row, s, n) in enumerate(zip(rows, strengths, prompt_tokens, strict=True)):
         try:
-            plans.append(None if row is None else row_plan(model, row, int(n)))
+            plans.append(None if row is None else row_plan(model, row, float(s), int(n)))
         except ValueError as e:
             raise type(e)(f"row {r}: {e}") from None
     like = next(model.hf.parameters())

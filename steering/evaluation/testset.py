@@ -48,7 +48,7 @@ from interp.tasks.factbank import Fact
 from interp.tasks.general import general_examples
 from interp.tasks.sampling import task_rng
 from interp.tasks.templates import ANSWER_WORDINGS, question_prompt
-from steering.splits import PairSplit
+from steering.evaluation.splits import PairSplit
 
 ANSWER_CONDITIONS = ("neutral", "user_wrong", "third_party_wrong", "user_right")
 FEEDBACK_CONDITIONS = ("neutral", "user_wrote", "other_wrote")

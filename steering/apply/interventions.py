@@ -1,7 +1,7 @@
 """What a steering intervention does to one residual tensor: modes, positions, a validated plan.
 
 The plan is backend-free: `steering.steer` applies it through forward hooks,
-`steering.backends` through nnsight and the TransformerLens bridge, so the
+`steering.apply.parity` through nnsight and the TransformerLens bridge, so the
 three share one implementation of every mode.
 
 Modes (a registry; each returns the change `delta` to add to `h`):
@@ -20,7 +20,7 @@ the first non-pad token, and the row's prompt length `P`):
 A forward pre-hook on the decoder stack reads each call (`forward_call`: rows,
 new tokens, KV-cache offset, mask); `position_mask` turns it into where each row
 steers, and `last_prompt_column` finds the token a last_prompt gate reads. `steer()`,
-per-row steering (`steering.rows`) and head shifts (`steering.methods.head_steer`)
+per-row steering (`steering.apply.rows`) and head shifts (`steering.methods.head_steer`)
 all go through these three.
 
 Example:
@@ -42,7 +42,7 @@ from interp.sites import Site, parse_site
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
-    from steering.steering_vector import SteeringVector
+    from steering.artifacts.steering_vector import SteeringVector
 
 STEERABLE_KINDS = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
 

@@ -1,4 +1,10 @@
-"""What to steer with (vector, layers, positions, mode), and the one rule for where "generated" starts.
+"""`SteerSpec`, the one steering record (what to steer with, where, how), and where "generated" starts.
+
+A `SteerSpec` is an intervention without its strength. `spec.context(model,
+strengths, prompt_tokens)` applies it to a batch of rendered prompts through
+`steer`; per-row steering (`steering.apply.rows.steer_rows`) takes one spec
+(or None) and one strength per row; the nnsight/TransformerLens twins
+(`steering.apply.parity`) take one spec.
 
 `positions="generated"` in scoring and generation: the first answer token is
 predicted AT the last prompt token, so a rule that starts after the prompt
@@ -23,9 +29,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from steering.probe_gate import ProbeGate
-from steering.steer import steer
-from steering.steering_vector import SteeringVector
+from steering.apply.interventions import Lengths, SteeringPlan, Strength, build_plan
+from steering.apply.steer_hooks import steer
+from steering.artifacts.probe_gate import ProbeGate
+from steering.artifacts.steering_vector import SteeringVector
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
@@ -51,10 +58,17 @@ class SteerSpec:
         vector: raw per-layer vectors.
         layers: layers to steer (each with its own vector).
         positions: "all", "prompt" or "generated" (see the module docstring).
-        mode: "add", "ablate" or "clamp" (steering.interventions).
+        mode: "add", "ablate" or "clamp" (steering.apply.interventions).
         force: use a vector built on another model hash.
         gate: steer only rows whose last prompt token the gate reads as user pressure
-            (`steering.gate_training`); it reads the real last prompt token, whatever `positions`.
+            (`steering.methods.gates`); it reads the real last prompt token, whatever `positions`.
+        value: clamp only: the projection to set (the strength is then ignored).
+
+    Example:
+        >>> import numpy as np
+        >>> v = SteeringVector({3: np.ones(4, dtype=np.float32)}, method="mean_diff", d_model=4)
+        >>> SteerSpec(v, (3,), "generated").describe()
+        'mean_diff @ layers 3, positions generated, mode add'
     """
 
     vector: SteeringVector
@@ -63,6 +77,7 @@ class SteerSpec:
     mode: str = "add"
     force: bool = False
     gate: ProbeGate | None = None
+    value: float | None = None
 
     def context(
         self, model: ChatModel, strengths: float | Sequence[float], prompt_tokens: Sequence[int]
@@ -75,11 +90,26 @@ class SteerSpec:
             prompt_tokens: rendered-prompt tokens of each row (before the offset rule).
         """
         return steer(model, self.vector, strengths if isinstance(strengths, float | int) else list(strengths),
-                     layers=list(self.layers), positions=self.positions, mode=self.mode,
+                     layers=list(self.layers), positions=self.positions, mode=self.mode, value=self.value,
                      prompt_lengths=steer_lengths(prompt_tokens), force=self.force, gate=self.gate,
                      gate_lengths=[int(n) for n in prompt_tokens] if self.gate is not None else None)
 
+    def plan(self, model: ChatModel, strength: Strength, prompt_lengths: Lengths | None = None) -> SteeringPlan:
+        """The validated plan of this spec at `strength` (`build_plan`; the gate is validated by who applies it).
+
+        Args:
+            model: the model.
+            strength: a float, or one per row.
+            prompt_lengths: the "prompt"/"generated" boundary per row, as `steer` takes it (no offset rule).
+
+        Raises:
+            VectorMismatchError, ValueError: as `build_plan`.
+        """
+        return build_plan(model, self.vector, strength, list(self.layers), self.positions, self.mode, self.value,
+                          prompt_lengths, self.force)
+
     def describe(self) -> str:
+        """One line for logs: method, layers, positions, mode and gate."""
         layers = ",".join(str(x) for x in self.layers)
         gated = f", gated by a probe at layer {self.gate.layer}" if self.gate is not None else ""
         return f"{self.vector.method} @ layers {layers}, positions {self.positions}, mode {self.mode}{gated}"

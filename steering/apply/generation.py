@@ -3,7 +3,7 @@
 `greedy_stream` runs a KV-cached greedy loop over a left-padded batch and
 yields each step's new token per row; with a `SteerSpec` the whole loop runs
 inside one `steer()` block, so row r is steered with `strengths[r]` from its
-last prompt token on ("generated", see `steering.spec`) or everywhere.
+last prompt token on ("generated", see `steering.apply.spec`) or everywhere.
 
 Degeneracy heuristics (simple on purpose, documented so a reader can judge them):
 
@@ -32,8 +32,8 @@ import torch
 
 from interp.models.loading import ChatModel
 from interp.tasks.example import Turn
-from steering.rows import RowSteer, steer_rows
-from steering.spec import SteerSpec
+from steering.apply.rows import steer_rows
+from steering.apply.spec import SteerSpec
 
 STOPWORDS = frozenset(
     "a an the is are was were be been being of in on at to for from by with and or but not no it its this that "
@@ -107,24 +107,26 @@ def greedy_stream(
 
 
 def greedy_stream_rows(
-    model: ChatModel, token_ids: Sequence[Sequence[int]], rows: Sequence[RowSteer | None], max_new_tokens: int = 32
+    model: ChatModel, token_ids: Sequence[Sequence[int]], rows: Sequence[SteerSpec | None], strengths: Sequence[float],
+    max_new_tokens: int = 32,
 ) -> Generator[list[int | None], None, None]:
-    """`greedy_stream` over already-tokenized prompts, each row with its own steering (`steering.rows`).
+    """`greedy_stream` over already-tokenized prompts, each row with its own steering (`steering.apply.rows`).
 
     Row r yields the same tokens as `greedy_stream` of its prompt alone with the same steering.
 
     Args:
         model: the model.
         token_ids: each row's rendered, tokenized prompt (no padding).
-        rows: one `RowSteer` or None (unsteered) per row.
+        rows: one `SteerSpec` or None (unsteered) per row.
+        strengths: one strength per row.
         max_new_tokens: steps at most.
 
     Example:
-        >>> for step in greedy_stream_rows(model, [ids_a, ids_b], [None, RowSteer(v, -4.0, (10,))], 8):  # doctest: +SKIP
+        >>> for step in greedy_stream_rows(model, [ids_a, ids_b], [None, SteerSpec(v, (10,))], [0.0, -4.0], 8):  # doctest: +SKIP
         ...     print(step)
     """
     ids, mask = pad_left(token_ids, int(model.tokenizer.pad_token_id or 0))
-    ctx = steer_rows(model, rows, [len(s) for s in token_ids])
+    ctx = steer_rows(model, rows, strengths, [len(s) for s in token_ids])
     yield from greedy_loop(model, ids, mask, ctx, max_new_tokens)
 
 
