@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from workbench.errors import WorkbenchTyper, finite
+from workbench.errors import WorkbenchTyper, fail, finite
 
 app = WorkbenchTyper(add_completion=False, no_args_is_help=True, help="The sycophancy workbench.")
 
@@ -23,12 +23,6 @@ RunOpt = Annotated[str, typer.Option("--run", help="run name: outputs go to arti
 ArtifactsOpt = Annotated[Path | None, typer.Option("--artifacts", help="artifacts root (default ./artifacts)")]
 
 COMMAND_MODULES = ("cache", "demo", "probe", "evaluate", "steer", "sweep", "export", "analyze", "serve", "app")
-
-
-def fail(message: str) -> NoReturn:
-    """Print a one-line error (no traceback) and exit with status 2."""
-    typer.secho(f"error: {' '.join(str(message).split())}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 __all__ = ["app", "fail", "finite", "main"]

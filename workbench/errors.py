@@ -69,7 +69,7 @@ class OneLineCommand(TyperCommand):
             message = usage_message(e)
             if message is None:
                 raise
-            _fail(f"{message} (see `{ctx.command_path} --help`)")
+            fail(f"{message} (see `{ctx.command_path} --help`)")
 
 
 def one_line_errors(command: F) -> F:
@@ -86,11 +86,11 @@ def one_line_errors(command: F) -> F:
         except (typer.Exit, typer.Abort, TyperException, KeyboardInterrupt) as e:  # typer's exits and usage errors
             message = usage_message(e)
             if message is not None:
-                _fail(message)
+                fail(message)
             raise
         except Exception as e:
             if isinstance(e, _reported()):
-                _fail(describe(e))
+                fail(describe(e))
             if os.environ.get(DEBUG_ENV):
                 raise
             typer.secho(f"error: internal error ({type(e).__name__}: {' '.join(str(e).split())}); "
@@ -135,10 +135,11 @@ def finite(value: float | None) -> float | None:
     return value
 
 
-def _fail(message: str) -> NoReturn:
-    from workbench.cli import fail  # the CLI's one printer of errors (imported late: cli imports this module)
+def fail(message: str) -> NoReturn:
+    """Print a one-line error (no traceback) and exit with status 2: the CLI's one printer of errors."""
+    typer.secho(f"error: {' '.join(str(message).split())}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
 
-    fail(message)
 
-
-__all__ = ["DEBUG_ENV", "OneLineCommand", "WorkbenchTyper", "describe", "finite", "one_line_errors", "usage_message"]
+__all__ = ["DEBUG_ENV", "OneLineCommand", "WorkbenchTyper", "describe", "fail", "finite", "one_line_errors",
+           "usage_message"]
