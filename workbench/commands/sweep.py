@@ -37,9 +37,11 @@ def _names(spec: str | None) -> tuple[str, ...] | None:
 def sweep(
     run: RunOpt,
     model: Annotated[str | None, typer.Option("--model", help="smollm2 | .gguf | HF folder | hub id")] = None,
-    method: Annotated[str | None, typer.Option(help="comma list: caa, opinion_minus_neutral, user_minus_third_party, "
-                                                    "logreg|mean_diff|lda|pca_diff[:label_source], "
-                                                    "learned[:correct|known|neutral|third_party][@positions][/task+task], heads[@K]")] = None,
+    method: Annotated[str | None, typer.Option(help="comma list of caa, opinion_minus_neutral, user_minus_third_party, "
+                                                    "logreg | mean_diff | lda | pca_diff [:label_source], "
+                                                    "learned [:target] [@positions] [/task+task] with target one of "
+                                                    "correct | known | neutral | third_party, heads [@K]; "
+                                                    "e.g. mean_diff:pressure, learned:correct@generated")] = None,
     vector: Annotated[list[Path] | None, typer.Option(help="a vector file to sweep (repeatable)")] = None,
     layers: Annotated[str | None, typer.Option(help="e.g. 6,10,14 or 8-12")] = None,
     strengths: Annotated[str | None, typer.Option(help="comma list, e.g. -8,-4,-2,2,4,8")] = None,
