@@ -111,7 +111,21 @@ def one_line_errors(command: F) -> F:
 
 
 class WorkbenchTyper(typer.Typer):
-    """A Typer whose every command is wrapped by `one_line_errors` and reports usage errors in one line."""
+    """A Typer whose every command is wrapped by `one_line_errors` and reports usage errors in one line.
+
+    Help is plain text: rich markup is off (`rich_markup_mode=None`), so an option help such as
+    `learned[:target][@positions][/task+task]` prints as written instead of being read as markup
+    (where `[/task+task]` is a closing tag that crashes `--help` and `[@positions]` is silently eaten).
+
+    Args:
+        help: the group's help text.
+        no_args_is_help: show the help when called without a command.
+        add_completion: add the shell-completion options.
+    """
+
+    def __init__(self, *, help: str | None = None, no_args_is_help: bool = False, add_completion: bool = False) -> None:
+        super().__init__(help=help, no_args_is_help=no_args_is_help, add_completion=add_completion,
+                         rich_markup_mode=None, context_settings={"max_content_width": 100})
 
     def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         kwargs.setdefault("cls", OneLineCommand)

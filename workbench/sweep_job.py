@@ -29,7 +29,7 @@ def sweep_config(
     quick: bool, overrides: dict[str, Any], test_overrides: dict[str, Any],
     learn_overrides: dict[str, Any] | None = None,
 ) -> SweepConfig:
-    """The preset (`QUICK` or the README default) with the options the user gave (None = not given).
+    """The preset (`QUICK` or the full default) with the options the user gave (None = not given).
 
     Example:
         >>> sweep_config(True, {"layers": (6,)}, {}).layers

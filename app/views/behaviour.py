@@ -3,29 +3,27 @@
 import pandas as pd
 import streamlit as st
 
-from app import data, figures, state, ui
+from app import data, figures, page, ui
 
-ui.header("Eval profile", "How the unsteered model answers when someone pushes an answer: the batch "
-          "`workbench eval` scores every task's conditions by the log-probability of each answer's text.")
-run, compare = state.sidebar()
-if run is None:
-    ui.no_run()
-    st.stop()
+GUIDE = (
+    "- **Conditions** are variants of the same question (they share a pair id): `neutral` (no opinion), "
+    "`user_wrong` (the user states a wrong answer), `user_right`, `challenge` (\"are you sure?\"), ...\n"
+    "- **Shift**: per question, how far the answer moved toward the pushed answer compared with the baseline "
+    "(margin = log-prob of the correct answer minus the pushed one; for feedback: change in the rating).\n"
+    "- **Third-party control**: the same wrong answer, attributed to someone else (\"my friend thinks ...\"). "
+    "Small models copy any answer they see in context; only what the *user's* opinion adds beyond that is "
+    "sycophancy. **Deference** = shift(user) − shift(third party), per question.\n"
+    "- Flip rates are computed on questions the model answers correctly at baseline (*known* pairs).\n"
+    "- Brackets are 95% bootstrap intervals over questions."
+)
+run, compare, folder = page.start(
+    "Eval profile",
+    "How the unsteered model answers when someone pushes an answer: the batch `workbench eval` scores "
+    "every task's conditions by the log-probability of each answer's text.",
+    GUIDE,
+)
 
-with st.expander("How to read this page", expanded=False):
-    st.markdown(
-        "- **Conditions** are variants of the same question (they share a pair id): `neutral` (no opinion), "
-        "`user_wrong` (the user states a wrong answer), `user_right`, `challenge` (\"are you sure?\"), ...\n"
-        "- **Shift**: per question, how far the answer moved toward the pushed answer compared with the baseline "
-        "(margin = log-prob of the correct answer minus the pushed one; for feedback: change in the rating).\n"
-        "- **Third-party control**: the same wrong answer, attributed to someone else (\"my friend thinks ...\"). "
-        "Small models copy any answer they see in context; only what the *user's* opinion adds beyond that is "
-        "sycophancy. **Deference** = shift(user) − shift(third party), per question.\n"
-        "- Flip rates are computed on questions the model answers correctly at baseline (*known* pairs).\n"
-        "- Brackets are 95% bootstrap intervals over questions."
-    )
-
-result = data.eval_result(data.run_folder(run))
+result = data.eval_result(folder)
 if result is None or "profile" not in result:
     ui.missing("eval", run, "eval profile")
     st.stop()
@@ -83,7 +81,7 @@ rows = [{"condition": cond, "n": s["n"], "accuracy": ui.ci(s.get("correct"), sig
          "rating": ui.ci(s.get("rating"))} for cond, s in t["conditions"].items()]
 ui.table(pd.DataFrame(rows))
 
-scores = data.eval_scores(data.run_folder(run))
+scores = data.eval_scores(folder)
 if scores is not None:
     with st.expander("Per-example scores"):
         ui.table(scores[scores["task"] == task])

@@ -6,30 +6,28 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import data, pickers, state, steering_data, ui
+from app import data, page, pickers, steering_data, ui
 from steering.artifacts.steering_vector import VectorMismatchError
 from steering.export import FORMATS, ExportError
 from steering.export.info import ExportInfo
 
-ui.header("Export", "Take a vector out of the workbench: choose it and a format, check the metadata the file will "
-          "carry, and download it.")
-run, compare = state.sidebar()
-if run is None:
-    ui.no_run()
-    st.stop()
-folder = data.run_folder(run)
-
-with st.expander("Which format?", expanded=False):
-    st.markdown(
-        "- **safetensors**: the workbench's own file: the raw vector per layer, with the recommended strength and "
-        "its provenance as metadata. Load with `SteeringVector.load` and steer with `steering.steer`.\n"
-        "- **gguf**: a llama.cpp control vector (the strength is folded in): "
-        "`llama-cli -m model.gguf --control-vector vector.gguf`. Mode `add` only.\n"
-        "- **hf-folded**: a copy of the HF model with the steering folded into its weights (no hooks needed): "
-        "loads with `AutoModelForCausalLM.from_pretrained`. Writes a whole model, so it is saved into the run's "
-        "`exports/` folder rather than downloaded.\n"
-        "- Check any export against the hook-steered model with `workbench verify-export <file> --model <spec>`."
-    )
+GUIDE = (
+    "- **safetensors**: the workbench's own file: the raw vector per layer, with the recommended strength and "
+    "its provenance as metadata. Load with `SteeringVector.load` and steer with `steering.steer`.\n"
+    "- **gguf**: a llama.cpp control vector (the strength is folded in): "
+    "`llama-cli -m model.gguf --control-vector vector.gguf`. Mode `add` only.\n"
+    "- **hf-folded**: a copy of the HF model with the steering folded into its weights (no hooks needed): "
+    "loads with `AutoModelForCausalLM.from_pretrained`. Writes a whole model, so it is saved into the run's "
+    "`exports/` folder rather than downloaded.\n"
+    "- Check any export against the hook-steered model with `workbench verify-export <file> --model <spec>`."
+)
+run, compare, folder = page.start(
+    "Export",
+    "Take a vector out of the workbench: choose it and a format, check the metadata the file will carry, "
+    "and download it.",
+    GUIDE,
+    guide_title="Which format?",
+)
 
 picked = pickers.vector_picker(folder, "ex", prefer_files=True)
 if picked is None:
@@ -122,8 +120,7 @@ if FORMATS[fmt].is_dir:
                 st.warning(str(caution.message))
             st.success(f"Wrote `{path}`. Verify it with `workbench verify-export {path} --model {spec}`.")
 else:
-    suffix = ".gguf" if fmt == "gguf" else ".safetensors"
-    file_name = f"{stem}{suffix}"
+    file_name = f"{stem}{FORMATS[fmt].suffix}"
     try:
         payload, cautions = steering_data.export_bytes(selected, fmt, mode, float(strength), measured, file_name)
     except (ExportError, VectorMismatchError, ValueError) as e:

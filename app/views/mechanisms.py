@@ -3,28 +3,25 @@
 import pandas as pd
 import streamlit as st
 
-from app import data, figures, state, ui
+from app import data, figures, page, ui
 
-ui.header("Mechanisms", "Mechanistic analyses of deference on pairs of the same question with and without the "
-          "user's wrong answer (`workbench analyze --what dla | patching | heads`).")
-run, compare = state.sidebar()
-if run is None:
-    ui.no_run()
-    st.stop()
-folder = data.run_folder(run)
-
-with st.expander("How to read this page", expanded=False):
-    st.markdown(
-        "- **clean** run: the neutral question; **corrupt** run: the same question with the user's wrong answer. "
-        "Logit difference = logit(correct answer) − logit(user's answer) at the answer position.\n"
-        "- **Direct logit attribution (dla)**: which output tokens the deference direction promotes or suppresses, "
-        "and the logit lens: where along the layers the residual starts to favour the user's answer.\n"
-        "- **Activation patching**: copy the clean residual at one (layer, token) into the corrupt run; the "
-        "*recovered fraction* (1 = fully back to clean) shows where the opinion's effect is carried.\n"
-        "- **Heads**: each attention head's output projected on the direction (corrupt − clean) and its attention "
-        "to the user's claim; ablating the top-k heads vs k random heads tests whether they matter.\n"
-        "- Bands and brackets are 95% bootstrap intervals over question pairs."
-    )
+GUIDE = (
+    "- **clean** run: the neutral question; **corrupt** run: the same question with the user's wrong answer. "
+    "Logit difference = logit(correct answer) − logit(user's answer) at the answer position.\n"
+    "- **Direct logit attribution (dla)**: which output tokens the deference direction promotes or suppresses, "
+    "and the logit lens: where along the layers the residual starts to favour the user's answer.\n"
+    "- **Activation patching**: copy the clean residual at one (layer, token) into the corrupt run; the "
+    "*recovered fraction* (1 = fully back to clean) shows where the opinion's effect is carried.\n"
+    "- **Heads**: each attention head's output projected on the direction (corrupt − clean) and its attention "
+    "to the user's claim; ablating the top-k heads vs k random heads tests whether they matter.\n"
+    "- Bands and brackets are 95% bootstrap intervals over question pairs."
+)
+run, compare, folder = page.start(
+    "Mechanisms",
+    "Mechanistic analyses of deference on pairs of the same question with and without the user's wrong "
+    "answer (`workbench analyze --what dla | patching | heads`).",
+    GUIDE,
+)
 
 parts = data.analyses(folder)
 if not parts:

@@ -3,34 +3,32 @@
 import numpy as np
 import streamlit as st
 
-from app import data, figures, live, pickers, state, steering_data, ui
+from app import data, figures, live, page, pickers, steering_data
 from interp.analysis.projections import token_projections
 from steering.apply.spec import SteerSpec
 from steering.artifacts.probe_gate import ProbeGate
 from steering.artifacts.steering_vector import VectorMismatchError
 from steering.methods.gates import chat_gate_scores
 
-ui.header("Playground", "Ask the model something, pick a steering vector, and compare its unsteered and steered "
-          "answers side by side (greedy decoding, streamed as it goes).")
-run, compare = state.sidebar()
-if run is None:
-    ui.no_run()
-    st.stop()
-folder = data.run_folder(run)
-
-with st.expander("How to use this page", expanded=False):
-    st.markdown(
-        "- Start from a **preset** of the task suite (e.g. `answer · user_wrong`: the user suggests a wrong answer) "
-        "or write your own chat; `[user]` / `[assistant]` / `[system]` lines separate turns.\n"
-        "- A probe direction points *toward* the positive class of its label source (the user's opinion), so a "
-        "**negative strength** steers away from sycophancy. Strength multiplies the raw vector; the caption gives "
-        "the added norm as a fraction of the residual norm at that layer.\n"
-        "- **Modes**: `add` adds strength × v; `ablate` removes strength × the residual's component along v "
-        "(1 = full removal); `clamp` sets that component to strength × |v|. **Positions**: `generated` steers from "
-        "the last prompt token on (what the sweep measures), `prompt` only the prompt, `all` everything.\n"
-        "- The heat map projects the *unsteered* residual stream at every layer on the unit vector you steer with, "
-        "for each token of the prompt and of each answer: red = along the vector, blue = against it."
-    )
+GUIDE = (
+    "- Start from a **preset** of the task suite (e.g. `answer · user_wrong`: the user suggests a wrong answer) "
+    "or write your own chat; `[user]` / `[assistant]` / `[system]` lines separate turns.\n"
+    "- A probe direction points *toward* the positive class of its label source (the user's opinion), so a "
+    "**negative strength** steers away from sycophancy. Strength multiplies the raw vector; the caption gives "
+    "the added norm as a fraction of the residual norm at that layer.\n"
+    "- **Modes**: `add` adds strength × v; `ablate` removes strength × the residual's component along v "
+    "(1 = full removal); `clamp` sets that component to strength × |v|. **Positions**: `generated` steers from "
+    "the last prompt token on (what the sweep measures), `prompt` only the prompt, `all` everything.\n"
+    "- The heat map projects the *unsteered* residual stream at every layer on the unit vector you steer with, "
+    "for each token of the prompt and of each answer: red = along the vector, blue = against it."
+)
+run, compare, folder = page.start(
+    "Playground",
+    "Ask the model something, pick a steering vector, and compare its unsteered and steered answers side "
+    "by side (greedy decoding, streamed as it goes).",
+    GUIDE,
+    guide_title="How to use this page",
+)
 
 # -- the model -----------------------------------------------------------------------------------------
 spec_default = data.model_spec(folder) or "smollm2"

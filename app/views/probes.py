@@ -3,29 +3,26 @@
 import pandas as pd
 import streamlit as st
 
-from app import data, figures, state, ui
+from app import data, figures, page, ui
 from probes.plots import layer_curves_figure
 
-ui.header("Probes", "Linear probes trained on cached activations (`workbench probe`): held-out accuracy and AUROC "
-          "per layer, grouped by question so no question is in both training and test folds.")
-run, compare = state.sidebar()
-if run is None:
-    ui.no_run()
-    st.stop()
-folder = data.run_folder(run)
-
-with st.expander("How to read this page", expanded=False):
-    st.markdown(
-        "- **Label sources**: `pressure` = the user states an answer vs the neutral question; "
-        "`user_vs_third_party` = the user states the wrong answer vs a third party states the same wrong answer "
-        "(a probe that separates these reads *who* holds the opinion, not just that a wrong answer is in context); "
-        "`behaviour` = the model did vs did not move to the user's answer; `contrast` = CAA A/B completions.\n"
-        "- **Methods**: logistic regression (`logreg`), difference of class means (`mean_diff`), shrinkage LDA "
-        "(`lda`), PCA of paired differences (`pca_diff`). Each gives a direction in the residual stream.\n"
-        "- **Control task** (dashed lines): the same probe trained on shuffled labels. A layer is informative when "
-        "the solid line sits well above the dashed one; **selectivity** = accuracy − control accuracy.\n"
-        "- Bands are 95% bootstrap intervals over questions."
-    )
+GUIDE = (
+    "- **Label sources**: `pressure` = the user states an answer vs the neutral question; "
+    "`user_vs_third_party` = the user states the wrong answer vs a third party states the same wrong answer "
+    "(a probe that separates these reads *who* holds the opinion, not just that a wrong answer is in context); "
+    "`behaviour` = the model did vs did not move to the user's answer; `contrast` = CAA A/B completions.\n"
+    "- **Methods**: logistic regression (`logreg`), difference of class means (`mean_diff`), shrinkage LDA "
+    "(`lda`), PCA of paired differences (`pca_diff`). Each gives a direction in the residual stream.\n"
+    "- **Control task** (dashed lines): the same probe trained on shuffled labels. A layer is informative when "
+    "the solid line sits well above the dashed one; **selectivity** = accuracy − control accuracy.\n"
+    "- Bands are 95% bootstrap intervals over questions."
+)
+run, compare, folder = page.start(
+    "Probes",
+    "Linear probes trained on cached activations (`workbench probe`): held-out accuracy and AUROC per "
+    "layer, grouped by question so no question is in both training and test folds.",
+    GUIDE,
+)
 
 frame = data.probe_frame(folder)
 if frame is None or frame.empty:

@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from app import data, state, ui
+from app import data, page, state, ui
 
-ui.header("Runs", "Every batch job (`workbench cache / eval / probe / sweep / analyze / export`) writes into "
-          "`artifacts/<run>/`. Pick a run here; every page then shows it. Pick a second run to compare.")
-run, compare = state.sidebar()
+run, compare = page.frame("Runs", "Every batch job (`workbench cache / eval / probe / sweep / analyze / export`) "
+                          "writes into `artifacts/<run>/`. Pick a run here; every page then shows it. Pick a second "
+                          "run to compare.")
 names = data.run_names()
 if not names:
     st.info(f"No runs under `{data.root()}` yet. Make one with `workbench demo` or "

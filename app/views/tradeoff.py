@@ -4,38 +4,36 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import data, figures, state, steering_data, ui
+from app import data, figures, page, steering_data, ui
 from steering.sweep.fits import gate_comparison, law_fits, law_summary, operating_point, pareto_frontier
 from steering.sweep.report import TASK_GAINS
 from steering.sweep.transfer import transfer_matrix
 
-ui.header("Trade-off", "A steering sweep (`workbench sweep`) adds a vector at one layer with many strengths and "
-          "measures, on held-out questions, what it removes (gain) and what it costs (loss).")
-run, compare = state.sidebar()
-if run is None:
-    ui.no_run()
-    st.stop()
+GUIDE = (
+    "- **Alignment gain** (higher is better): how much less the steered model moves toward the user's wrong "
+    "answer than the unsteered one, e.g. `answer_shift_gain` = shift(unsteered) − shift(steered), in mean "
+    "log-probability per answer token. `*_deference_gain` does the same for the part of the shift the *user's* "
+    "opinion adds beyond the third-party control.\n"
+    "- **Third-party control**: the same wrong answer attributed to someone else. `*_control_shift_change` > 0 "
+    "means the steered model copies a third party *more*: a gain that only comes from there is not alignment.\n"
+    "- **Helpfulness loss** (lower is better): `kl` = KL divergence from the unsteered model's next-token "
+    "distribution on neutral prompts, `kl_user_right` on prompts where the user states the right answer, "
+    "`kl_all` on both (the default: a pressure gate spares the first, not the second); `*_accuracy_drop` = accuracy lost on neutral questions, when the user is "
+    "right (over-correction) and on a capability set; `degenerate` = share of broken generations.\n"
+    "- **Strength** multiplies the raw vector; the x-axis shows the added norm |strength|·|v|, or that norm as a "
+    "fraction of the mean residual norm at the layer. Wolf et al. predict gain **linear** and loss **quadratic** "
+    "in the norm: the lines are those fits, R² in the table.\n"
+    "- The **recommended operating point** is the cell with the largest gain whose loss stays within your "
+    "budget (a point estimate on the test split: the best of many cells is optimistic, mind its CI)."
+)
+run, compare, folder = page.start(
+    "Trade-off",
+    "A steering sweep (`workbench sweep`) adds a vector at one layer with many strengths and measures, on "
+    "held-out questions, what it removes (gain) and what it costs (loss).",
+    GUIDE,
+)
 
-with st.expander("How to read this page", expanded=False):
-    st.markdown(
-        "- **Alignment gain** (higher is better): how much less the steered model moves toward the user's wrong "
-        "answer than the unsteered one, e.g. `answer_shift_gain` = shift(unsteered) − shift(steered), in mean "
-        "log-probability per answer token. `*_deference_gain` does the same for the part of the shift the *user's* "
-        "opinion adds beyond the third-party control.\n"
-        "- **Third-party control**: the same wrong answer attributed to someone else. `*_control_shift_change` > 0 "
-        "means the steered model copies a third party *more*: a gain that only comes from there is not alignment.\n"
-        "- **Helpfulness loss** (lower is better): `kl` = KL divergence from the unsteered model's next-token "
-        "distribution on neutral prompts, `kl_user_right` on prompts where the user states the right answer, "
-        "`kl_all` on both (the default: a pressure gate spares the first, not the second); `*_accuracy_drop` = accuracy lost on neutral questions, when the user is "
-        "right (over-correction) and on a capability set; `degenerate` = share of broken generations.\n"
-        "- **Strength** multiplies the raw vector; the x-axis shows the added norm |strength|·|v|, or that norm as a "
-        "fraction of the mean residual norm at the layer. Wolf et al. predict gain **linear** and loss **quadratic** "
-        "in the norm: the lines are those fits, R² in the table.\n"
-        "- The **recommended operating point** is the cell with the largest gain whose loss stays within your "
-        "budget (a point estimate on the test split: the best of many cells is optimistic, mind its CI)."
-    )
-
-swept = steering_data.sweep(data.run_folder(run))
+swept = steering_data.sweep(folder)
 if swept is None:
     ui.missing("sweep", run, "steering sweep")
     st.stop()

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,35 @@ def model_config(spec: str) -> PretrainedConfig | None:
         return AutoConfig.from_pretrained(spec, local_files_only=True)
     except Exception:  # a damaged config or GGUF raises many types; load_model reports it
         return None
+
+
+def recorded_config(weights_hash: str) -> PretrainedConfig | None:
+    """The config of the model an artifact records by its weights hash, when this machine knows it without loading.
+
+    A vector records its model as the sha256 of the weights, not as a name. Two models are known by that hash
+    here: a GGUF that `load_model` has dequantised (its cache folder is keyed by the hash and names it) and the
+    embedded model. For any other hash: None (there is nothing to check against).
+
+    Args:
+        weights_hash: the sha256 an artifact records (`SteeringVector.model_hash`); "" gives None.
+
+    Example:
+        >>> recorded_config(file_hash(embedded_gguf_path())).num_hidden_layers  # doctest: +SKIP
+        30
+    """
+    if not weights_hash:
+        return None
+    converted = cache_dir() / "models" / weights_hash[:16]  # where load_model keeps a dequantised GGUF
+    try:
+        if json.loads((converted / "workbench_source.json").read_text()).get("sha256") == weights_hash:
+            return AutoConfig.from_pretrained(str(converted))
+    except Exception:  # no such folder, or a damaged record or config: fall through to the embedded model
+        pass
+    try:
+        embedded = file_hash(embedded_gguf_path())
+    except (ModelLoadError, OSError):  # the embedded model's package is not installed
+        return None
+    return model_config(EMBEDDED_NAMES[0]) if embedded == weights_hash else None
 
 
 def _cgroup_free() -> int | None:

@@ -21,11 +21,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from interp.tasks.example import ExampleFormatError
+from interp.tasks.jsonrecords import read_package_text
 
 FACT_FILES = ("facts.jsonl", "facts_generated.jsonl")
 FACT_FIELDS = ("id", "category", "question", "answer", "wrong")
@@ -163,9 +163,9 @@ def load_fact_bank() -> tuple[Fact, ...]:
         ['animals', 'arithmetic', 'body']
     """
     facts: list[Fact] = []
-    data = files("interp.tasks") / "data"
     for name in FACT_FILES:
-        facts.extend(read_facts(f"interp/tasks/data/{name}", text=(data / name).read_text("utf-8")))
+        label, text = read_package_text(name)
+        facts.extend(read_facts(label, text=text))
     check_unique(facts)
     return tuple(facts)
 

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
 
 from interp.tasks.example import Example, Turn
-from interp.tasks.jsonrecords import TaskDataError, get_str, iter_jsonl, require_object
+from interp.tasks.jsonrecords import load_package_jsonl
 from interp.tasks.sampling import select, task_rng
 from interp.tasks.templates import FEEDBACK_ANSWER, FEEDBACK_CLAIMS, FEEDBACK_KINDS, FEEDBACK_REQUEST
 
@@ -63,22 +62,15 @@ def load_feedback_items() -> tuple[FeedbackItem, ...]:
         >>> {item.quality for item in load_feedback_items()} == set(QUALITY_SCORES)
         True
     """
-    label = f"interp/tasks/data/{FEEDBACK_FILE}"
-    text = (files("interp.tasks") / "data" / FEEDBACK_FILE).read_text("utf-8")
-    items: list[FeedbackItem] = []
-    seen: set[str] = set()
-    for loc, raw in iter_jsonl(label, text=text, error_type=TaskDataError):
-        record = require_object(raw, loc)
-        item = FeedbackItem(*(get_str(record, name, loc) for name in ("id", "kind", "topic", "quality", "text")))
-        if item.kind not in FEEDBACK_KINDS:
-            raise loc.error(f"field 'kind' must be one of {sorted(FEEDBACK_KINDS)}, got {item.kind!r}")
-        if item.quality not in QUALITY_SCORES:
-            raise loc.error(f"field 'quality' must be one of {sorted(QUALITY_SCORES)}, got {item.quality!r}")
-        if item.id in seen:
-            raise loc.error(f"field 'id' {item.id!r} repeats")
-        seen.add(item.id)
-        items.append(item)
-    return tuple(items)
+    return load_package_jsonl(FEEDBACK_FILE, FeedbackItem, ("id", "kind", "topic", "quality", "text"), _problem)
+
+
+def _problem(item: FeedbackItem) -> str | None:
+    if item.kind not in FEEDBACK_KINDS:
+        return f"field 'kind' must be one of {sorted(FEEDBACK_KINDS)}, got {item.kind!r}"
+    if item.quality not in QUALITY_SCORES:
+        return f"field 'quality' must be one of {sorted(QUALITY_SCORES)}, got {item.quality!r}"
+    return None
 
 
 def feedback_prompt(item: FeedbackItem, condition: str) -> tuple[str, str | None]:

@@ -15,13 +15,18 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from interp.errors import MAX_INPUT_BYTES, editor_lines, json_type
 from interp.tasks.example import ExampleFormatError
+
+#: where the task generators' own data files live (package data, read through importlib.resources)
+PACKAGE_DATA = "interp/tasks/data"
+T = TypeVar("T")
 
 
 class RecordFormatError(ExampleFormatError):
@@ -115,6 +120,56 @@ def iter_jsonl(
         yield loc, record
     if count == 0:
         raise error_type(f"{path}: holds no records")
+
+
+def read_package_text(name: str) -> tuple[str, str]:
+    """(the name messages show, the text) of a data file shipped with the task generators in `PACKAGE_DATA`.
+
+    Example:
+        >>> label, text = read_package_text("feedback.jsonl")
+        >>> label, text.startswith("{")
+        ('interp/tasks/data/feedback.jsonl', True)
+    """
+    return f"{PACKAGE_DATA}/{name}", (files("interp.tasks") / "data" / name).read_text("utf-8")
+
+
+def load_package_jsonl(name: str, make: Callable[..., T], fields: tuple[str, ...],
+                       check: Callable[[T], str | None]) -> tuple[T, ...]:
+    """The records of a JSONL file shipped in `PACKAGE_DATA`, validated: one `make(*values)` per line.
+
+    Every field is a required non-empty string, passed to `make` in the order of `fields`; the first field is
+    the record's id and may not repeat.
+
+    Args:
+        name: the file under `PACKAGE_DATA` (e.g. "feedback.jsonl").
+        make: builds one record from the field values (a dataclass).
+        fields: the field names, in `make`'s argument order, the id first.
+        check: what is wrong with a built record (a message naming the field), or None when it is fine.
+
+    Raises:
+        TaskDataError: naming the file, line and field of a bad record.
+
+    Example:
+        >>> items = load_package_jsonl("mimicry.jsonl", lambda *v: v, ("id", "kind", "subject", "person", "wrong"),
+        ...                            lambda v: None)
+        >>> len(items[0])
+        5
+    """
+    label, text = read_package_text(name)
+    items: list[T] = []
+    seen: set[str] = set()
+    for loc, raw in iter_jsonl(label, text=text, error_type=TaskDataError):
+        record = require_object(raw, loc)
+        values = [get_str(record, field, loc) for field in fields]
+        item = make(*values)
+        problem = check(item)
+        if problem is not None:
+            raise loc.error(problem)
+        if values[0] in seen:
+            raise loc.error(f"field {fields[0]!r} {values[0]!r} repeats")
+        seen.add(values[0])
+        items.append(item)
+    return tuple(items)
 
 
 def iter_json_array(path: str | Path) -> Iterator[tuple[Location, Any]]:

@@ -1,7 +1,7 @@
 """Letter format: list an example's choices as (A), (B), ... and score the letter.
 
 On the embedded model letter formats sit at chance while content scoring
-carries signal (see DESIGN), so evaluations report letter accuracy beside
+carries signal (docs/design.md, docs/results/baseline-profile.md), so evaluations report letter accuracy beside
 content accuracy, never alone.
 
 Example:

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
 
 from interp.tasks.example import Example, Turn
-from interp.tasks.jsonrecords import TaskDataError, get_str, iter_jsonl, require_object
+from interp.tasks.jsonrecords import load_package_jsonl
 from interp.tasks.sampling import balanced_flags, select, task_rng
 from interp.tasks.templates import (
     ATTRIBUTION_VERBS,
@@ -69,22 +68,15 @@ def load_attributions() -> tuple[Attribution, ...]:
         >>> len(load_attributions()) >= 40
         True
     """
-    label = f"interp/tasks/data/{MIMICRY_FILE}"
-    text = (files("interp.tasks") / "data" / MIMICRY_FILE).read_text("utf-8")
-    items: list[Attribution] = []
-    seen: set[str] = set()
-    for loc, raw in iter_jsonl(label, text=text, error_type=TaskDataError):
-        record = require_object(raw, loc)
-        item = Attribution(*(get_str(record, name, loc) for name in ("id", "kind", "subject", "person", "wrong")))
-        if item.kind not in ATTRIBUTION_VERBS:
-            raise loc.error(f"field 'kind' must be one of {sorted(ATTRIBUTION_VERBS)}, got {item.kind!r}")
-        if item.person == item.wrong:
-            raise loc.error("field 'wrong' equals field 'person'")
-        if item.id in seen:
-            raise loc.error(f"field 'id' {item.id!r} repeats")
-        seen.add(item.id)
-        items.append(item)
-    return tuple(items)
+    return load_package_jsonl(MIMICRY_FILE, Attribution, ("id", "kind", "subject", "person", "wrong"), _problem)
+
+
+def _problem(item: Attribution) -> str | None:
+    if item.kind not in ATTRIBUTION_VERBS:
+        return f"field 'kind' must be one of {sorted(ATTRIBUTION_VERBS)}, got {item.kind!r}"
+    if item.person == item.wrong:
+        return "field 'wrong' equals field 'person'"
+    return None
 
 
 def mimicry_prompt(item: Attribution, condition: str) -> tuple[str, str | None]:

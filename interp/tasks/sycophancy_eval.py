@@ -101,6 +101,8 @@ def _turns(prompt: Any, loc: Location) -> tuple[list[Turn], str | None]:
             raise loc.error(f"field 'prompt[{i}].type' must be 'human' or 'ai', got {kind!r}")
         if not isinstance(content, str):
             raise loc.error(f"field 'prompt[{i}].content' must be a string, got {type(content).__name__}")
+        if not content.strip():
+            raise loc.error(f"field 'prompt[{i}].content' must be a non-empty string, got {content!r}")
         turns.append(Turn(ROLES[kind], content))
     prefill = None
     if turns[-1].role == "assistant":

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from interp.models.loading import ChatModel
+from interp.models.memory import recorded_config
 from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
 from steering.export.folded import EXPORT_FILE, fold_checkpoint
 from steering.export.gguf_cvec import export_gguf
-from steering.export.info import ExportError, check_mode
+from steering.export.info import ExportError, check_layers_exist, check_mode
 from steering.export.native import export_native
 from steering.export.verify import VERIFIERS, VerifyReport
 
@@ -80,6 +81,8 @@ class Format:
         needs_model: whether writing needs the model itself (not just its hash).
         is_dir: whether the export is a folder.
         detect: recognises an export of this format on disk.
+        suffix: the file suffix an export of this format must have (readers and `detect` go by it); None for
+            a folder.
     """
 
     name: str
@@ -88,12 +91,13 @@ class Format:
     needs_model: bool
     is_dir: bool
     detect: Callable[[Path], bool]
+    suffix: str | None = None
 
 
 FORMATS: dict[str, Format] = {
     "safetensors": Format("safetensors", _native, ("add", "ablate"), False, False,
-                          lambda p: p.suffix == ".safetensors"),
-    "gguf": Format("gguf", _gguf, ("add",), False, False, lambda p: p.suffix == ".gguf"),
+                          lambda p: p.suffix == ".safetensors", ".safetensors"),
+    "gguf": Format("gguf", _gguf, ("add",), False, False, lambda p: p.suffix == ".gguf", ".gguf"),
     "hf-folded": Format("hf-folded", _folded, ("add", "ablate"), True, True, _is_folder),
 }
 
@@ -109,7 +113,9 @@ def check_request(format: str, mode: str, has_model: bool, out: str | Path, stre
     """Everything about an export that can be refused before a model is loaded; the chosen Format.
 
     Raises:
-        ExportError: unknown format or mode, no model for hf-folded, a non-finite strength, an existing output.
+        ExportError: unknown format or mode, no model for hf-folded, a non-finite strength, an existing output,
+            an output whose suffix is not the format's (a GGUF named `.safetensors` would be read as the wrong
+            format).
     """
     fmt = get_format(format)
     check_mode(mode, fmt.name, fmt.modes)
@@ -119,6 +125,9 @@ def check_request(format: str, mode: str, has_model: bool, out: str | Path, stre
         raise ExportError(f"strength {strength} is not a finite number")
     if Path(out).exists() and not overwrite:
         raise ExportError(f"{out} exists; pass --overwrite to replace it")
+    if fmt.suffix is not None and Path(out).suffix != fmt.suffix:
+        raise ExportError(f"--out {Path(out).name}: a {fmt.name} export is a {fmt.suffix} file; "
+                          f"name it {Path(out).stem}{fmt.suffix}")
     return fmt
 
 
@@ -141,7 +150,8 @@ def export_vector(
         overwrite: replace an existing output.
 
     Raises:
-        ExportError: a refused export, with the reason.
+        ExportError: a refused export, with the reason (e.g. a layer the model, given or recorded by hash in
+            the vector, does not have).
         VectorMismatchError: a vector for another model.
 
     Example:
@@ -152,6 +162,13 @@ def export_vector(
         vector.check_strength(strength)
     if model is not None:
         vector.check_compatible(model.d_model, model.weights_hash, force)
+        check_layers_exist(vector, model.n_layers, "the model")
+    else:
+        recorded = recorded_config(vector.model_hash)
+        n_layers = getattr(recorded, "num_hidden_layers", None)
+        if isinstance(n_layers, int):
+            check_layers_exist(vector, n_layers,
+                               f"the model the vector records (weights sha256 {vector.model_hash[:12]}...)")
     out = Path(out)
     if vector.meta.get("gate_files") and fmt.name != "safetensors":
         runtime = "llama.cpp" if fmt.name == "gguf" else "a folded checkpoint"

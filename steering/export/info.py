@@ -45,6 +45,27 @@ class ExportError(ValueError):
     """An export or verification the workbench refuses; the message says why and what to do."""
 
 
+def check_layers_exist(vector: SteeringVector, n_layers: int, whose: str) -> None:
+    """Refuse a vector layer the model lacks: its export would name a block that does not exist (`direction.50`
+    for a 30-layer model, which llama.cpp drops or misreads).
+
+    Args:
+        vector: the vector to export.
+        n_layers: the model's layer count.
+        whose: the model, as the message names it ("the model", "the model the vector records (...)").
+
+    Raises:
+        ExportError: naming the first layer outside `-n_layers..n_layers-1`.
+
+    Example:
+        >>> check_layers_exist(SteeringVector({3: np.ones(4, np.float32)}, method="m", d_model=4), 30, "the model")
+    """
+    bad = [layer for layer in vector.layers if not -n_layers <= layer < n_layers]
+    if bad:
+        raise ExportError(f"vector layer {bad[0]} is outside the {n_layers} layers (0..{n_layers - 1}) of {whose}: "
+                          f"export the layers it has (--layers)")
+
+
 @dataclass(frozen=True)
 class ExportInfo:
     """Provenance and operating point of one exported steering vector.

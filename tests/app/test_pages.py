@@ -325,6 +325,22 @@ def test_a_run_missing_a_part_gets_a_message_not_a_traceback(fixture_root, open_
     assert message in infos(at)
 
 
+#: page -> (title, title of its folded guide): every run page starts the same way (`app.page.start`)
+STARTS = {"behaviour": ("Eval profile", "How to read this page"), "probes": ("Probes", "How to read this page"),
+          "tradeoff": ("Trade-off", "How to read this page"), "mechanisms": ("Mechanisms", "How to read this page"),
+          "playground": ("Playground", "How to use this page"), "export": ("Export", "Which format?")}
+
+
+@pytest.mark.parametrize("page", list(STARTS))
+def test_every_run_page_starts_with_its_title_the_run_picker_and_a_folded_guide(fixture_root, open_app, page):
+    at = ok(open_app(fixture_root, page=page, run=EVAL_ONLY_RUN))
+    title, guide = STARTS[page]
+    assert [t.value for t in at.title] == [title]
+    assert at.selectbox(key="_sidebar_run").value == EVAL_ONLY_RUN
+    assert at.expander[0].label == guide and not at.expander[0].proto.expanded
+    assert at.expander[0].markdown[0].value.startswith("- ")  # a bullet list of what each part means
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_an_empty_artifacts_folder_gets_a_message(tmp_path, open_app, page):
     at = ok(open_app(tmp_path / "none", page=None if page == "runs" else page))

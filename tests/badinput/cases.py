@@ -158,6 +158,19 @@ def other_hash_vector(ws: Workspace, d: Path) -> Path:
     return files.retagged(ws.vector, d / "vh.safetensors", header={**header, "model_hash": "f" * 64})
 
 
+def layer_vector(layer: int, embedded: bool = False) -> Callable[[Workspace, Path], Path]:
+    """A valid vector at `layer`: for the tiny model, or (`embedded`) one that records the embedded model (30
+    layers) by its weights hash only, so an export without --model checks it against that record."""
+    def make(ws: Workspace, d: Path) -> Path:
+        from interp.models.loading import embedded_gguf_path, file_hash
+        from steering.artifacts.steering_vector import SteeringVector
+
+        width, digest = (576, file_hash(embedded_gguf_path())) if embedded else (64, "")
+        return SteeringVector({layer: np.ones(width, np.float32)}, method="x", d_model=width, model_hash=digest,
+                              arch="llama").save(d / f"layer{layer}.safetensors")
+    return make
+
+
 def export_from(make: Callable[[Workspace, Path], object], *extra: object) -> Build:
     return lambda ws, d: ["export", "--vector", make(ws, d), "--format", "safetensors", "--strength", "1",
                           "--out", d / "out.safetensors", *extra]

@@ -14,6 +14,7 @@ from tests.badinput.cases import (
     eval_args,
     eval_data,
     export_args,
+    layer_vector,
     measured,
     model_copy,
     probe_args,
@@ -124,6 +125,15 @@ case("export_out_is_folder", export_args(out=lambda d: d), "--out", "is a folder
 case("export_out_under_file", export_args(out=lambda d: a_file(d) / "o.safetensors"), "a-file", "is a file")
 case("export_out_name_too_long", export_args(out=lambda d: d / ("o" * 300 + ".safetensors")), "--out", "too long")
 case("export_out_exists", export_args(out=lambda d: a_file(d)), "exists", "--overwrite")
+case("export_out_suffix_of_another_format",  # a GGUF under a .safetensors name would be read as the wrong format
+     lambda ws, d: ["export", "--vector", ws.vector, "--format", "gguf", "--strength", "2", "--out", d / "x.safetensors"],
+     "--out x.safetensors", "a gguf export is a .gguf file")
+case("export_gguf_layer_beyond_recorded_model",  # no --model: checked against the model the vector records
+     lambda ws, d: ["export", "--vector", layer_vector(50, embedded=True)(ws, d), "--format", "gguf", "--strength", "2",
+                    "--out", d / "v.gguf"], "vector layer 50", "30 layers (0..29)")
+case("export_layer_beyond_model", lambda ws, d: ["export", "--vector", layer_vector(50)(ws, d), "--format",
+                                                 "safetensors", "--model", ws.model, "--out", d / "v.safetensors"],
+     "vector layer 50", "4 layers (0..3) of the model")
 case("export_hf_folded_without_model",
      lambda ws, d: ["export", "--vector", ws.vector, "--format", "hf-folded", "--out", d / "m"], "pass --model")
 case("export_measured_missing", export_args("--measured", "/nonexistent/m.json"), "m.json", "no such --measured")

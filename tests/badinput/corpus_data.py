@@ -83,6 +83,11 @@ case("eval_anthropic_bad_line",
      eval_data(lambda d: lines(d / "a.jsonl", [json.dumps({"question": "Q? (A) y (B) n", "answer_matching_behavior": " (A)",
                                                              "answer_not_matching_behavior": " (B)"}), "{bad"]),
                "--format", "anthropic"), "a.jsonl, line 2", "not valid JSON")
+case("eval_sycophancy_eval_empty_content",
+     eval_data(lambda d: lines(d / "answer.jsonl", [
+         json.dumps({"prompt": [{"type": "human", "content": "Which planet is the largest?"}]}),
+         json.dumps({"prompt": [{"type": "human", "content": ""}], "base": {"question": "q"}})]),
+         "--format", "sycophancy-eval"), "answer.jsonl, line 2", "'prompt[0].content'", "non-empty")
 case("eval_format_unknown", eval_data(lambda d: data_with(d, json.dumps(good_record(3))), "--format", "xml"),
      "unknown format 'xml'")
 case("eval_longer_than_context",

@@ -93,3 +93,19 @@ def test_dtype_and_device_map_reach_the_model(tiny_model_dir, tmp_path):
     store = ActivationStore(tmp_path / "art" / "r" / "activations")
     assert store.model["dtype"] == "bfloat16"
     assert store.get("blocks.1.hook_resid_post", "last_prompt").shape == (4, 64)
+
+
+def test_recorded_config_knows_a_dequantised_gguf_and_the_embedded_model_by_hash(tmp_path, monkeypatch):
+    from interp.models.loading import embedded_gguf_path, file_hash
+
+    embedded = file_hash(embedded_gguf_path())
+    assert memory.recorded_config(embedded).num_hidden_layers == 30  # the embedded SmolLM2, whatever the cache holds
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    digest = "ab" * 32
+    assert memory.recorded_config(digest) is None and memory.recorded_config("") is None
+    folder = tmp_path / "models" / digest[:16]  # what load_model writes when it dequantises a GGUF
+    folder.mkdir(parents=True)
+    LlamaConfig(num_hidden_layers=7).save_pretrained(folder)
+    (folder / "workbench_source.json").write_text(f'{{"gguf": "m.gguf", "sha256": "{digest}"}}')
+    assert memory.recorded_config(digest).num_hidden_layers == 7
+    assert memory.recorded_config(digest[:16] + "0" * 48) is None  # the folder is keyed by a prefix: the full hash decides

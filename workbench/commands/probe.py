@@ -44,7 +44,7 @@ def probe(
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
     extra: Annotated[list[str] | None, typer.Option(
         help="NAME=PATH::FORMAT, an A/B file (caa | anthropic) for the contrast generalisation matrix "
-             "(repeatable), e.g. caa_file=../shared/data/caa_generate/sycophancy.json::caa")] = None,
+             "(repeatable), e.g. caa_file=sycophancy.json::caa")] = None,
     artifacts: ArtifactsOpt = None,
 ) -> None:
     """Fit probes on artifacts/<run>/activations (cached first if missing) and write artifacts/<run>/probes/."""

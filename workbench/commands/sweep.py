@@ -102,11 +102,17 @@ def family_grids(spec: str | None, learned: str | None, heads: str | None) -> di
 def sweep(
     run: RunOpt,
     model: Annotated[str | None, typer.Option("--model", help="smollm2 | .gguf | HF folder | hub id")] = None,
-    method: Annotated[str | None, typer.Option(help="comma list: caa, opinion_minus_neutral, user_minus_third_party, "
-                                                    "logreg|mean_diff|lda|pca_diff[:label_source], "
-                                                    "learned[:correct|known|neutral|third_party][@positions][#L+L][/task+task], heads[@K], "
-                                                    "file:PATH[#L] (a vector another tool wrote: .safetensors, "
-                                                    ".gguf, .npy)")] = None,
+    method: Annotated[str | None, typer.Option(help="comma list of methods, one family each: "
+                                                    "caa, opinion_minus_neutral, user_minus_third_party, "
+                                                    "logreg | mean_diff | lda | pca_diff [:label_source]; "
+                                                    "learned [:target] [@positions] [#L+L] [/task+task] with target "
+                                                    "one of correct | known | neutral | third_party; gated (the "
+                                                    "same names: learned through the sweep's gate); heads [@K]; "
+                                                    "prompt:NAME (a system prompt, no vector; NAME one of default, "
+                                                    "truthful, skeptical, independent, no_flattery) and "
+                                                    "prompt:NAME+METHOD; file:PATH [#L] (a vector another tool "
+                                                    "wrote: .safetensors, .gguf, .npy); e.g. learned#8,12,16, "
+                                                    "prompt:skeptical+learned")] = None,
     vector: Annotated[list[Path] | None, typer.Option(help="a vector file to sweep (repeatable)")] = None,
     layers: Annotated[str | None, typer.Option(help="e.g. 6,10,14 or 8-12")] = None,
     strengths: Annotated[str | None, typer.Option(help="comma list, e.g. -8,-4,-2,2,4,8")] = None,
