@@ -60,5 +60,5 @@ def test_markup_like_option_help_is_printed_as_written():
     result = runner.invoke(app, ["sweep", "--help"], terminal_width=200)
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    assert "learned [:target] [@positions] [/task+task]" in text
+    assert "learned [:target] [@positions] [#L+L] [/task+task]" in text
     assert "heads [@K]" in text
