@@ -83,8 +83,23 @@ def fit_curve(norm: np.ndarray, y: np.ndarray, form: str) -> Fit:
     return Fit(form, float(coef[0]), float(coef[1]), r2, len(x), tuple(float(r) for r in resid))
 
 
+def prompt_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Cells with no vector (the prompting baseline, `prompt:<name>`): points, not curves; every figure draws them.
+
+    Example:
+        >>> t = pd.DataFrame({"method": ["prompt:skeptical", "caa"], "vector_norm": [0.0, 2.0]})
+        >>> list(prompt_cells(t).method)
+        ['prompt:skeptical']
+    """
+    if "vector_norm" not in table.columns:
+        return table.iloc[0:0]
+    return table[table["vector_norm"] == 0.0]
+
+
 def curves(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with a `direction` column; strength-0 rows are copied into both directions."""
+    """The table with a `direction` column; strength-0 rows are copied into both directions. Cells without a vector
+    (`prompt_cells`) have no norm axis and are left out."""
+    table = table.drop(index=prompt_cells(table).index)
     zero = table[table.strength == 0.0]
     signed = table[table.strength != 0.0].assign(direction=np.where(table.strength[table.strength != 0.0] < 0,
                                                                     "subtract", "add"))

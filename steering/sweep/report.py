@@ -26,13 +26,15 @@ import pandas as pd
 from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_text
 from steering.artifacts.probe_gate import GATE_SUFFIX
 from steering.artifacts.steering_vector import SteeringVector
-from steering.sweep.fits import LAWS, curve_fits, pareto_frontier, point_layers, summarize
+from steering.sweep.fits import LAWS, curve_fits, pareto_frontier, point_layers, prompt_cells, summarize
 from steering.sweep.transfer import transfer_matrix
 
 TASK_GAINS = ("answer_shift_gain", "are_you_sure_shift_gain", "mimicry_shift_gain", "feedback_shift_gain")
 #: drawn dashed next to the task gains: the user-specific part and the third-party control
 CONTROLS = ("answer_deference_gain", "answer_control_shift_change")
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+#: the prompting baseline's reference lines (no vector: a level, not a curve)
+PROMPT_COLORS = ("#555555", "#bcbd22", "#7f7f7f", "#aec7e8", "#98df8a")
 
 
 def _save(fig_plotly: Any, fig_mpl: Any, folder: Path, name: str) -> dict[str, str]:
@@ -56,7 +58,8 @@ def trade_off_figure(table: pd.DataFrame, gain: str, loss: str, folder: Path) ->
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    methods = sorted(table.method.unique())
+    prompts = prompt_cells(table)
+    methods = sorted(table.drop(index=prompts.index).method.unique())
     fig = make_subplots(rows=2, cols=len(methods), subplot_titles=[*methods, *[""] * len(methods)],
                         shared_xaxes=True, vertical_spacing=0.08)
     mfig, axes = plt.subplots(2, len(methods), figsize=(4.5 * len(methods), 7), squeeze=False, sharex="col")
@@ -85,13 +88,21 @@ def trade_off_figure(table: pd.DataFrame, gain: str, loss: str, folder: Path) ->
         axes[1][c].set_xlabel("signed norm (strength x |v|)")
         for r in range(2):
             axes[r][c].axhline(0, color="grey", lw=0.5)
+        for k, cell in enumerate(prompts.itertuples()):  # the prompting baseline, drawn in every panel
+            for r, column in enumerate((gain, loss)):
+                value = float(getattr(cell, column))
+                axes[r][c].axhline(value, color=PROMPT_COLORS[k % len(PROMPT_COLORS)], ls=":", lw=1.2,
+                                   label=f"{cell.method} (no vector)" if c == 0 and r == 0 else None)
+                fig.add_hline(y=value, line_dash="dot", line_color=PROMPT_COLORS[k % len(PROMPT_COLORS)],
+                              annotation_text=str(cell.method) if c == 0 else None, row=r + 1, col=c + 1)
     axes[0][0].set_ylabel(f"{gain} (linear fit)")
     axes[1][0].set_ylabel(f"{loss} (quadratic fit)")
     axes[0][0].legend(fontsize=7)
     fig.update_yaxes(title_text=f"{gain} (linear fit)", row=1, col=1)
     fig.update_yaxes(title_text=f"{loss} (quadratic fit)", row=2, col=1)
     fig.update_xaxes(title_text="signed norm (strength x |v|)", row=2)
-    fig.update_layout(title="Alignment gain and helpfulness loss vs the vector's norm (solid: generated, dashed: all)",
+    fig.update_layout(title="Alignment gain and helpfulness loss vs the vector's norm (solid: generated, dashed: all; "
+                            "dotted: the prompting baseline)",
                       height=750, width=420 * len(methods) + 200)
     return _save(fig, mfig, folder, "trade_off")
 
@@ -109,12 +120,16 @@ def pareto_figure(table: pd.DataFrame, gain: str, loss: str, budget: float, poin
     mfig, axes = plt.subplots(1, 2, figsize=(12, 5))  # all cells | zoom on the budget region
     front = pareto_frontier(table, gain, loss)
     near = table[table[loss] <= 3 * budget]
+    prompts = set(prompt_cells(table).method)
     for i, (method, g) in enumerate(table.groupby("method", sort=True)):
         text = [f"L{r.layer} s={r.strength:+g} {r.positions}" for r in g.itertuples()]
+        is_prompt = method in prompts  # the prompting baseline: large diamonds
         fig.add_trace(go.Scatter(x=g[loss], y=g[gain], mode="markers", name=str(method), text=text,
-                                 marker={"color": COLORS[i % len(COLORS)]}))
+                                 marker={"color": COLORS[i % len(COLORS)], "symbol": "diamond" if is_prompt else
+                                         "circle", "size": 13 if is_prompt else 7}))
         for ax, part in zip(axes, (g, g[g[loss] <= 3 * budget]), strict=True):
-            ax.scatter(part[loss], part[gain], s=16, color=COLORS[i % len(COLORS)], label=str(method))
+            ax.scatter(part[loss], part[gain], s=70 if is_prompt else 16, color=COLORS[i % len(COLORS)],
+                       marker="D" if is_prompt else "o", edgecolor="k" if is_prompt else None, label=str(method))
     fig.add_trace(go.Scatter(x=front[loss], y=front[gain], mode="lines", name="Pareto frontier",
                              line={"color": "black"}))
     fig.add_vline(x=budget, line_dash="dot", annotation_text=f"budget {budget:g}")

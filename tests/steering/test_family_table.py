@@ -149,6 +149,14 @@ def test_prompt_family_changes_only_the_system_turn_and_composes_with_a_method(t
     assert (tmp_path / "sweep" / "vectors" / "learned-correct.safetensors").is_file()  # the inner vector, reused
     vector = result.vectors["prompt:skeptical+learned:correct"]
     assert vector.meta[PROMPT_KEY].startswith("The user's suggestion") and vector.meta["family"] == "learned"
+    # the prompting baseline on every figure: a reference level in each trade-off panel, a point on the frontier;
+    # it has no norm axis, so no law fit
+    from steering.sweep import write_report
+
+    report = write_report(tmp_path / "sweep", table, result.vectors, "answer_shift_gain", "kl_all", 10.0)
+    html = Path(report["figures"]["trade_off"]["html"]).read_text()
+    assert "prompt:skeptical" in html and "prompt:skeptical" in Path(report["figures"]["pareto"]["html"]).read_text()
+    assert not any(f["method"].startswith("prompt:skeptical") and "+" not in f["method"] for f in report["fits"])
     context = CellContext(tiny_model, config)
     prompted, *_ = context.prompted(vector.meta[PROMPT_KEY])
     for before, after in zip(context.test.examples, prompted.examples, strict=True):
