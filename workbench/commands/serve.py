@@ -49,7 +49,7 @@ def serve(
         typer.echo("--batch-window-ms is ignored: requests now join the running batch at the next decode step "
                    "(continuous batching), so there is no window to wait for", err=True)
     try:
-        limits = ServeLimits(max_tokens, max_batch, max_queue, timeout if timeout > 0 else None)
+        limits = ServeLimits(max_tokens, max_batch, max_queue, None if timeout == 0 else timeout)
         config = ServeConfig(model, vectors, limits, prefix_cache)
     except ValueError as e:
         fail(str(e))
