@@ -6,8 +6,8 @@ padding, masked out by `mask` `[batch, width]`. So every row keeps the
 left-padded layout that `steering.interventions` reads (a row's real token
 index is its column minus its leading pads), whichever rows share the batch.
 
-- `join`: rows prefilled alone (batch-1 caches) are appended; the narrower side
-  is padded on the left to the common width.
+- `join`: the rows of a prefill (a right-padded batch) are appended, each
+  left-padded to the common width (the running rows too, if a new one is longer).
 - `keep`: rows leave by index selection; columns that are padding in every
   remaining row are dropped.
 - `step_inputs` / `advance`: the mask and position ids of one decode step, and
@@ -18,7 +18,7 @@ layer keeps a window, not a column per token.
 
 Example:
     >>> cache = BatchCache()  # doctest: +SKIP
-    >>> cache.join([out.past_key_values])  # a batch-1 prefill  # doctest: +SKIP
+    >>> cache.join(out.past_key_values, widths=[31, 40])  # a prefill of two rows  # doctest: +SKIP
     >>> mask, positions = cache.step_inputs()  # doctest: +SKIP
 """
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from transformers import DynamicCache
 
 
@@ -51,32 +50,40 @@ class BatchCache:
     def width(self) -> int:
         return int(self.mask.shape[1])
 
-    def join(self, caches: Sequence[DynamicCache]) -> None:
-        """Append rows prefilled alone: each a batch-1 cache holding exactly its real tokens.
+    def join(self, cache: DynamicCache, widths: Sequence[int]) -> None:
+        """Append the rows of a prefill: row r of `cache` holds its real tokens in its first `widths[r]` columns
+        (a right-padded batch; the columns after them are dropped).
 
         Raises:
-            ValueError: a cache with a sliding-window layer or more than one row.
+            ValueError: a cache with a sliding-window layer, or widths that do not match its rows.
         """
-        if not caches:
-            return
-        for c in caches:
-            _check_full(c)
-            if int(c.layers[0].keys.shape[0]) != 1:
-                raise ValueError("join takes batch-1 caches (one prefilled row each)")
-        widths = [int(c.layers[0].keys.shape[-2]) for c in caches]
-        new_width = max([self.width, *widths])
-        parts = ([self.cache] if self.cache is not None else []) + list(caches)
-        pads = ([new_width - self.width] if self.cache is not None else []) + [new_width - w for w in widths]
-        container = parts[0]
-        for i, layer in enumerate(container.layers):
-            layer.keys = torch.cat([_pad_left(p.layers[i].keys, n) for p, n in zip(parts, pads, strict=True)], dim=0)
-            layer.values = torch.cat([_pad_left(p.layers[i].values, n) for p, n in zip(parts, pads, strict=True)],
-                                     dim=0)
-        masks = [F.pad(self.mask, (new_width - self.width, 0))] if self.cache is not None else []
-        masks += [F.pad(torch.ones(1, w, dtype=torch.long), (new_width - w, 0)) for w in widths]
-        self.cache = container
-        self.mask = torch.cat(masks, dim=0)
-        self.lengths = self.lengths + widths
+        _check_full(cache)
+        first = cache.layers[0].keys
+        if len(widths) != int(first.shape[0]) or max(widths) > int(first.shape[-2]):
+            raise ValueError(f"{len(widths)} widths for a cache of {tuple(first.shape)}")
+        old, new_width = self.batch, max([self.width, *widths])
+        if self.cache is None:
+            self.cache = cache
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            mine.keys = self._merged(mine.keys if old else None, theirs.keys, widths, new_width)
+            mine.values = self._merged(mine.values if old else None, theirs.values, widths, new_width)
+        mask = torch.zeros(old + len(widths), new_width, dtype=torch.long)
+        mask[:old, new_width - self.width:] = self.mask
+        for r, w in enumerate(widths):
+            mask[old + r, new_width - w:] = 1
+        self.mask = mask
+        self.lengths = self.lengths + [int(w) for w in widths]
+
+    def _merged(self, current: torch.Tensor | None, new: torch.Tensor, widths: Sequence[int],
+                width: int) -> torch.Tensor:
+        """`[old + new rows, heads, width, dim]`: the current rows shifted right, each new row left-padded."""
+        old = 0 if current is None else int(current.shape[0])
+        out = new.new_zeros(old + len(widths), new.shape[1], width, new.shape[3])
+        if current is not None:
+            out[:old, :, width - current.shape[2]:] = current
+        for r, w in enumerate(widths):
+            out[old + r, :, width - w:] = new[r, :, :w]
+        return out
 
     def keep(self, rows: Sequence[int]) -> None:
         """Keep only `rows` (indices, in this order), then drop the columns that are padding in all of them."""
@@ -106,11 +113,6 @@ class BatchCache:
         """After a decode step whose inputs were `step_inputs()` (the model appended one column to the cache)."""
         self.mask = mask
         self.lengths = [n + 1 for n in self.lengths]
-
-
-def _pad_left(t: torch.Tensor, n: int) -> torch.Tensor:
-    """`[batch, heads, width, dim]` with `n` zero columns before the first."""
-    return t if n == 0 else F.pad(t, (0, 0, n, 0))
 
 
 def _check_full(cache: DynamicCache) -> None:

@@ -2,9 +2,9 @@
 
 Each turn of the worker's loop:
 
-1. admit: while the running batch has a free row (`max_batch`) and a request
-   waits, the backend prefills it and its first token is sent at once; every
-   request that arrived meanwhile joins before the next decode step;
+1. admit: the requests that wait, up to the free rows (`max_batch`), are
+   prefilled together and their first tokens sent; requests that arrived
+   meanwhile join the same way before the next decode step;
 2. sweep: rows whose client hung up (`Job.cancelled`) or whose time ran out
    (`ServeLimits.timeout_s`: a 504) are released;
 3. step: one decode step of every running row; a row that produced a stop
@@ -203,34 +203,49 @@ class Scheduler:
             if self._live:
                 self._step()
 
-    def _next_waiting(self) -> Job | None:
-        """The first queued job that may join now (cancelled or expired ones are finished on the way)."""
+    def _waiting(self) -> list[Job]:
+        """The queued jobs that may join now, in order, up to the free rows (cancelled or expired ones are
+        finished on the way; a job the backend cannot take yet stops the line)."""
+        jobs: list[Job] = []
         with self._cond:
-            while self._queue and len(self._live) < self.limits.max_batch and not self._stopping:
+            while self._queue and len(self._live) + len(jobs) < self.limits.max_batch and not self._stopping:
                 job = self._queue[0]
                 if job.cancelled.is_set() or self._expired(job):
                     self._queue.popleft()
                     self._end_early(job)
                     continue
                 if not self.backend.can_admit(_row(job)):
-                    return None
-                self._queue.popleft()
+                    break
+                jobs.append(self._queue.popleft())
+            for job in jobs:
                 self._live[job.key] = job
-                return job
-            return None
+        return jobs
 
     def _admit_waiting(self) -> None:
-        while (job := self._next_waiting()) is not None:
-            job.admitted = time.monotonic()
-            try:
-                token = self.backend.admit([_row(job)])[0]
-            except Exception as e:  # a failing prefill fails its request alone
-                self._fail([job], e)
-                continue
-            job.first_token = time.monotonic()
+        """Admit what waits, in one prefill; repeat while more arrived meanwhile and rows are free."""
+        while jobs := self._waiting():
+            self._admit(jobs)
+
+    def _admit(self, jobs: list[Job]) -> None:
+        start = time.monotonic()
+        for job in jobs:
+            job.admitted = start
+        try:
+            tokens = self.backend.admit([_row(j) for j in jobs])
+        except Exception as e:  # find the failing request: each alone
+            if len(jobs) == 1:
+                self._fail(jobs, e)
+            else:
+                for job in jobs:
+                    self._admit([job])
+            return
+        now = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.on_admit(sum(len(j.prepared.token_ids) for j in jobs), sum(t.cached for t in tokens),
+                                  now - start)
+        for job, token in zip(jobs, tokens, strict=True):
+            job.first_token = now
             job.cached_tokens = token.cached
-            if self.metrics is not None:
-                self.metrics.on_admit(len(job.prepared.token_ids), token.cached, job.first_token - job.admitted)
             self._take(job, token)
 
     def _sweep(self) -> None:

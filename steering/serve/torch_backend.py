@@ -1,9 +1,13 @@
 """The torch decoding backend: continuous batching on the HF model, each row with its own steering.
 
-A row joins by a batch-1 prefill (no padding, only the last position's
-logits), and its KV cache is merged into the running left-padded batch
-(`BatchCache`); every `step` decodes one token for all live rows in one
-forward; a released row leaves by index selection before the next step. Each
+Rows join by a prefill: the rows admitted together run in one forward,
+right-padded (each row's real tokens first, so its positions and its last
+prompt token are where `steer()` would see them), and each row's first token
+comes from its own last prompt token (the decoder stack's output there, then
+the unembedding: greedy needs no more). Their KV caches are merged into the
+running left-padded batch (`BatchCache`); every `step` decodes one token for
+all live rows in one forward; a released row leaves by index selection before
+the next step. Each
 row is steered through `steering.rows` (its vector, strength, layers,
 positions, mode and gate, validated once at admission); the stacked per-row
 plan is rebuilt only when the rows change, and each row's gate decision and
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import DynamicCache
 
+from interp.models.architectures import module_at
 from interp.models.hooks import hooks_on
 from steering.interventions import SteeringPlan
 from steering.rows import RowsSteering, RowSteer, row_plan, rows_steering
@@ -61,11 +66,17 @@ class TorchBackend:
     Args:
         model: the served model.
         prefix: tokens every prompt is likely to start with (`Engine.shared_prefix`); empty: no prefix reuse.
+        prefill_tokens: most new tokens (rows x longest prompt) in one prefill forward.
     """
 
-    def __init__(self, model: ChatModel, prefix: Sequence[int] = ()) -> None:
+    def __init__(self, model: ChatModel, prefix: Sequence[int] = (), prefill_tokens: int = 4096) -> None:
         self.model = model
         self.prefix = tuple(int(t) for t in prefix)
+        self.prefill_tokens = prefill_tokens
+        layout = model.layout
+        # the decoder stack (hooks read its calls) and the unembedding: a prefill needs each row's own last position
+        self._body = module_at(model.hf, layout.layers.rsplit(".", 1)[0])
+        self._unembed = module_at(model.hf, layout.unembed)
         self._rows: list[_Row] = []
         self._cache = BatchCache()
         self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -79,15 +90,26 @@ class TorchBackend:
         return True
 
     def admit(self, rows: Sequence[RowRequest]) -> list[Token]:
-        """Prefill each row alone, merge them into the batch; their first tokens. All or nothing."""
-        fresh: list[tuple[_Row, DynamicCache, Token]] = []
+        """Prefill the rows (in right-padded batches), merge them into the running batch; their first tokens.
+
+        All or nothing: the batch is changed only after every prefill succeeded.
+        """
+        fresh: list[_Row] = []
+        cached: dict[int, int] = {}
+        prefills = []
         with torch.inference_mode():
-            for request in rows:
-                fresh.append(self._prefill(request))
-            self._cache.join([cache for _, cache, _ in fresh])
-        self._rows += [row for row, _, _ in fresh]
+            for group in self._groups(rows):
+                made, cache, widths, reused = self._prefill(group)
+                fresh += made
+                prefills.append((cache, widths))
+                cached.update({r.key: reused for r in made})
+            for cache, widths in prefills:
+                self._cache.join(cache, widths)
+        self._rows += fresh
         self._steering = None
-        return [token for _, _, token in fresh]
+        by_key = {r.key: r for r in fresh}
+        return [Token(q.key, by_key[q.key].last, by_key[q.key].steered if q.steer is not None else None,
+                      cached[q.key]) for q in rows]
 
     def step(self) -> list[Token]:
         """One forward of every live row's last token; one token each."""
@@ -125,22 +147,58 @@ class TorchBackend:
         self._cache.clear()
         self._steering = None
 
-    def _prefill(self, request: RowRequest) -> tuple[_Row, DynamicCache, Token]:
-        n = len(request.token_ids)
-        plan = None if request.steer is None else row_plan(self.model, request.steer, n)
-        reused = len(self.prefix) if self._reuses_prefix(request, plan) else 0
-        past = self._prefix_cache() if reused else None
+    def _groups(self, rows: Sequence[RowRequest]) -> list[list[tuple[RowRequest, SteeringPlan | None, int]]]:
+        """Rows with their validated plan and reused prefix length, grouped for one prefill forward each: rows
+        that reuse the prefix apart from the others, sorted by length, at most `prefill_tokens` padded tokens."""
+        planned = []
+        for row in rows:
+            plan = None if row.steer is None else row_plan(self.model, row.steer, len(row.token_ids))
+            planned.append((row, plan, len(self.prefix) if self._reuses_prefix(row, plan) else 0))
+        groups: list[list[tuple[RowRequest, SteeringPlan | None, int]]] = []
+        for reused in sorted({p[2] for p in planned}):
+            same = sorted((p for p in planned if p[2] == reused), key=lambda p: len(p[0].token_ids))
+            group: list[tuple[RowRequest, SteeringPlan | None, int]] = []
+            for item in same:
+                if _token_gated(item[0]):  # alone: a per-token gate must not read padding ("steered" would lie)
+                    groups.append([item])
+                    continue
+                if group and (len(group) + 1) * (len(item[0].token_ids) - reused) > self.prefill_tokens:
+                    groups.append(group)
+                    group = []
+                group.append(item)
+            if group:
+                groups.append(group)
+        return groups
+
+    def _prefill(self, group: list[tuple[RowRequest, SteeringPlan | None, int]]
+                 ) -> tuple[list[_Row], DynamicCache, list[int], int]:
+        """One forward of a group's prompts, right-padded after the shared prefix they reuse (if any): each
+        row's first token from its own last prompt token; its KV in the first `len(prompt)` columns."""
+        reused = group[0][2]
         device = self.model.device
-        ids = torch.tensor([request.token_ids[reused:]], dtype=torch.long, device=device)
-        row = _Row(request.key, n, request.steer, plan, last=-1)
-        steering = None if plan is None else rows_steering(self.model, [request.steer], [n], [plan])
-        with self._hooks(steering, [row]) as handle:
-            out = self.model.hf(input_ids=ids, attention_mask=torch.ones(1, n, dtype=torch.long, device=device),
-                                position_ids=torch.arange(reused, n, device=device).unsqueeze(0),
-                                past_key_values=past, use_cache=True, logits_to_keep=1)
-        self._carry(handle, [row])
-        row.last = int(out.logits[0, -1].argmax())
-        return row, out.past_key_values, Token(row.key, row.last, row.steered if plan is not None else None, reused)
+        lengths = [len(q.token_ids) for q, _, _ in group]
+        width = max(lengths) - reused
+        ids = torch.full((len(group), width), int(self.model.tokenizer.pad_token_id or 0), dtype=torch.long)
+        mask = torch.zeros(len(group), reused + width, dtype=torch.long)
+        for r, (q, _, _) in enumerate(group):
+            ids[r, : lengths[r] - reused] = torch.tensor(q.token_ids[reused:], dtype=torch.long)
+            mask[r, : lengths[r]] = 1
+        positions = torch.arange(reused, reused + width).expand(len(group), width)
+        rows = [_Row(q.key, n, q.steer, plan, last=-1) for (q, plan, _), n in zip(group, lengths, strict=True)]
+        steering = None
+        if any(plan is not None for _, plan, _ in group):
+            steering = rows_steering(self.model, [q.steer for q, _, _ in group], lengths, [p for _, p, _ in group])
+        past = self._prefix_cache(len(group)) if reused else None
+        with self._hooks(steering, rows) as handle:
+            out = self._body(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             position_ids=positions.to(device), past_key_values=past, use_cache=True)
+        self._carry(handle, rows)
+        last = torch.tensor([n - reused - 1 for n in lengths], device=device)
+        hidden = out.last_hidden_state[torch.arange(len(group), device=device), last]  # [rows, d_model]
+        tokens = self._unembed(hidden).argmax(-1).tolist()
+        for row, token in zip(rows, tokens, strict=True):
+            row.last = int(token)
+        return rows, out.past_key_values, lengths, reused
 
     def _reuses_prefix(self, request: RowRequest, plan: SteeringPlan | None) -> bool:
         """Whether the row starts with the shared prefix and its steering leaves the prefix's tokens alone."""
@@ -151,14 +209,15 @@ class TorchBackend:
         return plan is None or (plan.positions == "generated" and plan.prompt_lengths is not None
                                 and int(plan.prompt_lengths.reshape(-1)[0]) >= k)
 
-    def _prefix_cache(self) -> DynamicCache:
-        """A fresh cache holding the shared prefix's KV (computed unsteered on first use)."""
+    def _prefix_cache(self, rows: int) -> DynamicCache:
+        """A fresh cache of `rows` rows holding the shared prefix's KV (computed unsteered on first use)."""
         if self._prefix_kv is None:
             device = self.model.device
             ids = torch.tensor([self.prefix], dtype=torch.long, device=device)
-            out = self.model.hf(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
+            out = self._body(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
             self._prefix_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-        return DynamicCache(ddp_cache_data=self._prefix_kv)
+        return DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
+                                            for k, v in self._prefix_kv])
 
     @contextmanager
     def _hooks(self, steering: tuple[RowsSteering, dict[Any, Any]] | None,
@@ -181,3 +240,7 @@ class TorchBackend:
         for r, row in enumerate(rows):
             row.gate_open = bool(gate[r])
             row.steered = bool(steered[r]) if steered is not None else row.steered
+
+
+def _token_gated(row: RowRequest) -> bool:
+    return row.steer is not None and row.steer.gate is not None and row.steer.gate.per == "token"
