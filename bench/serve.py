@@ -6,7 +6,9 @@ count at a time (`--threads 1 2`: both, one after the other):
 - the anchor: plain transformers `model.generate()` on the same model and the
   same chat prompts (~50 tokens), 32 new tokens each (`min_new_tokens`: no early
   end), at batch 1 (each prompt alone) and batch 16 (one left-padded batch);
-  also the time of one batch-16 prefill (`max_new_tokens=1`);
+  also the time of one batch-16 prefill (`max_new_tokens=1`); each measured
+  just before and just after the server cells it anchors (1 and 16 clients),
+  and averaged, so a load that drifts during the run moves both sides;
 - the server: the app in a uvicorn thread (`steering.serve.local.serving`),
   max batch 16, clients = the official `openai` package in threads, streaming,
   `ignore_eos` so every request makes exactly 32 tokens. A cell is N clients
@@ -137,13 +139,12 @@ def plain_generate(model: ChatModel, batch: int, new_tokens: int) -> float:
     return time.perf_counter() - start
 
 
-def anchor(model: ChatModel) -> dict[str, float]:
-    """Plain generate(): tokens/s at batch 1 (median of 4 prompts) and 16, and one batch-16 prefill's seconds."""
-    plain_generate(model, 1, 2)  # warm-up
-    one = statistics.median(plain_generate(model, 1, NEW_TOKENS) for _ in range(4))
-    sixteen = plain_generate(model, 16, NEW_TOKENS)
-    prefill = plain_generate(model, 16, 1)
-    return {"tps1": NEW_TOKENS / one, "tps16": 16 * NEW_TOKENS / sixteen, "prefill16": prefill}
+def anchor(model: ChatModel, batch: int) -> dict[str, float]:
+    """Plain generate(): tokens/s at batch 1 (median over the 4 prompts), or at batch 16 and one batch-16
+    prefill's seconds."""
+    if batch == 1:
+        return {"tps1": NEW_TOKENS / statistics.median(plain_generate(model, 1, NEW_TOKENS) for _ in range(4))}
+    return {"tps16": 16 * NEW_TOKENS / plain_generate(model, 16, NEW_TOKENS), "prefill16": plain_generate(model, 16, 1)}
 
 
 def run_threads(model: ChatModel, registry: VectorRegistry, threads: int, clients: Sequence[int],
@@ -162,9 +163,13 @@ def run_threads(model: ChatModel, registry: VectorRegistry, threads: int, client
         api = {cache: openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=900)
                for cache, url in urls.items()}
         cell(api[True], "vector per request", 4)  # warm-up
+        plain_generate(model, 1, 2)
         for r in range(rounds):
-            anchors.append(anchor(model))
             for n in clients:
+                # the anchor beside the cells it anchors, before and after them (the load drifts)
+                batch = 1 if n == 1 else 16 if n == 16 else None
+                if batch is not None:
+                    anchors.append(anchor(model, batch))
                 order = CONDITIONS[r % 4:] + CONDITIONS[:r % 4]
                 for condition in order:
                     if condition.endswith("no prefix cache") and n not in (1, 16):
@@ -173,7 +178,14 @@ def run_threads(model: ChatModel, registry: VectorRegistry, threads: int, client
                     found.setdefault((condition, n), []).append(cell(client, condition.split(",")[0], n))
                     print(f"# {threads} thread(s), round {r}: {condition} x{n}: {found[(condition, n)][-1]}",
                           flush=True)
-    plain = {key: statistics.median(a[key] for a in anchors) for key in anchors[0]}
+                if batch is not None:
+                    anchors.append(anchor(model, batch))
+                    print(f"# {threads} thread(s), round {r}: plain generate batch {batch}: {anchors[-2:]}", flush=True)
+        for batch, key in ((1, "tps1"), (16, "tps16")):  # clients without the anchor's own cells
+            if all(key not in a for a in anchors):
+                anchors.append(anchor(model, batch))
+    keys = {k for a in anchors for k in a}
+    plain = {k: statistics.mean(a[k] for a in anchors if k in a) for k in keys}
     cells = {key: {m: statistics.median(v[m] for v in values) for m in values[0]} for key, values in found.items()}
     return plain, cells, (load_before, os.getloadavg()[0])
 

@@ -198,10 +198,17 @@ class Scheduler:
                     self._cond.wait()
                 if self._stopping:
                     return
-            self._admit_waiting()
-            self._sweep()
-            if self._live:
-                self._step()
+            try:
+                self._admit_waiting()
+                self._sweep()
+                if self._live:
+                    self._step()
+            except Exception as e:  # a bug here must not leave requests hanging on a dead worker
+                jobs = list(self._live.values())
+                self.backend.reset()
+                with self._cond:
+                    self._live.clear()
+                self._fail(jobs, e, release=False)
 
     def _waiting(self) -> list[Job]:
         """The queued jobs that may join now, in order, up to the free rows (cancelled or expired ones are
