@@ -124,6 +124,29 @@ def test_a_request_failing_inside_a_batch_fails_alone(engine: Engine, tiny_model
         assert "".join(e.text for e in events if e.kind == "delta") == want
 
 
+def test_a_failing_decode_step_fails_the_rows_in_flight_and_the_server_goes_on(engine: Engine, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    class Flaky(TorchBackend):
+        failed = False
+
+        def step(self):  # type: ignore[no-untyped-def]
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("out of memory (simulated)")
+            return super().step()
+
+    seen: list[list[Event]] = [[], []]
+    with Scheduler(Flaky(tiny_model), engine) as scheduler:
+        scheduler.submit(Job(_prepared(engine, PROMPTS[0]), emit=seen[0].append))
+        while not seen[0] or seen[0][-1].kind == "delta":
+            threading.Event().wait(0.01)
+        scheduler.submit(Job(_prepared(engine, PROMPTS[1]), emit=seen[1].append))
+        while not seen[1] or seen[1][-1].kind == "delta":
+            threading.Event().wait(0.01)
+        assert scheduler.alive and scheduler.running() == 0
+    assert seen[0][-1].kind == "error" and seen[0][-1].error.code == "generation_failed"
+    assert seen[1][-1].kind == "done" and seen[1][-1].text == reference(tiny_model, PROMPTS[1], None, engine.registry)
+
+
 def test_full_queue_answers_503_with_retry_after(tiny_model, vectors_dir: Path) -> None:  # type: ignore[no-untyped-def]
     limits = ServeLimits(max_tokens=8, max_batch=1, max_queue=1)
     engine = Engine(tiny_model, VectorRegistry.load(vectors_dir, tiny_model), limits, name=MODEL_ID)
