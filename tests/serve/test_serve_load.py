@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,14 +15,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from steering.export.native import export_native
 from steering.serve.app import create_app
 from steering.serve.engine import Engine, ServeLimits
 from steering.serve.local import serving
 from steering.serve.registry import VectorRegistry
-from tests.serve.conftest import MODEL_ID, PROMPTS, gate_for, reference
+from tests.serve.conftest import MODEL_ID, PROMPTS, gate_for, metric_samples, metric_value, reference, wait_for
 from tests.steering.builders import random_vector
 
 STEERINGS: list[dict[str, Any] | None] = [
@@ -95,16 +93,7 @@ def _call(url: str, client: Client) -> tuple[int, Any]:
 
 
 def _metric(url: str, name: str, **labels: str) -> float:
-    text = httpx.get(f"{url}/metrics").text
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
-
-
-def _wait_for(condition, what: str, limit_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
+    return metric_value(metric_samples(url), name, **labels)
 
 
 def check_load_and_faults(url: str, app, model, registry: VectorRegistry, model_id: str, prompts: list[str],  # type: ignore[no-untyped-def]
@@ -121,9 +110,9 @@ def check_load_and_faults(url: str, app, model, registry: VectorRegistry, model_
     steps_before = len(scheduler.step_rows)
     with caplog.at_level(logging.INFO, logger="workbench.serve.requests"), ThreadPoolExecutor(len(clients)) as pool:
         results = list(pool.map(lambda c: _call(url, c), clients))
-        _wait_for(lambda: _metric(url, "workbench_requests_total", outcome="cancelled") - before["cancelled"] >= 16,
+        wait_for(lambda: _metric(url, "workbench_requests_total", outcome="cancelled") - before["cancelled"] >= 16,
                   "16 hung-up requests are counted as cancelled")
-        _wait_for(lambda: scheduler.running() == 0 and scheduler.queued() == 0, "every row is freed")
+        wait_for(lambda: scheduler.running() == 0 and scheduler.queued() == 0, "every row is freed")
     for client, (status, body) in zip(clients, results, strict=True):
         if client.kind == "good":
             key = (client.body["messages"][0]["content"], json.dumps(client.body.get("steering")))

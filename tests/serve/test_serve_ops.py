@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from steering.serve.app import create_app
@@ -22,7 +21,7 @@ from steering.serve.engine import Engine, ServeLimits
 from steering.serve.local import serving
 from steering.serve.registry import VectorRegistry
 from steering.serve.torch_backend import TorchBackend
-from tests.serve.conftest import MODEL_ID, PROMPTS, reference
+from tests.serve.conftest import MODEL_ID, PROMPTS, metric_samples, metric_value, reference, wait_for
 from workbench.cli import app as cli
 
 
@@ -48,22 +47,6 @@ def _body(max_tokens: int, stream: bool = False, ignore_eos: bool = True, prompt
             "messages": [{"role": "user", "content": prompt}]}
 
 
-def _samples(url: str) -> list:  # type: ignore[type-arg]
-    text = httpx.get(f"{url}/metrics").text
-    return [s for family in text_string_to_metric_families(text) for s in family.samples]
-
-
-def _value(samples: list, name: str, **labels: str) -> float:  # type: ignore[type-arg]
-    return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
-
-
-def _wait_for(condition, what: str, limit_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.02)
-
-
 def _app(tiny_model, vectors_dir: Path, backend: TorchBackend, **limits: float) -> object:  # type: ignore[no-untyped-def]
     engine = Engine(tiny_model, VectorRegistry.load(vectors_dir, tiny_model), ServeLimits(max_tokens=256, **limits),
                     MODEL_ID)
@@ -71,7 +54,7 @@ def _app(tiny_model, vectors_dir: Path, backend: TorchBackend, **limits: float) 
 
 
 def test_health_metrics_and_one_log_line_per_request(server: str, caplog: pytest.LogCaptureFixture) -> None:
-    before = _samples(server)
+    before = metric_samples(server)
     steered = {**_body(6), "steering": {"vector": "up"}}
     with caplog.at_level(logging.INFO, logger="workbench.serve.requests"):
         plain = httpx.post(f"{server}/v1/chat/completions", json=_body(5), timeout=60).json()
@@ -82,10 +65,10 @@ def test_health_metrics_and_one_log_line_per_request(server: str, caplog: pytest
     assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["queued"] == 0
     reply = httpx.get(f"{server}/metrics")
     assert reply.headers["content-type"].startswith("text/plain")
-    after = _samples(server)
+    after = metric_samples(server)
 
     def grew(name: str, **labels: str) -> float:
-        return _value(after, name, **labels) - _value(before, name, **labels)
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
 
     assert grew("workbench_requests_total", code="200", steered="true", outcome="length") == 1
     assert grew("workbench_requests_total", code="200", steered="false", outcome="length") == 1
@@ -95,7 +78,7 @@ def test_health_metrics_and_one_log_line_per_request(server: str, caplog: pytest
     assert grew("workbench_time_to_first_token_seconds_count", steered="true") == 1
     cached = plain["usage"]["prompt_tokens_details"]["cached_tokens"]
     assert cached > 0 and grew("workbench_prompt_cached_tokens_total") == cached  # "up" steers all positions
-    assert grew("workbench_decode_step_rows_count") >= 4 and _value(after, "workbench_queue_depth") == 0
+    assert grew("workbench_decode_step_rows_count") >= 4 and metric_value(after, "workbench_queue_depth") == 0
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "workbench.serve.requests"]
     assert [(line["status"], line["outcome"]) for line in lines] == [(200, "length"), (200, "length"),
                                                                    (404, "vector_not_found")]
@@ -123,7 +106,7 @@ def test_a_client_that_hangs_up_frees_its_row(tiny_model, vectors_dir: Path, cap
     with caplog.at_level(logging.INFO, logger="workbench.serve.requests"), serving(app) as url:  # type: ignore[arg-type]
         with pytest.raises(httpx.ReadTimeout):  # a non-streamed request: the client gives up waiting
             httpx.post(f"{url}/v1/chat/completions", json=_body(256), timeout=httpx.Timeout(60, read=0.5))
-        _wait_for(lambda: len(backend.released) == 1, "the row is released")
+        wait_for(lambda: len(backend.released) == 1, "the row is released")
         assert app.state.scheduler.running() == 0  # type: ignore[attr-defined]
     line = json.loads(next(r.getMessage() for r in caplog.records if r.name == "workbench.serve.requests"))
     assert line["outcome"] == "cancelled" and line["status"] == 499 and 0 < line["completion_tokens"] < 256
