@@ -57,7 +57,7 @@ class BatchCache:
         Raises:
             ValueError: a cache with a sliding-window layer, or widths that do not match its rows.
         """
-        _check_full(cache)
+        check_full(cache)
         first = cache.layers[0].keys
         if len(widths) != int(first.shape[0]) or max(widths) > int(first.shape[-2]):
             raise ValueError(f"{len(widths)} widths for a cache of {tuple(first.shape)}")
@@ -115,7 +115,8 @@ class BatchCache:
         self.lengths = [n + 1 for n in self.lengths]
 
 
-def _check_full(cache: DynamicCache) -> None:
+def check_full(cache: DynamicCache) -> None:
+    """Refuse a cache with a layer that is not full attention (`ValueError`)."""
     for layer in cache.layers:
         if getattr(layer, "is_sliding", False) or not hasattr(layer, "keys"):
             raise ValueError("continuous batching needs a full-attention KV cache; this model has a "

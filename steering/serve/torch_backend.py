@@ -7,12 +7,14 @@ comes from its own last prompt token (the decoder stack's output there, then
 the unembedding: greedy needs no more). Their KV caches are merged into the
 running left-padded batch (`BatchCache`); every `step` decodes one token for
 all live rows in one forward; a released row leaves by index selection before
-the next step. Each
-row is steered through `steering.rows` (its vector, strength, layers,
+the next step.
+
+Each row is steered through `steering.rows` (its vector, strength, layers,
 positions, mode and gate, validated once at admission); the stacked per-row
 plan is rebuilt only when the rows change, and each row's gate decision and
 "steered so far" flag are carried from call to call (`RowsSteering.resume`),
-so a row behaves exactly as `steer()` of that request alone.
+so a row behaves exactly as `steer()` of that request alone. A row with a
+per-token gate is prefilled alone (its gate must not read padding).
 
 Shared prefix: every chat prompt rendered by the template starts with the
 same tokens (the default system turn and the user header; `Engine.shared_prefix`).
@@ -41,7 +43,7 @@ from interp.models.hooks import hooks_on
 from steering.interventions import SteeringPlan
 from steering.rows import RowsSteering, RowSteer, row_plan, rows_steering
 from steering.serve.backend import RowRequest, Token
-from steering.serve.batch_cache import BatchCache
+from steering.serve.batch_cache import BatchCache, check_full
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
@@ -103,6 +105,8 @@ class TorchBackend:
                 fresh += made
                 prefills.append((cache, widths))
                 cached.update({r.key: reused for r in made})
+            for cache, _ in prefills:  # before the batch changes
+                check_full(cache)
             for cache, widths in prefills:
                 self._cache.join(cache, widths)
         self._rows += fresh
