@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from interp.tasks.example import Turn
 from steering.apply.generation import generate_texts
@@ -48,7 +52,7 @@ def vectors_dir(tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Path:  
 
 @pytest.fixture(scope="module")
 def engine(tiny_model, vectors_dir: Path) -> Engine:  # type: ignore[no-untyped-def]
-    limits = ServeLimits(max_tokens=64, max_batch=16, max_queue=64, batch_window_ms=100.0)
+    limits = ServeLimits(max_tokens=256, max_batch=16, max_queue=64)
     return Engine(tiny_model, VectorRegistry.load(vectors_dir, tiny_model), limits, name=MODEL_ID)
 
 
@@ -83,3 +87,22 @@ def reference(model, prompt: str, steering: dict | None, registry: VectorRegistr
                      gate=gate)
     strength = steering.get("strength", served.info.strength)
     return generate_texts(model, turns, max_tokens, spec, [float(strength)])[0]
+
+
+def metric_samples(url: str) -> list[Sample]:
+    """Every sample `GET /metrics` exposes, parsed."""
+    text = httpx.get(f"{url}/metrics").text
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def metric_value(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of the samples named `name` whose labels include `labels`."""
+    return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def wait_for(condition: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `limit_s` seconds (a hang guard, not a timing)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.02)
