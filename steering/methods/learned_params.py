@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import torch
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 #: per example of a pass: the strength its rows get (floats: a gate's fixed decisions; a tensor: a soft gate's
 #: values, with a gradient), or None for 1 everywhere
-RowScale = Sequence[float] | torch.Tensor | None
-RowContextFn = Callable[[list[int]], AbstractContextManager[object]]
+RowScale: TypeAlias = Sequence[float] | torch.Tensor | None
+RowContextFn: TypeAlias = Callable[[list[int]], AbstractContextManager[object]]
 
 
 def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions: str,
@@ -63,10 +63,11 @@ def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions
                           d_model=model.d_model, model_hash=model.weights_hash)
     spec = SteerSpec(zero, tuple(sorted(params)), positions)
     soft = row_scale if isinstance(row_scale, torch.Tensor) else None
+    values = soft.detach().tolist() if soft is not None else row_scale
 
     @contextmanager
     def context(rows: list[int]) -> Iterator[object]:
-        strengths = 1.0 if row_scale is None else [float(row_scale[i]) for i in rows]
+        strengths = 1.0 if values is None else [float(values[i]) for i in rows]
         with spec.context(model, strengths, [tokens[i] for i in rows]) as handle:
             plan = handle.plan  # type: ignore[attr-defined]
             vectors = {site: LayerVector(params[site.layer], params[site.layer], 1.0) for site in plan.sites}
