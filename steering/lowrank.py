@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -149,12 +150,12 @@ class LowRankEdit:
         object.__setattr__(self, "edits", {int(k): v for k, v in sorted(self.edits.items())})
 
     def __eq__(self, other: object) -> bool:
-        """Exact equality: same header and bit-identical tensors."""
+        """Exact equality: the same header as JSON (as saved: tuples are lists) and bit-identical tensors."""
         if not isinstance(other, LowRankEdit):
             return NotImplemented
         mine, theirs = self.tensors(), other.tensors()
-        return self.header() == other.header() and mine.keys() == theirs.keys() and all(
-            np.array_equal(mine[k], theirs[k]) for k in mine)
+        same = json.dumps(self.header(), sort_keys=True) == json.dumps(other.header(), sort_keys=True)
+        return same and mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -6,6 +6,9 @@
 | gguf        | `.gguf` llama.cpp control vector  | add         | no (checks)     | folded in       |
 | hf-folded   | HF model folder                   | add, ablate | yes             | folded in       |
 
+A low-rank edit (`steering.lowrank`) exports natively only (mode add): GGUF and folded checkpoints add one
+constant vector per layer, and the edit depends on the residual; they refuse it in one line saying so.
+
 Example:
     >>> export_vector("gguf", vector, "out/v.gguf", strength=4.0)  # doctest: +SKIP
     >>> verify_export("out/v.gguf", model, source=vector).passed  # doctest: +SKIP
@@ -29,6 +32,7 @@ from steering.export.info import ExportError, check_mode
 from steering.export.native import export_native
 from steering.export.verify import VERIFIERS, VerifyReport
 from steering.foreign_vectors import is_foreign, read_foreign_vector
+from steering.steerable import Steerable, is_lowrank_file, load_steerable
 from steering.steering_vector import SteeringVector, VectorMismatchError
 
 GATE_WARNING = (
@@ -42,7 +46,7 @@ GATE_WARNING = (
 class ExportRequest:
     """One export: what to write, where, and for which model."""
 
-    vector: SteeringVector
+    vector: Steerable
     out: Path
     mode: str
     strength: float | None
@@ -55,16 +59,23 @@ def _native(r: ExportRequest) -> Path:
     return export_native(r.vector, r.out, r.mode, r.strength, r.measured)
 
 
+def _constant(r: ExportRequest) -> SteeringVector:
+    """The request's vector, for a format that holds only constant vectors (checked by `export_vector`)."""
+    if not isinstance(r.vector, SteeringVector):
+        raise ExportError(f"{r.vector.method}: {r.vector.why_not_a_vector}")
+    return r.vector
+
+
 def _gguf(r: ExportRequest) -> Path:
     if r.strength is None:
         raise ExportError("a GGUF control vector folds the strength in: pass --strength S")
-    return export_gguf(r.vector, r.out, r.strength, model_hint=r.model.arch if r.model else None,
+    return export_gguf(_constant(r), r.out, r.strength, model_hint=r.model.arch if r.model else None,
                        n_layers=r.model.n_layers if r.model else None, measured=r.measured)
 
 
 def _folded(r: ExportRequest) -> Path:
     assert r.model is not None
-    return fold_checkpoint(r.model, r.vector, r.out, r.mode, r.strength, r.measured, r.overwrite)
+    return fold_checkpoint(r.model, _constant(r), r.out, r.mode, r.strength, r.measured, r.overwrite)
 
 
 def _is_folder(path: Path) -> bool:
@@ -82,6 +93,7 @@ class Format:
         needs_model: whether writing needs the model itself (not just its hash).
         is_dir: whether the export is a folder.
         detect: recognises an export of this format on disk.
+        holds: what its runtime applies, when it can hold only constant vectors ("": any workbench artifact).
     """
 
     name: str
@@ -90,13 +102,16 @@ class Format:
     needs_model: bool
     is_dir: bool
     detect: Callable[[Path], bool]
+    holds: str = ""
 
 
 FORMATS: dict[str, Format] = {
     "safetensors": Format("safetensors", _native, ("add", "ablate"), False, False,
                           lambda p: p.suffix == ".safetensors"),
-    "gguf": Format("gguf", _gguf, ("add",), False, False, lambda p: p.suffix == ".gguf"),
-    "hf-folded": Format("hf-folded", _folded, ("add", "ablate"), True, True, _is_folder),
+    "gguf": Format("gguf", _gguf, ("add",), False, False, lambda p: p.suffix == ".gguf",
+                   "llama.cpp adds one constant control vector per layer"),
+    "hf-folded": Format("hf-folded", _folded, ("add", "ablate"), True, True, _is_folder,
+                        "a folded checkpoint adds one constant bias per layer (or projects out one direction)"),
 }
 
 
@@ -125,7 +140,7 @@ def check_request(format: str, mode: str, has_model: bool, out: str | Path, stre
 
 
 def export_vector(
-    format: str, vector: SteeringVector, out: str | Path, mode: str = "add", strength: float | None = None,
+    format: str, vector: Steerable, out: str | Path, mode: str = "add", strength: float | None = None,
     model: ChatModel | None = None, measured: dict[str, Any] | None = None, force: bool = False,
     overwrite: bool = False,
 ) -> Path:
@@ -133,7 +148,8 @@ def export_vector(
 
     Args:
         format: "safetensors", "gguf" or "hf-folded".
-        vector: the vector, restricted to the layers to export (`vector.select(...)`).
+        vector: the vector (or low-rank edit: safetensors only), restricted to the layers to export
+            (`vector.select(...)`).
         out: output file or folder.
         mode: "add" or "ablate".
         strength: multiplier of the raw vector (add).
@@ -143,13 +159,14 @@ def export_vector(
         overwrite: replace an existing output.
 
     Raises:
-        ExportError: a refused export, with the reason.
+        ExportError: a refused export, with the reason (e.g. a low-rank edit in a format of constant vectors).
         VectorMismatchError: a vector for another model.
 
     Example:
         >>> export_vector("hf-folded", vector, "out/steered", strength=4.0, model=model)  # doctest: +SKIP
     """
     fmt = check_request(format, mode, model is not None, out, strength, overwrite)
+    check_holds(fmt, vector, mode)
     if strength is not None:
         vector.check_strength(strength)
     if model is not None:
@@ -159,6 +176,23 @@ def export_vector(
         runtime = "llama.cpp" if fmt.name == "gguf" else "a folded checkpoint"
         warnings.warn(GATE_WARNING.format(files=vector.meta["gate_files"], runtime=runtime), UserWarning, stacklevel=2)
     return fmt.write(ExportRequest(vector, out, mode, strength, model, measured, overwrite))
+
+
+def check_holds(fmt: Format, vector: Steerable, mode: str = "add") -> None:
+    """Refuse, in one line saying why, an artifact the format's runtime cannot apply (a low-rank edit in GGUF or a
+    folded checkpoint, or with a mode other than add).
+
+    Raises:
+        ExportError: naming the format, the artifact and the reason.
+    """
+    why = vector.why_not_a_vector
+    if not why:
+        return
+    if fmt.holds:
+        raise ExportError(f"format {fmt.name} cannot hold {vector.method}: {fmt.holds}, while {why}; export it with "
+                          "--format safetensors and apply it with `workbench steer --vector` (the workbench's hooks)")
+    if mode != "add":
+        raise ExportError(f"{vector.method} is applied as written (mode add), not with mode {mode}: {why}")
 
 
 def detect_format(path: str | Path) -> str:
@@ -215,6 +249,19 @@ VECTOR_READERS: dict[str, Callable[[Path], SteeringVector]] = {
 }
 
 
+def read_intervention(path: str | Path) -> Steerable:
+    """`read_vector`, or a workbench low-rank edit (`.safetensors`, plain or exported, told by its format tag).
+
+    Example:
+        >>> read_intervention("artifacts/x/sweep/vectors/lowrank-correct-2.safetensors").layers  # doctest: +SKIP
+        [12]
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file() and is_lowrank_file(path):
+        return load_steerable(path)
+    return read_vector(path)
+
+
 def read_vector(path: str | Path) -> SteeringVector:
     """A SteeringVector from a workbench `.safetensors` (plain or exported), a `.gguf` control vector, or another
     tool's plain `.npy` / safetensors tensors (`steering.foreign_vectors`; never a pickle).
@@ -233,7 +280,7 @@ def read_vector(path: str | Path) -> SteeringVector:
     return VECTOR_READERS[path.suffix](path)
 
 
-def check_vector_fits(vector: SteeringVector, path: str | Path, model: ChatModel, force: bool) -> None:
+def check_vector_fits(vector: Steerable, path: str | Path, model: ChatModel, force: bool) -> None:
     """`vector.check_compatible` for a vector read from `path`: the refusal names the file."""
     try:
         vector.check_compatible(model.d_model, model.weights_hash, force=force)

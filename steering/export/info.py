@@ -9,6 +9,9 @@ was measured.
 Example:
     >>> import numpy as np
     >>> from steering.steering_vector import SteeringVector
+
+if TYPE_CHECKING:
+    from steering.steerable import Steerable
     >>> v = SteeringVector({3: np.ones(4, dtype=np.float32)}, method="mean_diff", d_model=4)
     >>> info = ExportInfo.for_vector(v, format="gguf", mode="add", strength=2.0)
     >>> info.layer_range, info.strength_folded
@@ -19,12 +22,15 @@ from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from interp.errors import json_type
 from steering.steering_vector import SteeringVector
+
+if TYPE_CHECKING:
+    from steering.steerable import Steerable
 
 EXPORT_FORMAT = "workbench.export/1"
 SITE_CONVENTION = (
@@ -90,7 +96,7 @@ class ExportInfo:
 
     @classmethod
     def for_vector(
-        cls, vector: SteeringVector, format: str, mode: str, strength: float | None,
+        cls, vector: Steerable, format: str, mode: str, strength: float | None,
         measured: dict[str, Any] | None = None,
     ) -> ExportInfo:
         """The record for exporting `vector` in `format` at `strength`.

@@ -18,24 +18,28 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interp.store.tagged_file import read_tagged, write_tagged
 from steering.export.info import ExportError, ExportInfo, check_mode
 from steering.steering_vector import SteeringVector
+
+if TYPE_CHECKING:
+    from steering.steerable import Steerable
 
 EXPORT_KEY = "workbench.export"
 MODES = ("add", "ablate")
 
 
 def export_native(
-    vector: SteeringVector, path: str | Path, mode: str = "add", strength: float | None = None,
+    vector: Steerable, path: str | Path, mode: str = "add", strength: float | None = None,
     measured: dict[str, Any] | None = None,
 ) -> Path:
     """Write `vector` (raw) and its export record to a safetensors file, atomically.
 
     Args:
-        vector: the vector, already restricted to the layers to export.
+        vector: the vector (or low-rank edit, whose own file this is then), already restricted to the layers to
+            export.
         path: output file (`.safetensors`).
         mode: "add" or "ablate".
         strength: recommended strength (required for add; ablate defaults to 1 = full).
