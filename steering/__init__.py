@@ -3,6 +3,9 @@
 | where                | holds                                                                             |
 | -------------------- | --------------------------------------------------------------------------------- |
 | `steering_vector`    | `SteeringVector`: raw residual-stream directions per layer with their provenance   |
+| `lowrank`            | `LowRankEdit`: a learned low-rank edit `h + s R^T (W h + b - R h)` per layer        |
+| `lowrank_steer`      | `steer_lowrank(...)` and `LowRankSpec`: applying a low-rank edit (hooks)            |
+| `steerable`          | `Steerable`: what a sweep cell and the exports need of either artifact              |
 | `interventions`      | what an intervention does to one residual tensor (modes, positions, a plan)        |
 | `steer`, `spec`      | `steer(...)`, the context manager; `SteerSpec` (what to steer with, where)          |
 | `rows`               | per-row steering: each batch row with its own vector, strength and gate            |
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING
 from interp.lazy_names import lazy_names
 
 if TYPE_CHECKING:
+    from steering.lowrank import LowRankEdit
     from steering.probe_gate import ProbeGate
     from steering.spec import SteerSpec
     from steering.splits import PairSplit
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
 
 # loaded on first use: `import steering.steering_vector` must not import torch and transformers
 _LAZY = {
+    "LowRankEdit": "steering.lowrank",
     "PairSplit": "steering.splits",
     "ProbeGate": "steering.probe_gate",
     "SteerSpec": "steering.spec",
@@ -47,7 +52,7 @@ _LAZY = {
     "VectorMismatchError": "steering.steering_vector",
 }
 
-__all__ = ["PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError"]
+__all__ = ["LowRankEdit", "PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError"]
 
 
 __getattr__ = lazy_names(__name__, _LAZY)

@@ -61,14 +61,15 @@ class SelfGateConfig(Record):
     Args:
         bce: weight of the gate's binary cross-entropy on the user-opinion labels.
         temperature: T of the soft gate `sigmoid(logit / T)` in training (> 0).
-        lr: Adam learning rate of the gate, in units of the probe's weight norm / sqrt(d_model) for `g` and of the
-            logit for `c`; 0 freezes the gate (the probe gate, hard).
+        lr: Adam learning rate of the gate, in logit units: `c` moves by about `lr` per step, and `g` by
+            `lr / (sqrt(d_model) * mean |h|)` per entry (so `h . g` moves by about `lr`); 0 freezes the gate (the
+            probe gate, hard).
         n_general: train-side general requests among the BCE's negatives.
     """
 
     bce: float = 1.0
     temperature: float = 1.0
-    lr: float = 0.05
+    lr: float = 0.1
     n_general: int = 64
 
     def __post_init__(self) -> None:
@@ -106,7 +107,9 @@ class SelfGatedVector(AdditiveVector):
         self.bias = torch.tensor(float(gate.bias), device=device)
         if settings.frozen and settings.bce == 0:
             return  # the fixed gate's decisions (`data.row_scale`) are all it needs
-        self.features = torch.from_numpy(gate_features(model, data.examples, gate, config.batch_size)).float().to(device)
+        if data.gate_features is None:
+            raise ValueError("a learned gate trains through its starting gate: pass it to train_steering")
+        self.features = torch.from_numpy(data.gate_features).float().to(device)
         labels = user_opinion_labels(data.examples)
         y = np.full(len(data.examples), -1.0, dtype=np.float32)
         y[labels.mask] = labels.y
@@ -120,7 +123,8 @@ class SelfGatedVector(AdditiveVector):
             self.weight.requires_grad_()
             self.bias.requires_grad_()
             self.tensors.update({"gate.weight": self.weight, "gate.bias": self.bias})
-            self.lrs.update({"gate.weight": settings.lr * gate.scale / float(np.sqrt(model.d_model)),
+            norm = float(self.features.norm(dim=1).mean())  # each step moves a logit by about `lr`
+            self.lrs.update({"gate.weight": settings.lr / (float(np.sqrt(model.d_model)) * max(norm, 1e-6)),
                              "gate.bias": settings.lr})
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
@@ -152,7 +156,7 @@ class SelfGatedVector(AdditiveVector):
         """The hard gate of the best step (the probe gate itself when frozen), with its provenance."""
         if self.settings.frozen:
             return self.gate
-        info = {"label_source": GATE_SOURCE, "learned": "jointly with the vector (selfgated)",
+        info = {"label_source": f"learned_{GATE_SOURCE}", "learned": "jointly with the vector (selfgated)",
                 "start_hash": gate_hash(self.gate), "selfgate": self.settings.to_dict(),
                 "model_hash": self.gate.meta.get("model_hash"), "split": meta["split"],
                 "train_pairs_hash": meta["train_pairs_hash"], "wording": meta["learned"]["wording"],

@@ -28,7 +28,7 @@ from interp.scoring.frozen import FrozenPrefix, frozen_logprobs, frozen_prefix
 from interp.sites import parse_site
 from interp.tasks.example import Example
 from steering.evaluate import prompt_tokens
-from steering.gate_training import gate_decisions
+from steering.gate_training import gate_features
 from steering.methods.learned_data import Group
 from steering.methods.learned_params import AdditiveVector, Parametrisation
 from steering.probe_gate import ProbeGate
@@ -117,6 +117,7 @@ class LearnData:
     ref_scores: list[torch.Tensor]  # per example: [n_choices] unsteered choice scores
     ref_next: dict[int, torch.Tensor]  # example row -> [vocab] unsteered next-token log-probs (kept prompts)
     row_scale: list[float] | None = None  # per example: 1 steered, 0 held back by the gate (None: all steered)
+    gate_features: np.ndarray | None = None  # [n, d]: what the gate reads per example (None: no gate)
 
 
 def _kept(group: Group) -> list[Example]:
@@ -144,9 +145,15 @@ def _frozen_model(model: ChatModel) -> Iterator[None]:
 
 def _prepare(model: ChatModel, groups: Sequence[Group], config: LearnConfig,
              gate: ProbeGate | None = None) -> tuple[LearnData, dict[int, float]]:
-    """Frozen prefixes, unsteered references, the gate's decisions and the mean residual norm at each layer."""
+    """Frozen prefixes, unsteered references, the gate's decisions (and what it reads) and the mean residual norm at
+    each layer."""
     examples = [ex for g in groups for ex in g.examples.values()]
-    row_scale = None if gate is None else [float(x) for x in gate_decisions(model, examples, gate, config.batch_size)[0]]
+    features = row_scale = None
+    if gate is not None:  # `gate_training.gate_decisions`, keeping the residuals the gate reads
+        if gate.per != "last_prompt":
+            raise ValueError(f"training through a gate needs per='last_prompt', this gate has per={gate.per!r}")
+        features = gate_features(model, examples, gate, config.batch_size)  # [n, d]
+        row_scale = [float(x) for x in gate.decide(gate.score(torch.from_numpy(features)[:, None, :])[:, 0])]
     tokens = prompt_tokens(model, examples)
     lengths = steer_lengths(tokens) if config.positions == "generated" else [0] * len(examples)
     frozen = frozen_prefix(model, examples, lengths, batch_size=config.batch_size)
@@ -167,7 +174,8 @@ def _prepare(model: ChatModel, groups: Sequence[Group], config: LearnConfig,
         values, nexts = frozen_logprobs(model, examples, reference, config.batch_size, next_token_of=want)
     ref_scores = [_scores(values, i, ex).float() for i, ex in enumerate(examples)]
     resid = {layer: float(torch.cat(v).mean()) for layer, v in norms.items()}
-    data = LearnData(examples, {ex.id: i for i, ex in enumerate(examples)}, tokens, frozen, ref_scores, nexts, row_scale)
+    data = LearnData(examples, {ex.id: i for i, ex in enumerate(examples)}, tokens, frozen, ref_scores, nexts, row_scale,
+                     features)
     return data, resid
 
 

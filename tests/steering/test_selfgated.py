@@ -45,7 +45,7 @@ def test_a_frozen_gate_without_bce_trains_exactly_the_gated_vector(tiny_model):
 
 def test_the_saved_gate_decides_as_the_soft_gate_and_learned(tiny_model, tmp_path: Path):
     gate = _probe_gate(tiny_model.d_model)
-    settings = SelfGateConfig(bce=1.0, lr=0.01, temperature=0.5, n_general=4)
+    settings = SelfGateConfig(bce=1.0, lr=0.003, temperature=0.5, n_general=4)
     vector = learn_selfgated(tiny_model, SPLIT, TINY, gate, settings, folder=tmp_path)
     saved = learned_gate(vector.meta)
     assert saved is not None and saved.threshold == 0.0 and saved.per == "last_prompt" and saved.layer == 1

@@ -80,7 +80,8 @@ def sweep(
     model: Annotated[str | None, typer.Option("--model", help="smollm2 | .gguf | HF folder | hub id")] = None,
     method: Annotated[str | None, typer.Option(help="comma list: caa, opinion_minus_neutral, user_minus_third_party, "
                                                     "logreg|mean_diff|lda|pca_diff[:label_source], "
-                                                    "learned[:correct|known|neutral|third_party][@positions][#L+L][/task+task], heads[@K], "
+                                                    "learned[:correct|known|neutral|third_party][@positions][#L+L][/task+task], "
+                                                    "gated[...] and selfgated[...] (same grammar), lowrank[...][%rank], heads[@K], "
                                                     "file:PATH[#L] (a vector another tool wrote: .safetensors, "
                                                     ".gguf, .npy)")] = None,
     vector: Annotated[list[Path] | None, typer.Option(help="a vector file to sweep (repeatable)")] = None,
