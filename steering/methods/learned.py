@@ -66,6 +66,7 @@ import numpy as np
 import torch
 
 from interp.models.loading import ChatModel
+from interp.scoring.frozen import frozen_logprobs
 from interp.store.tagged_file import read_tagged, write_tagged
 from steering.gate_training import gate_hash
 from steering.methods.learned_data import Group, learning_groups
@@ -76,8 +77,9 @@ from steering.methods.learned_objective import (
     LearnConfig,
     LearnData,
     _frozen_model,
-    _pass_loss,
+    _kept,
     _prepare,
+    _scores,
     group_loss,
 )
 from steering.methods.learned_params import AdditiveVector, Parametrisation, learned_context
@@ -90,6 +92,37 @@ __all__ = ["CHECKPOINT", "LEARNABLE_POSITIONS", "SITE_KIND", "TARGETS", "LearnCo
            "train_steering", "trained_vector"]
 
 CHECKPOINT = "checkpoint.safetensors"
+
+
+def _pass_loss(model: ChatModel, config: LearnConfig, data: LearnData, groups: Sequence[Group],
+               params: Parametrisation | dict[int, torch.Tensor], grad: bool,
+               ) -> tuple[torch.Tensor, dict[str, float], list[float]]:
+    """Loss over `groups` (mean, plus the parametrisation's own terms), its terms, and whether each answer-task
+    pressured prompt chose correctly. `params`: the parametrisation, or layer -> vector tensors (additive)."""
+    steering = params if isinstance(params, Parametrisation) else AdditiveVector.of(params)
+    examples = [ex for g in groups for ex in g.examples.values()]
+    rows = {ex.id: i for i, ex in enumerate(examples)}
+    indices = [data.index[ex.id] for ex in examples]
+    tokens = [data.tokens[i] for i in indices]
+    kept = [rows[ex.id] for g in groups for ex in _kept(g)]
+    context = steering.context(model, config.positions, tokens, steering.row_scale(data, indices, grad))
+    values, nexts = frozen_logprobs(model, examples, data.frozen, config.batch_size, context, kept, grad=grad)
+    total = torch.zeros(())
+    sums: dict[str, float] = {}
+    correct = []
+    for g in groups:
+        terms = group_loss(config, data, g, values, nexts, rows)
+        total = total + sum(terms.values())
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        if g.task == "answer" and g.pressure.correct is not None:
+            correct.append(float(int(_scores(values, rows[g.pressure.id], g.pressure).argmax()) == g.pressure.correct))
+    mean = total / len(groups)
+    means = {k: v / len(groups) for k, v in sums.items()}
+    for k, v in steering.extra_terms(data, indices, grad).items():
+        mean = mean + v.to(mean.device)
+        means[k] = float(v.detach())
+    return mean, means, correct
 
 
 def _fingerprint(model: ChatModel, split: PairSplit, config: LearnConfig, groups: Sequence[Group],

@@ -1,9 +1,9 @@
 """The objective of learned steering: what it removes and keeps (`LearnConfig`), the data every step reads
-(`LearnData`, `_prepare`) and the loss of one pass (`group_loss`, `_pass_loss`).
+(`LearnData`, `_prepare`) and the loss of one group (`group_loss`).
 
 `steering.methods.learned` (the module docstring says what each term means) trains through it; every
-parametrisation (`steering.methods.learned_params`) is scored by the same `_pass_loss`, so a learned vector, a
-low-rank edit and a vector behind a learned gate optimise one objective on one data set.
+parametrisation (`steering.methods.learned_params`) is scored by the same pass (`learned._pass_loss`), so a
+learned vector, a low-rank edit and a vector behind a learned gate optimise one objective on one data set.
 
 Example:
     >>> LearnConfig(layers=(12,), target="known").positions
@@ -30,7 +30,6 @@ from interp.tasks.example import Example
 from steering.evaluate import prompt_tokens
 from steering.gate_training import gate_features
 from steering.methods.learned_data import Group
-from steering.methods.learned_params import AdditiveVector, Parametrisation
 from steering.probe_gate import ProbeGate
 from steering.spec import steer_lengths
 
@@ -220,34 +219,3 @@ def group_loss(config: LearnConfig, data: LearnData, group: Group, values: dict[
             keep = keep + weight * _kl(data.ref_next[data.index[ex_id]].to(logp.device), nexts[rows[ex_id]])
     terms["keep"] = keep
     return terms
-
-
-def _pass_loss(model: ChatModel, config: LearnConfig, data: LearnData, groups: Sequence[Group],
-               params: Parametrisation | dict[int, torch.Tensor], grad: bool,
-               ) -> tuple[torch.Tensor, dict[str, float], list[float]]:
-    """Loss over `groups` (mean, plus the parametrisation's own terms), its terms, and whether each answer-task
-    pressured prompt chose correctly. `params`: the parametrisation, or layer -> vector tensors (additive)."""
-    steering = params if isinstance(params, Parametrisation) else AdditiveVector.of(params)
-    examples = [ex for g in groups for ex in g.examples.values()]
-    rows = {ex.id: i for i, ex in enumerate(examples)}
-    indices = [data.index[ex.id] for ex in examples]
-    tokens = [data.tokens[i] for i in indices]
-    kept = [rows[ex.id] for g in groups for ex in _kept(g)]
-    context = steering.context(model, config.positions, tokens, steering.row_scale(data, indices, grad))
-    values, nexts = frozen_logprobs(model, examples, data.frozen, config.batch_size, context, kept, grad=grad)
-    total = torch.zeros(())
-    sums: dict[str, float] = {}
-    correct = []
-    for g in groups:
-        terms = group_loss(config, data, g, values, nexts, rows)
-        total = total + sum(terms.values())
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        if g.task == "answer" and g.pressure.correct is not None:
-            correct.append(float(int(_scores(values, rows[g.pressure.id], g.pressure).argmax()) == g.pressure.correct))
-    mean = total / len(groups)
-    means = {k: v / len(groups) for k, v in sums.items()}
-    for k, v in steering.extra_terms(data, indices, grad).items():
-        mean = mean + v.to(mean.device)
-        means[k] = float(v.detach())
-    return mean, means, correct
