@@ -2,10 +2,10 @@
 
 | where         | holds                                                                                       |
 | ------------- | ------------------------------------------------------------------------------------------- |
-| `artifacts/`  | the saved types: `SteeringVector`, `ProbeGate`; `read_vector` for any vector file           |
+| `artifacts/`  | the saved types: `SteeringVector`, `LowRankEdit`, `ProbeGate`; `read_vector` for any vector file |
 | `apply/`      | in the forward pass: interventions, `steer(...)`, `SteerSpec`, per-row steering, generation |
 | `evaluation/` | held-out measurement: the pair split, the test set, scores of K strengths in one pass       |
-| `methods/`    | the one registry of vector methods (statistics, learned, heads) and the gate's training     |
+| `methods/`    | the one table of method families (statistics, learned, gated, low-rank, heads, prompt, file)   |
 | `sweep/`      | config, cells, Ray, metrics, fits, report                                                   |
 | `serve/`      | an OpenAI-compatible server with per-request steering vectors and gates (`workbench serve`) |
 | `export/`     | safetensors, GGUF control vector, folded checkpoint, and their verification                 |
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from steering.apply.rows import steer_rows
     from steering.apply.spec import SteerSpec
     from steering.apply.steer_hooks import steer
+    from steering.artifacts.lowrank_edit import LowRankEdit
     from steering.artifacts.probe_gate import ProbeGate
     from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
     from steering.artifacts.vector_file import read_vector
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 # loaded on first use: `import steering.artifacts.steering_vector` must not import torch and transformers
 _LAZY = {
+    "LowRankEdit": "steering.artifacts.lowrank_edit",
     "PairSplit": "steering.evaluation.splits",
     "ProbeGate": "steering.artifacts.probe_gate",
     "SteerSpec": "steering.apply.spec",
@@ -47,7 +49,7 @@ _LAZY = {
     "steer_rows": "steering.apply.rows",
 }
 
-__all__ = ["PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError", "read_vector", "steer",
+__all__ = ["LowRankEdit", "PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError", "read_vector", "steer",
            "steer_rows"]
 
 

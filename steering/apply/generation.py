@@ -33,7 +33,7 @@ import torch
 from interp.models.loading import ChatModel
 from interp.tasks.example import Turn
 from steering.apply.rows import steer_rows
-from steering.apply.spec import SteerSpec
+from steering.apply.spec import RowSteering, SteerSpec
 
 STOPWORDS = frozenset(
     "a an the is are was were be been being of in on at to for from by with and or but not no it its this that "
@@ -80,7 +80,7 @@ def greedy_stream(
     model: ChatModel,
     prompts: Sequence[Sequence[Turn]],
     max_new_tokens: int = 32,
-    spec: SteerSpec | None = None,
+    spec: RowSteering | None = None,
     strengths: Sequence[float] | None = None,
 ) -> Generator[list[int | None], None, None]:
     """Yield, per step, the new token id of each row (None once the row has ended).
@@ -176,7 +176,7 @@ def generate_texts(
     model: ChatModel,
     prompts: Sequence[Sequence[Turn]],
     max_new_tokens: int = 32,
-    spec: SteerSpec | None = None,
+    spec: RowSteering | None = None,
     strengths: Sequence[float] | None = None,
 ) -> list[str]:
     """Greedy completions of each prompt (end-of-turn tokens dropped).
@@ -195,7 +195,7 @@ def generate_texts(
 
 
 def side_by_side(
-    model: ChatModel, turns: Sequence[Turn], spec: SteerSpec, strength: float, max_new_tokens: int = 48
+    model: ChatModel, turns: Sequence[Turn], spec: RowSteering, strength: float, max_new_tokens: int = 48
 ) -> Iterator[tuple[str, str]]:
     """Stream the unsteered, then the steered greedy answer: yields (which, text so far) per token.
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from steering.apply.interventions import Lengths, SteeringPlan, Strength, build_plan
 from steering.apply.steer_hooks import steer
@@ -48,6 +48,27 @@ def steer_lengths(prompt_tokens: Sequence[int]) -> list[int]:
         [9, 0]
     """
     return [max(int(n) - GENERATED_OFFSET, 0) for n in prompt_tokens]
+
+
+class RowSteering(Protocol):
+    """An intervention without its strength, applied to a batch with one strength per row: what scoring
+    (`steering.evaluation.evaluate.score_strengths`) and generation take. `SteerSpec` (a vector), `HeadSpec` (head edits,
+    `steering.methods.head_steer`) and `LowRankSpec` (`steering.apply.lowrank_steer`) are the three."""
+
+    @property
+    def positions(self) -> str:
+        """The positions rule (`"generated"` lets scoring reuse the frozen unsteered prefix)."""
+        ...
+
+    def context(
+        self, model: ChatModel, strengths: float | Sequence[float], prompt_tokens: Sequence[int]
+    ) -> AbstractContextManager[object]:
+        """The context that steers a batch: one strength per row (or one for all), each row's prompt tokens."""
+        ...
+
+    def describe(self) -> str:
+        """One line saying what steers where."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)

@@ -202,6 +202,30 @@ class ProbeGate:
         return {"format": GATE_FORMAT, "bias": self.bias, "threshold": self.threshold, "layer": self.layer,
                 "site": self.site, "scale": self.scale, "per": self.per, "d_model": self.d_model, "meta": self.meta}
 
+    def to_record(self) -> dict[str, Any]:
+        """The whole gate as JSON-able values (the header plus the direction as a list; floats round-trip exactly),
+        for a gate carried inside another artifact's metadata (a vector trained with its gate).
+
+        Example:
+            >>> g = ProbeGate(np.array([0.6, 0.8], dtype=np.float32), 0.5, 0.0, layer=1, per="last_prompt")
+            >>> ProbeGate.from_record(g.to_record()).direction_unit.tolist() == g.direction_unit.tolist()
+            True
+        """
+        return {**self.header(), "direction": [float(x) for x in self.direction_unit]}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ProbeGate:
+        """The gate `to_record` wrote (ValueError naming what is wrong)."""
+        try:
+            h = _GateHeader.model_validate(record)
+        except ValidationError as e:
+            raise ValueError(f"not a gate record: {' '.join(str(e).split())}") from None
+        if record.get("format") != GATE_FORMAT or not isinstance(record.get("direction"), list):
+            raise ValueError(f"not a gate record (format {record.get('format')!r}, expected {GATE_FORMAT!r}, and a "
+                             "direction list)")
+        return cls(np.asarray(record["direction"], dtype=np.float32), h.bias, h.threshold, h.layer, h.site, h.scale,
+                   h.per, h.meta)
+
     def save(self, path: str | Path) -> Path:
         """safetensors: the unit direction as tensor `direction`, the rest as JSON metadata; atomic.
 

@@ -16,9 +16,10 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from interp.errors import InputError, from_validation
 from interp.store.compat import check_artifact_fits
 from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
+
+if TYPE_CHECKING:
+    from steering.apply.spec import RowSteering
+    from steering.artifacts.probe_gate import ProbeGate
 
 FORMAT = format_tag("steering_vector", 1)
 #: the largest steered entry accepted: beyond it a model's float32 activations overflow (3.4e38) into inf/NaN
@@ -119,6 +124,33 @@ class SteeringVector:
             layer: n / self.resid_norms[layer] if self.resid_norms.get(layer) else float("nan")
             for layer, n in self.norms().items()
         }
+
+    @property
+    def why_not_a_vector(self) -> str:
+        """"": a constant vector per layer, which every export can hold (a low-rank edit says why it is not)."""
+        return ""
+
+    def cell_norm(self, layers: Sequence[int]) -> float:
+        """The norm a sweep cell steering `layers` records: of the vectors at `layers`, concatenated."""
+        return float(np.linalg.norm(np.concatenate([self.directions[x].astype(np.float64) for x in layers])))
+
+    def content_bytes(self, layers: Sequence[int]) -> bytes:
+        """What a sweep cell's key hashes: the method and the raw vectors at `layers`."""
+        return self.method.encode() + b"".join(self.directions[layer].tobytes() for layer in layers)
+
+    def row_steering(self, layers: Sequence[int], positions: str, mode: str = "add", force: bool = False,
+                     gate: ProbeGate | None = None) -> RowSteering:
+        """The vector at `layers`, `positions` and `mode`, steered per row (`steering.apply.spec.SteerSpec`)."""
+        from steering.apply.spec import SteerSpec
+
+        return SteerSpec(self, tuple(int(x) for x in layers), positions, mode, force, gate)
+
+    def with_record(self, *, method: str | None = None, positions: str | None = None,
+                    meta: dict[str, Any] | None = None) -> SteeringVector:
+        """The same vector with another method name, positions record or meta."""
+        return replace(self, method=self.method if method is None else method,
+                       positions=self.positions if positions is None else positions,
+                       meta=self.meta if meta is None else meta)
 
     def unit(self) -> SteeringVector:
         return replace(self, directions={k: v / max(np.linalg.norm(v), 1e-12) for k, v in self.directions.items()})

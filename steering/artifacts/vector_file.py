@@ -22,6 +22,7 @@ from steering.artifacts.steering_vector import SteeringVector, VectorMismatchErr
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
+    from steering.artifacts.steerable import Steerable
 
 
 def _read_gguf(path: Path) -> SteeringVector:
@@ -65,7 +66,22 @@ def read_vector(path: str | Path) -> SteeringVector:
     return VECTOR_READERS[path.suffix](path)
 
 
-def check_vector_fits(vector: SteeringVector, path: str | Path, model: ChatModel, force: bool) -> None:
+def read_intervention(path: str | Path) -> Steerable:
+    """`read_vector`, or a workbench low-rank edit (`.safetensors`, plain or exported, told by its format tag).
+
+    Example:
+        >>> read_intervention("artifacts/x/sweep/vectors/lowrank-correct-2.safetensors").layers  # doctest: +SKIP
+        [12]
+    """
+    from steering.artifacts.steerable import is_lowrank_file, load_steerable
+
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file() and is_lowrank_file(path):
+        return load_steerable(path)
+    return read_vector(path)
+
+
+def check_vector_fits(vector: Steerable, path: str | Path, model: ChatModel, force: bool) -> None:
     """`vector.check_compatible` for a vector read from `path`: the refusal names the file.
 
     Args:

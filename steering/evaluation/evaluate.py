@@ -37,7 +37,7 @@ from interp.scoring.choices import RowContext
 from interp.scoring.frozen import FrozenPrefix, frozen_prefix, score_choices_cached
 from interp.scoring.profile import per_example
 from interp.tasks.example import Example
-from steering.apply.spec import SteerSpec, steer_lengths
+from steering.apply.spec import RowSteering, steer_lengths
 from steering.evaluation.testset import TestSet
 
 
@@ -69,7 +69,7 @@ def prompt_tokens(model: ChatModel, examples: Sequence[Example]) -> list[int]:
 
 
 def replica_context(
-    model: ChatModel, spec: SteerSpec | None, strengths: Sequence[float], n: int, tokens: Sequence[int],
+    model: ChatModel, spec: RowSteering | None, strengths: Sequence[float], n: int, tokens: Sequence[int],
     row_scale: Sequence[float] | np.ndarray | None = None,
 ) -> RowContext | None:
     """Row context for `K * n` replicated rows: row `i` gets `strengths[i // n] * row_scale[i % n]`, prompt `tokens[i % n]`.
@@ -131,7 +131,7 @@ def freeze(model: ChatModel, test: TestSet, tokens: Sequence[int] | None = None,
 def score_strengths(
     model: ChatModel,
     test: TestSet,
-    spec: SteerSpec | None,
+    spec: RowSteering | None,
     strengths: Sequence[float],
     batch_size: int = 16,
     tokens: Sequence[int] | None = None,

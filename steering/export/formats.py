@@ -6,6 +6,9 @@
 | gguf        | `.gguf` llama.cpp control vector  | add         | no (checks)     | folded in       |
 | hf-folded   | HF model folder                   | add, ablate | yes             | folded in       |
 
+A low-rank edit (`steering.artifacts.lowrank_edit`) exports natively only (mode add): GGUF and folded checkpoints add one
+constant vector per layer, and the edit depends on the residual; they refuse it in one line saying so.
+
 Example:
     >>> export_vector("gguf", vector, "out/v.gguf", strength=4.0)  # doctest: +SKIP
     >>> verify_export("out/v.gguf", model, source=vector).passed  # doctest: +SKIP
@@ -23,6 +26,7 @@ from typing import Any
 
 from interp.models.loading import ChatModel
 from interp.models.memory import recorded_config
+from steering.artifacts.steerable import Steerable
 from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
 from steering.export.folded import EXPORT_FILE, fold_checkpoint
 from steering.export.gguf_cvec import export_gguf
@@ -41,7 +45,7 @@ GATE_WARNING = (
 class ExportRequest:
     """One export: what to write, where, and for which model."""
 
-    vector: SteeringVector
+    vector: Steerable
     out: Path
     mode: str
     strength: float | None
@@ -54,16 +58,23 @@ def _native(r: ExportRequest) -> Path:
     return export_native(r.vector, r.out, r.mode, r.strength, r.measured)
 
 
+def _constant(r: ExportRequest) -> SteeringVector:
+    """The request's vector, for a format that holds only constant vectors (checked by `export_vector`)."""
+    if not isinstance(r.vector, SteeringVector):
+        raise ExportError(f"{r.vector.method}: {r.vector.why_not_a_vector}")
+    return r.vector
+
+
 def _gguf(r: ExportRequest) -> Path:
     if r.strength is None:
         raise ExportError("a GGUF control vector folds the strength in: pass --strength S")
-    return export_gguf(r.vector, r.out, r.strength, model_hint=r.model.arch if r.model else None,
+    return export_gguf(_constant(r), r.out, r.strength, model_hint=r.model.arch if r.model else None,
                        n_layers=r.model.n_layers if r.model else None, measured=r.measured)
 
 
 def _folded(r: ExportRequest) -> Path:
     assert r.model is not None
-    return fold_checkpoint(r.model, r.vector, r.out, r.mode, r.strength, r.measured, r.overwrite)
+    return fold_checkpoint(r.model, _constant(r), r.out, r.mode, r.strength, r.measured, r.overwrite)
 
 
 def _is_folder(path: Path) -> bool:
@@ -83,6 +94,7 @@ class Format:
         detect: recognises an export of this format on disk.
         suffix: the file suffix an export of this format must have (readers and `detect` go by it); None for
             a folder.
+        holds: what its runtime applies, when it can hold only constant vectors ("": any workbench artifact).
     """
 
     name: str
@@ -92,13 +104,16 @@ class Format:
     is_dir: bool
     detect: Callable[[Path], bool]
     suffix: str | None = None
+    holds: str = ""
 
 
 FORMATS: dict[str, Format] = {
     "safetensors": Format("safetensors", _native, ("add", "ablate"), False, False,
                           lambda p: p.suffix == ".safetensors", ".safetensors"),
-    "gguf": Format("gguf", _gguf, ("add",), False, False, lambda p: p.suffix == ".gguf", ".gguf"),
-    "hf-folded": Format("hf-folded", _folded, ("add", "ablate"), True, True, _is_folder),
+    "gguf": Format("gguf", _gguf, ("add",), False, False, lambda p: p.suffix == ".gguf", ".gguf",
+                   "llama.cpp adds one constant control vector per layer"),
+    "hf-folded": Format("hf-folded", _folded, ("add", "ablate"), True, True, _is_folder, None,
+                        "a folded checkpoint adds one constant bias per layer (or projects out one direction)"),
 }
 
 
@@ -132,7 +147,7 @@ def check_request(format: str, mode: str, has_model: bool, out: str | Path, stre
 
 
 def export_vector(
-    format: str, vector: SteeringVector, out: str | Path, mode: str = "add", strength: float | None = None,
+    format: str, vector: Steerable, out: str | Path, mode: str = "add", strength: float | None = None,
     model: ChatModel | None = None, measured: dict[str, Any] | None = None, force: bool = False,
     overwrite: bool = False,
 ) -> Path:
@@ -140,7 +155,8 @@ def export_vector(
 
     Args:
         format: "safetensors", "gguf" or "hf-folded".
-        vector: the vector, restricted to the layers to export (`vector.select(...)`).
+        vector: the vector (or low-rank edit: safetensors only), restricted to the layers to export
+            (`vector.select(...)`).
         out: output file or folder.
         mode: "add" or "ablate".
         strength: multiplier of the raw vector (add).
@@ -151,13 +167,14 @@ def export_vector(
 
     Raises:
         ExportError: a refused export, with the reason (e.g. a layer the model, given or recorded by hash in
-            the vector, does not have).
+            the vector, does not have; a low-rank edit in a format of constant vectors).
         VectorMismatchError: a vector for another model.
 
     Example:
         >>> export_vector("hf-folded", vector, "out/steered", strength=4.0, model=model)  # doctest: +SKIP
     """
     fmt = check_request(format, mode, model is not None, out, strength, overwrite)
+    check_holds(fmt, vector, mode)
     if strength is not None:
         vector.check_strength(strength)
     if model is not None:
@@ -174,6 +191,23 @@ def export_vector(
         runtime = "llama.cpp" if fmt.name == "gguf" else "a folded checkpoint"
         warnings.warn(GATE_WARNING.format(files=vector.meta["gate_files"], runtime=runtime), UserWarning, stacklevel=2)
     return fmt.write(ExportRequest(vector, out, mode, strength, model, measured, overwrite))
+
+
+def check_holds(fmt: Format, vector: Steerable, mode: str = "add") -> None:
+    """Refuse, in one line saying why, an artifact the format's runtime cannot apply (a low-rank edit in GGUF or a
+    folded checkpoint, or with a mode other than add).
+
+    Raises:
+        ExportError: naming the format, the artifact and the reason.
+    """
+    why = vector.why_not_a_vector
+    if not why:
+        return
+    if fmt.holds:
+        raise ExportError(f"format {fmt.name} cannot hold {vector.method}: {fmt.holds}, while {why}; export it with "
+                          "--format safetensors and apply it with `workbench steer --vector` (the workbench's hooks)")
+    if mode != "add":
+        raise ExportError(f"{vector.method} is applied as written (mode add), not with mode {mode}: {why}")
 
 
 def detect_format(path: str | Path) -> str:

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from interp.errors import json_type
 from steering.artifacts.steering_vector import SteeringVector
+
+if TYPE_CHECKING:
+    from steering.artifacts.steerable import Steerable
 
 EXPORT_FORMAT = "workbench.export/1"
 SITE_CONVENTION = (
@@ -45,7 +48,7 @@ class ExportError(ValueError):
     """An export or verification the workbench refuses; the message says why and what to do."""
 
 
-def check_layers_exist(vector: SteeringVector, n_layers: int, whose: str) -> None:
+def check_layers_exist(vector: Steerable, n_layers: int, whose: str) -> None:
     """Refuse a vector layer the model lacks: its export would name a block that does not exist (`direction.50`
     for a 30-layer model, which llama.cpp drops or misreads).
 
@@ -111,7 +114,7 @@ class ExportInfo:
 
     @classmethod
     def for_vector(
-        cls, vector: SteeringVector, format: str, mode: str, strength: float | None,
+        cls, vector: Steerable, format: str, mode: str, strength: float | None,
         measured: dict[str, Any] | None = None,
     ) -> ExportInfo:
         """The record for exporting `vector` in `format` at `strength`.

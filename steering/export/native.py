@@ -11,8 +11,7 @@ record. The vector stays raw: the recommended strength is metadata.
 
 Example:
     >>> import numpy as np
-    >>> from steering.artifacts.probe_gate import ProbeGate
-from steering.artifacts.steering_vector import SteeringVector
+    >>> from steering.artifacts.steering_vector import SteeringVector
     >>> v = SteeringVector({3: np.ones(4, dtype=np.float32)}, method="mean_diff", d_model=4)
     >>> path = export_native(v, "/tmp/v.export.safetensors", mode="add", strength=4.0)  # doctest: +SKIP
     >>> load_native(path)[0] == v  # doctest: +SKIP
@@ -22,12 +21,15 @@ from steering.artifacts.steering_vector import SteeringVector
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interp.store.tagged_file import read_tagged, write_tagged
 from steering.artifacts.probe_gate import ProbeGate
 from steering.artifacts.steering_vector import SteeringVector
 from steering.export.info import ExportError, ExportInfo, check_mode
+
+if TYPE_CHECKING:
+    from steering.artifacts.steerable import Steerable
 
 EXPORT_KEY = "workbench.export"
 GATE_KEY = "workbench.gate"
@@ -35,14 +37,15 @@ MODES = ("add", "ablate")
 
 
 def export_native(
-    vector: SteeringVector, path: str | Path, mode: str = "add", strength: float | None = None,
+    vector: Steerable, path: str | Path, mode: str = "add", strength: float | None = None,
     measured: dict[str, Any] | None = None,
 ) -> Path:
     """Write `vector` (raw), its export record and its gate (if it was measured behind one) to a safetensors file,
     atomically.
 
     Args:
-        vector: the vector, already restricted to the layers to export.
+        vector: the vector (or low-rank edit, whose own file this is then), already restricted to the layers to
+            export.
         path: output file (`.safetensors`).
         mode: "add" or "ablate".
         strength: recommended strength (required for add; ablate defaults to 1 = full).
@@ -60,7 +63,7 @@ def export_native(
     return write_tagged(path, tensors, records)
 
 
-def vector_gate(vector: SteeringVector) -> ProbeGate | None:
+def vector_gate(vector: Steerable) -> ProbeGate | None:
     """The gate a vector was measured behind (`meta["gate_files"]`, keyed by layer: the one at its first layer).
 
     Raises:

@@ -10,6 +10,10 @@ A new family is one module in `families/` (a `family.Family` subclass) and one l
 | `statistics`                | statistics   | labelled activations -> a `probes` estimator -> a vector         |
 | `from_probe`                | statistics   | a `probes` Direction (already fitted) as a single-layer vector   |
 | `learned`, `learned_data`   | learned      | a vector optimised through the frozen model on the train split   |
+| `learned_objective`         | learned-style | what learned steering removes and keeps, the loss of one pass   |
+| `learned_params`            | learned-style | what the one training loop trains (a parametrisation)           |
+| `lowrank_learned`           | lowrank      | a low-rank edit `h + R^T (W h + b - R h)` trained by that loop   |
+| `learned_gate`              | selfgated    | a vector and its gate learned together                           |
 | `heads`, `head_grads`       | heads        | rank attention heads, build an ITI-style shift                   |
 | `head_steer`, `head_fold`   | heads        | head-level interventions on `hook_z`, and their folded checkpoint |
 | `gates`                     | (gate)       | a probe gate's training examples, activations and decisions      |

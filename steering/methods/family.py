@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from steering.artifacts.steering_vector import SteeringVector
 from steering.evaluation.splits import PairSplit
 
 if TYPE_CHECKING:
     from interp.models.loading import ChatModel
+    from steering.artifacts.probe_gate import ProbeGate
+    from steering.artifacts.steerable import Steerable
     from steering.methods.learned import LearnConfig
 
 
@@ -80,7 +80,8 @@ class Family:
         strengths: its default strength grid in a sweep (None: the sweep's `strengths`).
         scale: what strength 1 means for its vectors (shown in reports).
         always_gated: its vectors are trained through the sweep's gate at their first layer
-            (`BuildRequest.gates`) and every cell of theirs is gated by it.
+            (`BuildRequest.gates`) and every cell of theirs is gated (by that gate, or by the family's own gate
+            where `cell_gate` gives one).
     """
 
     name: str = ""
@@ -96,20 +97,27 @@ class Family:
         """Pair ids the method reads to build its vector (all on the train side; the sweep checks)."""
         return set()
 
-    def build(self, method: Method, request: BuildRequest) -> SteeringVector:
-        """The method's vector for `cell_layers`' layers, built from the train side of `request.split`."""
+    def build(self, method: Method, request: BuildRequest) -> Steerable:
+        """The method's artifact (a vector, or a low-rank edit) for `cell_layers`' layers, built from the train side
+        of `request.split`."""
         raise NotImplementedError
 
-    def same_build(self, old: SteeringVector, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
-        """Whether `old` was built as `build` would build it now (method, model, layers, split, seed, pairs)."""
+    def same_build(self, old: Steerable, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
+        """Whether `old` was built as `build` would build it now (method, model, layers, split, seed, pairs).
+
+        Its values are finite: both artifacts refuse NaN and inf when they are made or loaded.
+        """
         layers = {layer for group in self.cell_layers(method, request.layers) for layer in group}
         if old.method != method.name or old.model_hash != request.model.weights_hash or not layers <= set(old.layers):
             return False
         if old.meta.get("split") != request.split.to_dict() or old.meta.get("seed") != request.seed:
             return False
-        if old.meta.get("train_pairs_hash") != pairs_hash:
-            return False
-        return bool(all(np.isfinite(old.directions[layer]).all() for layer in layers))
+        return bool(old.meta.get("train_pairs_hash") == pairs_hash)
+
+    def cell_gate(self, artifact: Steerable, layer: int) -> ProbeGate | None:
+        """The gate of this family's gated cells whose first layer is `layer`, when the family brings its own (e.g.
+        one trained with the vector); None: the sweep's gate at that layer."""
+        return None
 
     def cell_layers(self, method: Method, layers: Sequence[int]) -> tuple[tuple[int, ...], ...]:
         """The layer groups a sweep steers, one curve each: every layer alone, unless the method names its own."""
@@ -128,10 +136,10 @@ def method_file_stem(name: str) -> str:
     """A method name as a file or folder name.
 
     Example:
-        >>> method_file_stem("learned:known@all/answer+mimicry")
-        'learned-known-all-answer-mimicry'
+        >>> method_file_stem("learned:known@all/answer+mimicry"), method_file_stem("lowrank:correct%2")
+        ('learned-known-all-answer-mimicry', 'lowrank-correct-2')
     """
-    for char in ":@/+#,= ":
+    for char in ":@/+#,=% ":
         name = name.replace(char, "-")
     return name.replace("\\", "-").replace("..", "-")
 
@@ -140,6 +148,7 @@ def combine_layers(parts: Sequence[SteeringVector], name: str, meta: dict[str, A
     """One vector holding each part's (single-layer) direction; per-layer metas kept under `meta["layers"]`.
 
     Example:
+        >>> import numpy as np
         >>> a = SteeringVector({1: np.ones(2, np.float32)}, method="m", d_model=2, meta={"x": 1})
         >>> b = SteeringVector({3: np.zeros(2, np.float32)}, method="m", d_model=2, meta={"x": 2})
         >>> v = combine_layers([a, b], "m", {"family": "toy"})

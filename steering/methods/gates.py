@@ -138,12 +138,22 @@ def gate_decisions(
     """
     if gate.per != "last_prompt":
         raise ValueError(f"gate decisions per example need per='last_prompt', this gate has per={gate.per!r}")
-    gate.check_compatible(model.d_model)
-    site = f"blocks.{gate.layer}.{gate.site}"
-    acts = activations(model, list(examples), site, GATE_POSITION, batch_size)
-    X = torch.from_numpy(next(iter(acts.values())))[:, None, :]  # [n, 1, d]
+    X = torch.from_numpy(gate_features(model, examples, gate, batch_size))[:, None, :]  # [n, 1, d]
     scores = gate.score(X)[:, 0]  # [n]
     return gate.decide(scores).numpy(), scores.double().numpy()
+
+
+def gate_features(model: ChatModel, examples: Sequence[Example], gate: ProbeGate, batch_size: int = 16) -> np.ndarray:
+    """The unsteered residual a per="last_prompt" gate reads, per example `[n, d_model]`: its site at the last
+    prompt token (what `gate_decisions` scores, and what a gate learned with the vector trains on).
+
+    Example:
+        >>> gate_features(model, examples, gate).shape  # doctest: +SKIP
+        (12, 576)
+    """
+    gate.check_compatible(model.d_model)
+    site = f"blocks.{gate.layer}.{gate.site}"
+    return next(iter(activations(model, list(examples), site, GATE_POSITION, batch_size).values()))
 
 
 def gate_rates(examples: Sequence[Example], on: np.ndarray) -> dict[str, float]:

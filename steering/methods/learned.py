@@ -39,6 +39,13 @@ best vector on a grouped validation split; a checkpoint after each evaluation
 makes training resumable (minibatches are seeded by step, so a resumed run
 equals an uninterrupted one).
 
+One loop trains every learned intervention: `train_steering` optimises a
+parametrisation (`steering.methods.learned_params`: the additive vector here,
+a low-rank edit in `steering.methods.lowrank_learned`, a vector behind a
+learned gate in `steering.methods.learned_gate`) against the objective of
+`steering.methods.learned_objective`, with the same data, early stopping,
+checkpoints and gate; `learn_vector` is that loop with an `AdditiveVector`.
+
 Example:
     >>> vector = learn_vector(model, PairSplit(0, 0.3), LearnConfig(layers=(12,)), folder="out/learned")  # doctest: +SKIP
     >>> with steer(model, vector, -1.0, layers=12, positions="generated", prompt_lengths=...):  # doctest: +SKIP
@@ -50,256 +57,55 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from interp.models.hooks import hooks_on
 from interp.models.loading import ChatModel
-from interp.records import Record
-from interp.scoring.frozen import FrozenPrefix, frozen_logprobs, frozen_prefix
-from interp.sites import parse_site
+from interp.scoring.frozen import frozen_logprobs
 from interp.store.tagged_file import read_tagged, write_tagged
-from interp.tasks.example import Example
-from steering.apply.interventions import LayerVector
-from steering.apply.spec import SteerSpec, steer_lengths
 from steering.artifacts.probe_gate import ProbeGate
 from steering.artifacts.steering_vector import SteeringVector
-from steering.evaluation.evaluate import prompt_tokens
 from steering.evaluation.splits import PairSplit, pairs_hash
-from steering.methods.gates import gate_decisions, gate_hash
+from steering.methods.gates import gate_hash
 from steering.methods.learned_data import Group, learning_groups
+from steering.methods.learned_objective import (
+    LEARNABLE_POSITIONS,
+    SITE_KIND,
+    TARGETS,
+    LearnConfig,
+    LearnData,
+    _frozen_model,
+    _kept,
+    _prepare,
+    _scores,
+    group_loss,
+)
+from steering.methods.learned_params import AdditiveVector, Parametrisation, learned_context
 
-TARGETS = ("correct", "known", "neutral", "third_party")
-LEARNABLE_POSITIONS = ("generated", "all", "prompt")
-#: the wording pools a vector is measured in and never trained on
-MEASURED_WORDINGS = ("dev", "heldout")
-SITE_KIND = "hook_resid_post"
+__all__ = ["CHECKPOINT", "LEARNABLE_POSITIONS", "SITE_KIND", "TARGETS", "LearnConfig", "LearnData", "Trained",
+           "_frozen_model", "_pass_loss", "_prepare", "group_loss", "learn_vector", "learned_context",
+           "train_steering", "trained_vector"]
+
 CHECKPOINT = "checkpoint.safetensors"
 
 
-@dataclass(frozen=True)
-class LearnConfig(Record):
-    """What a learned vector removes and keeps, and how it is trained (saved in the vector's meta).
-
-    Args:
-        layers: layers to steer (one trained vector each, trained jointly).
-        positions: "generated" (from the last prompt token on; the KV of the prompt is frozen), "all"
-            (every token, as llama.cpp applies a control vector) or "prompt".
-        target: what removing deference means: "correct", "known", "neutral" or "third_party" (module docstring).
-        tasks: tasks in the training mix (`steering.methods.learned_data.ROLES`).
-        n_pairs: answer-task questions; other tasks take a share (`learned_data.SHARE`).
-        wording: the answer task's opinion sentences and layouts: "varied" (hundreds built from parts,
-            `interp.tasks.paraphrase`), "train" (14 sentences, 9 layouts) or "bank" (never "dev" or "heldout").
-        exclude_categories: fact-bank categories never trained on.
-        kl_neutral, kl_user_right, kl_third_party: weights of the next-token KL on those prompts.
-        hinge: weight of the hinge keeping the user-right margin (correct over wrong) at least unsteered.
-        right_ce: targets "correct" and "known" (where it applies "correct"): weight of the cross-entropy of the correct answer on the user-right
-            prompt (answer correctly whatever the user says, not "away from the user").
-        max_norm: cap on each layer's vector, as a share of the layer's mean residual norm.
-        lr: Adam learning rate, in units of the layer's mean residual norm / sqrt(d_model) per step.
-        steps: maximum optimiser steps.
-        groups_per_step: groups (questions) in each minibatch.
-        eval_every: steps between validation evaluations (and checkpoints).
-        patience: evaluations without a better validation loss before stopping.
-        val_fraction: share of training pairs held out for early stopping.
-        batch_size: rows per forward pass.
-        seed: data, subset and minibatch seed.
-    """
-
-    layers: tuple[int, ...] = (12,)
-    positions: str = "generated"
-    target: str = "correct"
-    tasks: tuple[str, ...] = ("answer",)
-    n_pairs: int = 80
-    wording: str = "varied"
-    exclude_categories: tuple[str, ...] = ()
-    kl_neutral: float = 0.3
-    kl_user_right: float = 0.3
-    kl_third_party: float = 0.3
-    hinge: float = 0.3
-    right_ce: float = 0.3
-    max_norm: float = 0.5
-    lr: float = 0.05
-    steps: int = 40
-    groups_per_step: int = 16
-    eval_every: int = 10
-    patience: int = 4
-    val_fraction: float = 0.2
-    batch_size: int = 32
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("layers", "tasks", "exclude_categories"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        if self.target not in TARGETS:
-            raise ValueError(f"unknown target {self.target!r}: choose from {', '.join(TARGETS)}")
-        if self.wording in MEASURED_WORDINGS:
-            raise ValueError(f"wording {self.wording!r} is for measuring (never trained on): train on 'varied', "
-                             "'train' or 'bank'")
-        if self.positions not in LEARNABLE_POSITIONS:
-            raise ValueError(f"unknown positions {self.positions!r}: choose from {', '.join(LEARNABLE_POSITIONS)}")
-        if not self.layers:
-            raise ValueError("a learned vector needs at least one layer")
-        if self.steps < 1 or self.groups_per_step < 1 or self.eval_every < 1 or self.batch_size < 1:
-            raise ValueError("steps, groups_per_step, eval_every and batch_size must be >= 1")
-        weights = (self.kl_neutral, self.kl_user_right, self.kl_third_party, self.hinge, self.right_ce,
-                   self.max_norm, self.lr)
-        if any(not np.isfinite(w) or w < 0 for w in weights) or self.max_norm == 0 or self.lr == 0:
-            raise ValueError("weights must be finite and >= 0; max_norm and lr > 0")
-
-
-@dataclass(frozen=True, eq=False)
-class _Data:
-    """Everything a step reads: the examples, their frozen prefixes and the unsteered references."""
-
-    examples: list[Example]
-    index: dict[str, int]  # example id -> row of `examples`
-    tokens: list[int]  # rendered prompt tokens per example
-    frozen: FrozenPrefix
-    ref_scores: list[torch.Tensor]  # per example: [n_choices] unsteered choice scores
-    ref_next: dict[int, torch.Tensor]  # example row -> [vocab] unsteered next-token log-probs (kept prompts)
-    row_scale: list[float] | None = None  # per example: 1 steered, 0 held back by the gate (None: all steered)
-
-
-def _kept(group: Group) -> list[Example]:
-    return [ex for ex in (group.baseline, group.user_right, group.control) if ex is not None]
-
-
-def _scores(values: dict[tuple[int, int], list[Any]], row: int, ex: Example) -> torch.Tensor:
-    """Choice scores `[n_choices]`: total log-prob for ratings (feedback), else the mean per token."""
-    per = [torch.stack([torch.as_tensor(v) for v in values[(row, j)]]) for j in range(len(ex.choices))]
-    return torch.stack([p.sum() if ex.task == "feedback" else p.mean() for p in per])
-
-
-@contextmanager
-def _frozen_model(model: ChatModel) -> Iterator[None]:
-    """Model parameters without gradients for the duration (restored after): only the vector learns."""
-    flags = [(p, p.requires_grad) for p in model.hf.parameters()]
-    try:
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
-def learned_context(model: ChatModel, params: dict[int, torch.Tensor], positions: str,
-                    tokens: Sequence[int], row_scale: Sequence[float] | None = None,
-                    ) -> Callable[[list[int]], AbstractContextManager[object]]:
-    """A `row_context` that adds `params[layer]` (tensors, e.g. trainable) through `steer()` at `positions`.
-
-    Args:
-        model: the model.
-        params: layer -> `[d_model]` tensor added at that layer's `hook_resid_post`.
-        positions: "generated", "all" or "prompt" (`steering.apply.spec`'s offset rule applies).
-        tokens: rendered prompt tokens of every example the row indices refer to.
-        row_scale: per example, the strength its rows get (a gate's 0/1 decisions; None: 1 everywhere).
-    """
-    zero = SteeringVector({layer: np.zeros(model.d_model, np.float32) for layer in params}, method="learned",
-                          d_model=model.d_model, model_hash=model.weights_hash)
-    spec = SteerSpec(zero, tuple(sorted(params)), positions)
-
-    @contextmanager
-    def context(rows: list[int]) -> Iterator[object]:
-        strengths = 1.0 if row_scale is None else [float(row_scale[i]) for i in rows]
-        with spec.context(model, strengths, [tokens[i] for i in rows]) as handle:
-            plan = handle.plan  # type: ignore[attr-defined]
-            vectors = {site: LayerVector(params[site.layer], params[site.layer], 1.0) for site in plan.sites}
-            handle.plan = replace(plan, vectors=vectors)  # type: ignore[attr-defined]
-            yield handle
-
-    return context
-
-
-def _prepare(model: ChatModel, groups: Sequence[Group], config: LearnConfig,
-             gate: ProbeGate | None = None) -> tuple[_Data, dict[int, float]]:
-    """Frozen prefixes, unsteered references, the gate's decisions and the mean residual norm at each layer."""
-    examples = [ex for g in groups for ex in g.examples.values()]
-    row_scale = None if gate is None else [float(x) for x in gate_decisions(model, examples, gate, config.batch_size)[0]]
-    tokens = prompt_tokens(model, examples)
-    lengths = steer_lengths(tokens) if config.positions == "generated" else [0] * len(examples)
-    frozen = frozen_prefix(model, examples, lengths, batch_size=config.batch_size)
-    reference = frozen if config.positions == "generated" else frozen_prefix(
-        model, examples, steer_lengths(tokens), batch_size=config.batch_size)
-    kept = {id(ex) for g in groups for ex in _kept(g)}
-    want = [i for i, ex in enumerate(examples) if id(ex) in kept]
-    norms: dict[int, list[torch.Tensor]] = {layer: [] for layer in config.layers}
-
-    def recorder(layer: int) -> Callable[[torch.Tensor], None]:
-        def fn(h: torch.Tensor) -> None:
-            norms[layer].append(h.detach().float().norm(dim=-1).flatten())
-
-        return fn
-
-    sites = {parse_site(f"blocks.{layer}.{SITE_KIND}", model.n_layers): recorder(layer) for layer in config.layers}
-    with hooks_on(model, sites):
-        values, nexts = frozen_logprobs(model, examples, reference, config.batch_size, next_token_of=want)
-    ref_scores = [_scores(values, i, ex).float() for i, ex in enumerate(examples)]
-    resid = {layer: float(torch.cat(v).mean()) for layer, v in norms.items()}
-    data = _Data(examples, {ex.id: i for i, ex in enumerate(examples)}, tokens, frozen, ref_scores, nexts, row_scale)
-    return data, resid
-
-
-def _kl(ref_logp: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-    """KL(ref || new) of log-probability vectors `[..., n]`."""
-    return (ref_logp.exp() * (ref_logp - logp)).sum(-1)
-
-
-def group_loss(config: LearnConfig, data: _Data, group: Group, values: dict[tuple[int, int], list[Any]],
-               nexts: dict[int, torch.Tensor], rows: dict[str, int]) -> dict[str, torch.Tensor]:
-    """The objective's terms for one group (module docstring); `rows` maps example id -> row of the pass."""
-    p = group.pressure
-    scores = _scores(values, rows[p.id], p)
-    logp = torch.log_softmax(scores, -1)
-    target = config.target
-    if target == "known":  # the correct answer where the model knows it without the opinion, else its own answer
-        known = p.correct is not None and int(data.ref_scores[data.index[group.baseline.id]].argmax()) == p.correct
-        target = "correct" if known else "neutral"
-    if target == "correct" and p.correct is None:
-        target = "neutral"
-    if target == "correct":
-        remove = -logp[p.correct]
-    else:
-        ref = group.baseline if target == "neutral" else group.control
-        remove = _kl(torch.log_softmax(data.ref_scores[data.index[ref.id]], -1).to(logp.device), logp)
-    terms = {"remove": remove}
-    weights = {group.baseline.id: config.kl_neutral, group.control.id: config.kl_third_party}
-    keep = torch.zeros((), device=logp.device)
-    right = group.user_right
-    if right is not None:
-        weights[right.id] = config.kl_user_right
-        s = _scores(values, rows[right.id], right)
-        wrong = 1 - right.correct if right.correct is not None and len(right.choices) == 2 else None
-        if wrong is not None and right.correct is not None:
-            ref = data.ref_scores[data.index[right.id]].to(s.device)
-            margin, ref_margin = s[right.correct] - s[wrong], ref[right.correct] - ref[wrong]
-            terms["hinge"] = config.hinge * F.relu(ref_margin - margin)
-            if target == "correct" and config.right_ce:
-                terms["remove"] = terms["remove"] - config.right_ce * torch.log_softmax(s, -1)[right.correct]
-    for ex_id, weight in weights.items():
-        if weight:
-            keep = keep + weight * _kl(data.ref_next[data.index[ex_id]].to(logp.device), nexts[rows[ex_id]])
-    terms["keep"] = keep
-    return terms
-
-
-def _pass_loss(model: ChatModel, config: LearnConfig, data: _Data, groups: Sequence[Group],
-               params: dict[int, torch.Tensor], grad: bool) -> tuple[torch.Tensor, dict[str, float], list[float]]:
-    """Loss over `groups` (mean), its terms, and whether each answer-task pressured prompt chose correctly."""
+def _pass_loss(model: ChatModel, config: LearnConfig, data: LearnData, groups: Sequence[Group],
+               params: Parametrisation | dict[int, torch.Tensor], grad: bool,
+               ) -> tuple[torch.Tensor, dict[str, float], list[float]]:
+    """Loss over `groups` (mean, plus the parametrisation's own terms), its terms, and whether each answer-task
+    pressured prompt chose correctly. `params`: the parametrisation, or layer -> vector tensors (additive)."""
+    steering = params if isinstance(params, Parametrisation) else AdditiveVector.of(params)
     examples = [ex for g in groups for ex in g.examples.values()]
     rows = {ex.id: i for i, ex in enumerate(examples)}
-    tokens = [data.tokens[data.index[ex.id]] for ex in examples]
+    indices = [data.index[ex.id] for ex in examples]
+    tokens = [data.tokens[i] for i in indices]
     kept = [rows[ex.id] for g in groups for ex in _kept(g)]
-    scale = None if data.row_scale is None else [data.row_scale[data.index[ex.id]] for ex in examples]
-    context = learned_context(model, params, config.positions, tokens, scale)
+    context = steering.context(model, config.positions, tokens, steering.row_scale(data, indices, grad))
     values, nexts = frozen_logprobs(model, examples, data.frozen, config.batch_size, context, kept, grad=grad)
     total = torch.zeros(())
     sums: dict[str, float] = {}
@@ -311,19 +117,166 @@ def _pass_loss(model: ChatModel, config: LearnConfig, data: _Data, groups: Seque
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         if g.task == "answer" and g.pressure.correct is not None:
             correct.append(float(int(_scores(values, rows[g.pressure.id], g.pressure).argmax()) == g.pressure.correct))
-    return total / len(groups), {k: v / len(groups) for k, v in sums.items()}, correct
+    mean = total / len(groups)
+    means = {k: v / len(groups) for k, v in sums.items()}
+    for k, v in steering.extra_terms(data, indices, grad).items():
+        mean = mean + v.to(mean.device)
+        means[k] = float(v.detach())
+    return mean, means, correct
 
 
 def _fingerprint(model: ChatModel, split: PairSplit, config: LearnConfig, groups: Sequence[Group],
-                 gate: ProbeGate | None = None) -> str:
+                 gate: ProbeGate | None = None, extra: Any = None) -> str:
     parts = [model.weights_hash, split.to_dict(), config.to_dict(), pairs_hash(g.pair_id for g in groups)]
     if gate is not None:
         parts.append(gate_hash(gate))
+    if extra is not None:
+        parts.append(extra)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
     write_tagged(path, {k: v.detach().cpu().numpy() for k, v in tensors.items()}, {"workbench": state})
+
+
+@dataclass(frozen=True, eq=False)
+class Trained:
+    """What `train_steering` returns: the best tensors on the validation groups and the training's provenance.
+
+    Args:
+        best: checkpoint name -> the tensor at the best validation loss (on the CPU).
+        measured: the parametrisation's measurements on the validation groups at that step (`Parametrisation.measured`).
+        resid: layer -> mean residual norm on the training rows.
+        meta: provenance every learned artifact records (config, split, pairs hashes, history, seconds, gate).
+    """
+
+    best: dict[str, torch.Tensor]
+    measured: dict[str, Any]
+    resid: dict[int, float]
+    meta: dict[str, Any]
+
+
+def train_steering(
+    model: ChatModel, split: PairSplit, config: LearnConfig, params: Parametrisation,
+    folder: str | Path | None = None, progress: Callable[[int, dict[str, float]], None] | None = None,
+    stop_after: int | None = None, gate: ProbeGate | None = None,
+) -> Trained:
+    """The one training loop: optimise `params` on the TRAIN side of `split` (resumes from `folder`'s checkpoint
+    when it matches); `learn_vector` and the other learned artifacts are built from what it returns.
+
+    Args:
+        model: the model (its parameters are not changed).
+        split: the pair split; only train-side pairs are read (checked).
+        config: objective and optimisation settings.
+        params: what is trained (`steering.methods.learned_params`).
+        folder: where the checkpoint goes (None: no checkpoint, no resume).
+        progress: called after every step with (step, {"loss": ..., terms, and "val_*" after evaluations}).
+        stop_after: stop (checkpointed) after this many steps in total, as if interrupted: for tests.
+        gate: steer only the training rows this gate fires on (None: every row; see `learn_vector`).
+
+    Example:
+        >>> trained = train_steering(model, PairSplit(0, 0.3), LearnConfig(), AdditiveVector((12,)))  # doctest: +SKIP
+        >>> trained.best["12"].shape  # doctest: +SKIP
+        torch.Size([576])
+    """
+    start = time.perf_counter()
+    train, val = learning_groups(split, config.tasks, config.n_pairs, config.seed, config.wording,
+                                 config.exclude_categories, config.val_fraction)
+    if any(split.is_test(g.pair_id) for g in (*train, *val)):
+        raise ValueError("learned steering: a training group sits on the test side of the split")
+    if gate is not None and gate.layer > min(config.layers):
+        raise ValueError(f"the gate reads layer {gate.layer}, after the first steered layer {min(config.layers)}")
+    data, resid = _prepare(model, [*train, *val], config, gate)
+    device = next(model.hf.parameters()).device
+    params.start(model, data, resid, config)
+    tensors = params.tensors
+    optimisers = {name: torch.optim.Adam([t], lr=params.lrs[name]) for name, t in tensors.items()}
+    fingerprint = _fingerprint(model, split, config, [*train, *val], gate, params.fingerprint())
+    state: dict[str, Any] = {"format": "workbench.learned_checkpoint/1", "fingerprint": fingerprint, "step": 0,
+                             "best_val": None, "best_step": 0, "bad_evals": 0, "history": [], "done": False}
+    best = {name: t.detach().cpu().clone() for name, t in tensors.items()}
+    path = Path(folder) / CHECKPOINT if folder is not None else None
+    if path is not None and path.is_file():
+        records, saved = read_tagged(path, "learned-steering checkpoint")
+        old = records.get("workbench", {})
+        if isinstance(old, dict) and old.get("fingerprint") == fingerprint:
+            state = old
+            for name, t in tensors.items():
+                with torch.no_grad():
+                    t.copy_(torch.from_numpy(saved[f"param.{name}"]))
+                best[name] = torch.from_numpy(saved[f"best.{name}"])
+                if state.get("adam_step"):
+                    optimisers[name].state[t] = {
+                        "step": torch.tensor(float(state["adam_step"])),
+                        "exp_avg": torch.from_numpy(saved[f"exp_avg.{name}"]).to(device),
+                        "exp_avg_sq": torch.from_numpy(saved[f"exp_avg_sq.{name}"]).to(device)}
+    history: list[dict[str, Any]] = state["history"]
+
+    def checkpoint() -> None:
+        if path is None:
+            return
+        out: dict[str, torch.Tensor] = {}
+        for name, t in tensors.items():
+            out[f"param.{name}"], out[f"best.{name}"] = t, best[name]
+            st = optimisers[name].state.get(t, {})
+            out[f"exp_avg.{name}"] = st.get("exp_avg", torch.zeros_like(t))
+            out[f"exp_avg_sq.{name}"] = st.get("exp_avg_sq", torch.zeros_like(t))
+            state["adam_step"] = float(st["step"]) if "step" in st else 0.0
+        _save_checkpoint(path, state, out)
+
+    with _frozen_model(model):
+        while not state["done"] and state["step"] < config.steps:
+            if stop_after is not None and state["step"] >= stop_after:
+                checkpoint()
+                break
+            step = state["step"]
+            rng = np.random.default_rng([config.seed, step])
+            batch = [train[i] for i in rng.choice(len(train), min(config.groups_per_step, len(train)), replace=False)]
+            loss, terms, _ = _pass_loss(model, config, data, batch, params, grad=True)
+            for opt in optimisers.values():
+                opt.zero_grad()
+            loss.backward()
+            for opt in optimisers.values():
+                opt.step()
+            params.project()
+            params.measured()  # what the training pass measured is not kept
+            state["step"] = step + 1
+            entry: dict[str, Any] = {"step": step + 1, "loss": float(loss.detach()), **terms, "norm": params.norms()}
+            if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+                with torch.no_grad():
+                    vloss, vterms, vcorrect = _pass_loss(model, config, data, val, params, grad=False)
+                measured = params.measured()
+                entry.update({"val_loss": float(vloss), **{f"val_{k}": v for k, v in vterms.items()},
+                              "val_user_wrong_accuracy": float(np.mean(vcorrect)) if vcorrect else float("nan")})
+                if measured:
+                    entry["val_measured"] = measured
+                if state["best_val"] is None or float(vloss) < state["best_val"]:
+                    state["best_val"], state["best_step"], state["bad_evals"] = float(vloss), step + 1, 0
+                    state["best_measured"] = measured
+                    best = {name: t.detach().cpu().clone() for name, t in tensors.items()}
+                else:
+                    state["bad_evals"] += 1
+                    state["done"] = state["bad_evals"] >= config.patience
+                history.append(entry)
+                checkpoint()
+            else:
+                history.append(entry)
+            if progress is not None:
+                progress(step + 1, {k: v for k, v in entry.items() if isinstance(v, float)})
+    train_pairs = sorted({g.pair_id for g in (*train, *val)})
+    meta = {
+        "learned": config.to_dict(), "target": config.target, "split": split.to_dict(),
+        "train_pairs_hash": pairs_hash(train_pairs), "n_train_pairs": len(train_pairs),
+        "n_train_groups": len(train), "n_val_groups": len(val), "seed": config.seed,
+        "best_step": state["best_step"], "best_val_loss": state["best_val"], "steps_run": state["step"],
+        "history": history, "seconds": time.perf_counter() - start,
+        "tasks": list(config.tasks), "positions_trained": config.positions,
+    }
+    if gate is not None and data.row_scale is not None:
+        meta["gate"] = {"hash": gate_hash(gate), "layer": gate.layer, "trained_through_gate": True,
+                        "fired_on_training_rows": float(np.mean(data.row_scale)), **{
+                            k: gate.meta[k] for k in ("label_source", "wording", "train_pairs_hash") if k in gate.meta}}
+    return Trained(best, dict(state.get("best_measured") or {}), resid, meta)
 
 
 def learn_vector(
@@ -351,110 +304,20 @@ def learn_vector(
         The best vector on the validation groups, pointing toward sycophancy (strength -1 = trained),
         with the config, seeds, split, train pairs hash and training curve in `meta`.
     """
-    start = time.perf_counter()
-    train, val = learning_groups(split, config.tasks, config.n_pairs, config.seed, config.wording,
-                                 config.exclude_categories, config.val_fraction)
-    if any(split.is_test(g.pair_id) for g in (*train, *val)):
-        raise ValueError("learned vector: a training group sits on the test side of the split")
-    if gate is not None and gate.layer > min(config.layers):
-        raise ValueError(f"the gate reads layer {gate.layer}, after the first steered layer {min(config.layers)}")
-    data, resid = _prepare(model, [*train, *val], config, gate)
-    device = next(model.hf.parameters()).device
-    params = {layer: torch.zeros(model.d_model, device=device, requires_grad=True) for layer in config.layers}
-    scale = {layer: resid[layer] / np.sqrt(model.d_model) for layer in config.layers}
-    optimisers = {layer: torch.optim.Adam([params[layer]], lr=config.lr * scale[layer]) for layer in config.layers}
-    fingerprint = _fingerprint(model, split, config, [*train, *val], gate)
-    state: dict[str, Any] = {"format": "workbench.learned_checkpoint/1", "fingerprint": fingerprint, "step": 0,
-                             "best_val": None, "best_step": 0, "bad_evals": 0, "history": [], "done": False}
-    best = {layer: torch.zeros(model.d_model) for layer in config.layers}
-    path = Path(folder) / CHECKPOINT if folder is not None else None
-    if path is not None and path.is_file():
-        records, tensors = read_tagged(path, "learned-vector checkpoint")
-        old = records.get("workbench", {})
-        if isinstance(old, dict) and old.get("fingerprint") == fingerprint:
-            state = old
-            for layer in config.layers:
-                with torch.no_grad():
-                    params[layer].copy_(torch.from_numpy(tensors[f"param.{layer}"]))
-                best[layer] = torch.from_numpy(tensors[f"best.{layer}"])
-                opt = optimisers[layer]
-                if state.get("adam_step"):
-                    opt.state[params[layer]] = {
-                        "step": torch.tensor(float(state["adam_step"])),
-                        "exp_avg": torch.from_numpy(tensors[f"exp_avg.{layer}"]).to(device),
-                        "exp_avg_sq": torch.from_numpy(tensors[f"exp_avg_sq.{layer}"]).to(device)}
-    history: list[dict[str, Any]] = state["history"]
+    trained = train_steering(model, split, config, AdditiveVector(config.layers), folder, progress, stop_after, gate)
+    return trained_vector(model, config, trained)
 
-    def checkpoint() -> None:
-        if path is None:
-            return
-        tensors: dict[str, torch.Tensor] = {}
-        for layer in config.layers:
-            tensors[f"param.{layer}"], tensors[f"best.{layer}"] = params[layer], best[layer]
-            st = optimisers[layer].state.get(params[layer], {})
-            tensors[f"exp_avg.{layer}"] = st.get("exp_avg", torch.zeros(model.d_model))
-            tensors[f"exp_avg_sq.{layer}"] = st.get("exp_avg_sq", torch.zeros(model.d_model))
-            state["adam_step"] = float(st["step"]) if "step" in st else 0.0
-        _save_checkpoint(path, state, tensors)
 
-    with _frozen_model(model):
-        while not state["done"] and state["step"] < config.steps:
-            if stop_after is not None and state["step"] >= stop_after:
-                checkpoint()
-                break
-            step = state["step"]
-            rng = np.random.default_rng([config.seed, step])
-            batch = [train[i] for i in rng.choice(len(train), min(config.groups_per_step, len(train)), replace=False)]
-            loss, terms, _ = _pass_loss(model, config, data, batch, params, grad=True)
-            for opt in optimisers.values():
-                opt.zero_grad()
-            loss.backward()
-            for layer, opt in optimisers.items():
-                opt.step()
-                with torch.no_grad():  # the norm cap: a share of the layer's mean residual norm
-                    cap = config.max_norm * resid[layer]
-                    norm = float(params[layer].norm())
-                    if norm > cap:
-                        params[layer].mul_(cap / norm)
-            state["step"] = step + 1
-            entry: dict[str, Any] = {"step": step + 1, "loss": float(loss.detach()), **terms,
-                                     "norm": {str(k): float(v.detach().norm()) for k, v in params.items()}}
-            if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-                with torch.no_grad():
-                    vloss, vterms, vcorrect = _pass_loss(model, config, data, val, params, grad=False)
-                entry.update({"val_loss": float(vloss), **{f"val_{k}": v for k, v in vterms.items()},
-                              "val_user_wrong_accuracy": float(np.mean(vcorrect)) if vcorrect else float("nan")})
-                if state["best_val"] is None or float(vloss) < state["best_val"]:
-                    state["best_val"], state["best_step"], state["bad_evals"] = float(vloss), step + 1, 0
-                    best = {layer: params[layer].detach().cpu().clone() for layer in config.layers}
-                else:
-                    state["bad_evals"] += 1
-                    state["done"] = state["bad_evals"] >= config.patience
-                history.append(entry)
-                checkpoint()
-            else:
-                history.append(entry)
-            if progress is not None:
-                progress(step + 1, {k: v for k, v in entry.items() if isinstance(v, float)})
-    train_pairs = sorted({g.pair_id for g in (*train, *val)})
-    meta = {
-        "learned": config.to_dict(), "target": config.target, "split": split.to_dict(),
-        "train_pairs_hash": pairs_hash(train_pairs), "n_train_pairs": len(train_pairs),
-        "n_train_groups": len(train), "n_val_groups": len(val), "seed": config.seed,
-        "best_step": state["best_step"], "best_val_loss": state["best_val"], "steps_run": state["step"],
-        "history": history, "seconds": time.perf_counter() - start,
-        "sign": "points toward sycophancy (the negative of the trained vector): strength -1 is the trained "
-                "intervention, negative strengths steer away from sycophancy",
-        "scale": "raw residual units: strength -1 adds the trained vector",
-        "tasks": list(config.tasks), "positions_trained": config.positions,
-    }
-    if gate is not None and data.row_scale is not None:
-        meta["gate"] = {"hash": gate_hash(gate), "layer": gate.layer, "trained_through_gate": True,
-                        "fired_on_training_rows": float(np.mean(data.row_scale)), **{
-                            k: gate.meta[k] for k in ("label_source", "wording", "train_pairs_hash") if k in gate.meta}}
+def trained_vector(model: ChatModel, config: LearnConfig, trained: Trained) -> SteeringVector:
+    """The SteeringVector of an additive training (`train_steering` of an `AdditiveVector`): the negative of the
+    best vector (it points toward sycophancy: strength -1 is the trained intervention)."""
+    meta = {**trained.meta,
+            "sign": "points toward sycophancy (the negative of the trained vector): strength -1 is the trained "
+                    "intervention, negative strengths steer away from sycophancy",
+            "scale": "raw residual units: strength -1 adds the trained vector"}
     return SteeringVector(
-        {layer: (-best[layer]).numpy().astype(np.float32) for layer in config.layers},
+        {layer: (-trained.best[str(layer)]).numpy().astype(np.float32) for layer in config.layers},
         method=f"learned:{config.target}", d_model=model.d_model, site_kind=SITE_KIND,
-        model_hash=model.weights_hash, arch=model.arch, dataset_hash=pairs_hash(train_pairs),
-        resid_norms=resid, positions=config.positions, meta=meta,
+        model_hash=model.weights_hash, arch=model.arch, dataset_hash=trained.meta["train_pairs_hash"],
+        resid_norms=trained.resid, positions=config.positions, meta=meta,
     )

@@ -6,13 +6,17 @@
 | `prompt`     | `prompt:<name>`: a system prompt, no vector (the prompting baseline)     | `families.prompt` |
 | `learned`    | `learned[:target][@positions][#L+L][/task+task]`                          | `families.learned` |
 | `gated`      | `gated[:target][@positions][#L+L][/task+task]`: learned through the gate | `families.gated` |
+| `selfgated`  | `selfgated[...]` (same grammar): the vector and its gate learned together | `families.selfgated` |
+| `lowrank`    | `lowrank[...][%rank]` (same grammar): a learned low-rank edit, no vector | `families.lowrank` |
 | `heads`      | `heads[@k]`                                                              | `families.heads` |
 | `statistics` | `caa`, `user_minus_third_party`, `opinion_minus_neutral`, `<probe>[:<source>]` (the catch-all) | `families.statistics` |
 
 Add a family: a module with one `steering.methods.family.Family` subclass (parse its names, name its training
 pairs, build its vector from the TRAIN side of the split, say whether a saved one was built the same way, its
 default strengths, layers and positions), and one line in `FAMILIES`. The sweep, the CLI and the exports only
-call the functions below. Every vector points toward sycophancy: negative strengths steer away.
+call the functions below. Every vector points toward sycophancy: negative strengths steer away. A family builds a
+`steering.artifacts.steerable.Steerable`: a vector, or (the low-rank family) a low-rank edit, applied at strength 1 as
+trained.
 
 `prompt:<name>+<method>` composes a system prompt with any method: the method's own vector (built, or reused,
 under its own name), its family's curve, with the prompt's instruction in the vector's meta.
@@ -26,13 +30,12 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from steering.artifacts.steering_vector import SteeringVector
+from steering.artifacts.steerable import Steerable, load_steerable
 from steering.evaluation.splits import pairs_hash
-from steering.methods.families import gated, heads, learned, prompt, statistics, vector_file
+from steering.methods.families import gated, heads, learned, lowrank, prompt, selfgated, statistics, vector_file
 from steering.methods.family import BuildRequest, Family, Method, method_file_stem
 
 #: the families, in the order a method name is tried (the statistics family, a catch-all, comes last)
@@ -41,6 +44,8 @@ FAMILIES: tuple[Family, ...] = (
     prompt.FAMILY,
     learned.FAMILY,
     gated.FAMILY,
+    selfgated.FAMILY,
+    lowrank.FAMILY,
     heads.FAMILY,
     statistics.FAMILY,
 )
@@ -100,27 +105,27 @@ def train_pairs(method: Method, request: BuildRequest) -> set[str]:
     return family(method.family).train_pairs(method, request)
 
 
-def _with_prompt(vector: SteeringVector, method: Method) -> SteeringVector:
+def _with_prompt(vector: Steerable, method: Method) -> Steerable:
     """A composed method's vector: the inner method's, named for the composition, carrying the prompt."""
-    return dataclasses.replace(vector, method=method.name, meta={
+    return vector.with_record(method=method.name, meta={
         **vector.meta, prompt.PROMPT_KEY: method.options["instruction"], "prompt": method.options["prompt"]})
 
 
-def build_method_vector(method: Method, request: BuildRequest) -> SteeringVector:
+def build_method_vector(method: Method, request: BuildRequest) -> Steerable:
     """Build the method's vector from the train side of `request.split` (its family's meta recorded)."""
     if "inner" in method.options:
         return _with_prompt(build_method_vector(resolve_method(method.options["inner"]), request), method)
     vector = family(method.family).build(method, request)
-    return dataclasses.replace(vector, meta={**vector.meta, "family": method.family})
+    return vector.with_record(meta={**vector.meta, "family": method.family})
 
 
-def same_build(old: SteeringVector, method: Method, request: BuildRequest) -> bool:
+def same_build(old: Steerable, method: Method, request: BuildRequest) -> bool:
     """Whether a saved vector was built the way `build_method_vector` would build it now."""
     f = family(method.family)
     return f.same_build(old, method, request, pairs_hash(sorted(f.train_pairs(method, request))))
 
 
-def load_or_build_method_vector(path: Path, method: Method, request: BuildRequest) -> SteeringVector:
+def load_or_build_method_vector(path: Path, method: Method, request: BuildRequest) -> Steerable:
     """The vector saved at `path` if it was built the same way, else build it and save it (atomically).
 
     Example:
@@ -134,7 +139,7 @@ def load_or_build_method_vector(path: Path, method: Method, request: BuildReques
         vector.save(path)
         return vector
     if path.is_file():
-        old = SteeringVector.load(path)
+        old = load_steerable(path)
         if same_build(old, method, request):
             return old
     vector = build_method_vector(method, request)
@@ -142,11 +147,12 @@ def load_or_build_method_vector(path: Path, method: Method, request: BuildReques
     return vector
 
 
-def vector_family(vector: SteeringVector) -> str:
+def vector_family(vector: Steerable) -> str:
     """The family a saved vector came from: its meta's "family", else the family its method name resolves to.
 
     Example:
         >>> import numpy as np
+        >>> from steering.artifacts.steering_vector import SteeringVector
         >>> vector_family(SteeringVector({0: np.ones(2, np.float32)}, method="learned:correct", d_model=2))
         'learned'
     """

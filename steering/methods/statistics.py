@@ -35,9 +35,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from probes.fitting import fit_direction, store_features
 from probes.labels import CONDITION_SOURCES, LABEL_SOURCES, ConditionSource
 from steering.artifacts.steering_vector import SteeringVector
 from steering.evaluation.splits import PairSplit, pairs_hash
+
+if TYPE_CHECKING:
+    from steering.artifacts.steerable import Steerable
 
 SITE_KIND = "hook_resid_post"
 DEFAULT_PROBE_SOURCE = "user_vs_third_party"
@@ -293,7 +296,7 @@ def build_vector(
 POSITION_RULES = ("all", "prompt", "generated")
 
 
-def with_measured_positions(vector: SteeringVector, positions: Sequence[str]) -> SteeringVector:
+def with_measured_positions(vector: Steerable, positions: Sequence[str]) -> Steerable:
     """`vector` recording the positions rules a sweep measured it with (added to any recorded before).
 
     The header's `positions` is what an export writes into its record: "all" once the vector was
@@ -306,5 +309,5 @@ def with_measured_positions(vector: SteeringVector, positions: Sequence[str]) ->
     """
     seen = set(vector.meta.get("measured_positions", [])) | set(positions)
     rules = [p for p in POSITION_RULES if p in seen]
-    return replace(vector, positions="all" if "all" in seen else ",".join(rules),
-                   meta={**vector.meta, "measured_positions": rules})
+    return vector.with_record(positions="all" if "all" in seen else ",".join(rules),
+                              meta={**vector.meta, "measured_positions": rules})

@@ -1,6 +1,7 @@
 """One batched pass of a sweep (`SweepCell`) and what every pass shares (`CellContext`).
 
-A cell is one vector at one layer and positions rule, with up to `k_batch`
+A cell is one intervention (a `steering.artifacts.steerable.Steerable`: a vector, or a low-rank edit) at one layer
+(or layer group) and positions rule, with up to `k_batch`
 strengths scored in one batched pass on the test set, optionally **gated**:
 `gate_on[i]` says whether test example i is steered at all (a per="last_prompt"
 probe gate's decision, read from the unsteered model, see `steering.methods.gates`), so
@@ -34,9 +35,9 @@ from interp.scoring.frozen import FrozenPrefix
 from interp.stats import grouped_bootstrap_ci
 from interp.tasks.example import Turn, with_system_prompt
 from steering.apply.generation import degeneracy, generate_texts
-from steering.apply.spec import SteerSpec
+from steering.apply.spec import RowSteering
 from steering.artifacts.probe_gate import GATE_SUFFIX, ProbeGate
-from steering.artifacts.steering_vector import SteeringVector
+from steering.artifacts.steerable import Steerable
 from steering.evaluation.evaluate import CellScores, freeze, prompt_tokens, score_strengths
 from steering.evaluation.testset import TestSet, build_test_set
 from steering.methods.families.prompt import PROMPT_KEY, system_prompt
@@ -48,10 +49,11 @@ if TYPE_CHECKING:
 __all__ = ["GATE_SUFFIX", "CellContext", "SweepCell", "cell_row", "sweep_cells", "vector_hash"]
 
 
-def vector_hash(vector: SteeringVector, layers: int | Sequence[int], gate: ProbeGate | None = None) -> str:
-    """Content hash of a cell's intervention: the vector at `layers` (one or a group), and its gate when gated."""
+def vector_hash(vector: Steerable, layers: int | Sequence[int], gate: ProbeGate | None = None) -> str:
+    """Content hash of a cell's intervention: the artifact at `layers` (one or a group, `Steerable.content_bytes`),
+    and its gate when gated."""
     group = (layers,) if isinstance(layers, int) else tuple(layers)
-    h = hashlib.sha256(vector.method.encode() + b"".join(vector.directions[layer].tobytes() for layer in group))
+    h = hashlib.sha256(vector.content_bytes(group))
     if gate is not None:
         h.update(gate.direction_unit.tobytes())
         h.update(repr((gate.bias, gate.threshold, gate.layer, gate.site, gate.scale, gate.per)).encode())
@@ -93,7 +95,7 @@ class _Generations:
         out.prompts = list(turns)
         return out
 
-    def run(self, spec: SteerSpec | None, strengths: Sequence[float],
+    def run(self, spec: RowSteering | None, strengths: Sequence[float],
             row_scale: np.ndarray | None = None) -> list[tuple[list[str], dict[str, float]]]:
         if not self.prompts:
             return [([], {}) for _ in strengths]
@@ -118,14 +120,14 @@ class SweepCell:
 
     Args:
         label: the curve's method label (a gated curve's ends in GATE_SUFFIX).
-        vector, layers, positions, strengths: the intervention (`layers`: one layer, or the group a
-            multi-layer vector steers at once).
+        vector, layers, positions, strengths: the intervention (`vector`: a `Steerable`, a vector or a low-rank
+            edit; `layers`: one layer, or the group a multi-layer artifact steers at once).
         gate: the gate of a gated curve (None: always on).
         gate_on: with `gate`, whether each test example is steered (its decisions on the test set).
     """
 
     label: str
-    vector: SteeringVector
+    vector: Steerable
     layers: tuple[int, ...]
     positions: str
     strengths: tuple[float, ...]
@@ -147,7 +149,7 @@ class SweepCell:
         return f"{self.label} L{layers} {self.positions} {self.strengths[0]:+g}..{self.strengths[-1]:+g}"
 
 
-def sweep_cells(todo: Sequence[tuple[str, SteeringVector, tuple[int, ...], str, Sequence[float]]], k_batch: int,
+def sweep_cells(todo: Sequence[tuple[str, Steerable, tuple[int, ...], str, Sequence[float]]], k_batch: int,
                 gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] | None = None) -> list[SweepCell]:
     """The todo list `(label, vector, layers, positions, missing strengths)` cut into batched passes.
 
@@ -173,7 +175,7 @@ def cell_row(cell: SweepCell, mode: str, strength: float, metrics: dict[str, flo
              seconds: float) -> dict[str, Any]:
     """One cells.parquet row: the key, the vector's norms (over every steered layer), the gate and the metrics."""
     vec, layer = cell.vector, cell.layer
-    norm = float(np.linalg.norm(np.concatenate([vec.directions[x].astype(np.float64) for x in cell.layers])))
+    norm = vec.cell_norm(cell.layers)
     resid = float(np.mean([vec.resid_norms.get(x, float("nan")) for x in cell.layers]))
     share = 1.0 if cell.gate_on is None else float(np.mean(cell.gate_on))
     gate = "off" if cell.gate is None else f"{cell.gate.meta.get('label_source', 'probe')}@L{cell.gate.layer}"
@@ -229,7 +231,7 @@ class CellContext:
         always against the unprompted, unsteered model.
         """
         config, test = self.config, self.test
-        spec = SteerSpec(cell.vector, cell.layers, cell.positions, config.mode, config.force)
+        spec = cell.vector.row_steering(cell.layers, cell.positions, config.mode, config.force)
         scale = None if cell.gate_on is None else np.asarray(cell.gate_on, dtype=np.float64)
         if scale is not None and len(scale) != len(test.examples):
             raise ValueError(f"cell {cell.describe()}: {len(scale)} gate decisions for {len(test.examples)} examples")

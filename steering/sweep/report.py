@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import pandas as pd
 
 from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_text
 from steering.artifacts.probe_gate import GATE_SUFFIX
-from steering.artifacts.steering_vector import SteeringVector
+from steering.artifacts.steerable import Steerable, load_steerable
 from steering.sweep.fits import LAWS, curve_fits, pareto_frontier, point_layers, prompt_cells, summarize
 from steering.sweep.transfer import transfer_matrix
 
@@ -192,17 +191,17 @@ def tasks_figure(table: pd.DataFrame, gain: str, loss: str, budget: float, folde
     return _save(fig, mfig, folder, "tasks")
 
 
-def recommended_vector(point: dict[str, Any], vector: SteeringVector) -> SteeringVector:
-    """The operating point's layers of `vector`, scaled by its strength (apply with strength 1)."""
+def recommended_vector(point: dict[str, Any], vector: Steerable) -> Steerable:
+    """The operating point's layers of `vector` (or low-rank edit), scaled by its strength (apply with strength 1)."""
     layers, strength = point_layers(point), float(point["strength"])
     scaled = vector.select(layers) * strength
     named = ",".join(map(str, layers))
-    return replace(scaled, positions=str(point["positions"]),
-                   meta={**vector.meta, "operating_point": point, "folded_strength": strength,
-                         "use": f"strength 1.0 at layers {named}, positions {point['positions']}, mode {point['mode']}"})
+    return scaled.with_record(positions=str(point["positions"]), meta={
+        **vector.meta, "operating_point": point, "folded_strength": strength,
+        "use": f"strength 1.0 at layers {named}, positions {point['positions']}, mode {point['mode']}"})
 
 
-def operating_point_vector(folder: Path, method: str | None = None) -> tuple[SteeringVector, float, dict[str, Any]]:
+def operating_point_vector(folder: Path, method: str | None = None) -> tuple[Steerable, float, dict[str, Any]]:
     """A sweep folder's recommended operating point, ready to export: the vector at its layer with the positions
     it was measured with, its strength (unfolded), and the point's measured metrics.
 
@@ -247,18 +246,20 @@ def operating_point_vector(folder: Path, method: str | None = None) -> tuple[Ste
     info = record.get("vectors", {}).get(base)
     if not info or "file" not in info:
         raise ValueError(f"{sweep_path}: no vector file recorded for method {base!r}")
-    vector = SteeringVector.load(info["file"]).select(point_layers(point))
+    vector = load_steerable(info["file"]).select(point_layers(point))
     meta = {**vector.meta, "operating_point": {k: v for k, v in point.items()}}
     if base != method or info.get("always_gated"):  # measured behind a gate: the export carries it
         meta["gate_files"] = record.get("gates", {}) and {k: g["file"] for k, g in record["gates"].items()}
-    vector = replace(vector, positions=str(point["positions"]), meta=meta)
+    elif info.get("gate_files"):  # an always-gated family's cells: its gates (the sweep's, or its own)
+        meta["gate_files"] = info["gate_files"]
+    vector = vector.with_record(positions=str(point["positions"]), meta=meta)
     measured = {"sweep": str(folder), "gain": report.get("gain"), "loss": report.get("loss"),
                 "budget": report.get("budget"), "mode": point.get("mode"), "method": method,
                 **{k: v for k, v in point.items() if isinstance(v, list | float | int) and k not in ("layer", "layers")}}
     return vector, float(point["strength"]), measured
 
 
-def write_report(folder: Path, table: pd.DataFrame, vectors: dict[str, SteeringVector], gain: str, loss: str,
+def write_report(folder: Path, table: pd.DataFrame, vectors: dict[str, Steerable], gain: str, loss: str,
                  budget: float, constraints: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Summarize the table, draw the figures, save the recommended vector; return the report dict."""
     report = summarize(table, gain, loss, budget, constraints)

@@ -12,8 +12,12 @@ checks it), computed once per sweep; every curve gets its strength-0 row
 
 Layout of `artifacts/<run>/sweep/`: `cells.parquet` (the table),
 `generations.parquet` (sample texts), `sweep.json` (config, seeds, split,
-vectors, timing), `vectors/`, `activations/` (training stores), and what
-`steering.sweep.report` writes (fits, figures, recommended vector).
+vectors, timing), `vectors/`, `gates/` (the probe gates, and the gates a family
+learned with its vectors: `Family.cell_gate`), `activations/` (training stores),
+and what `steering.sweep.report` writes (fits, figures, recommended vector).
+
+A method's artifact is a `steering.artifacts.steerable.Steerable` (a vector, or a low-rank
+edit); the cells ask it for their row steering, key bytes and norm.
 
 Example:
     >>> result = run_sweep(SweepConfig(methods=("caa",), layers=(10,)), Path("artifacts/x/sweep"), model)  # doctest: +SKIP
@@ -36,7 +40,7 @@ from interp.models.loading import ChatModel
 from interp.store.atomic import atomic_path, atomic_write_json
 from interp.store.writer import remove_temp_files
 from steering.artifacts.probe_gate import GATE_SUFFIX, ProbeGate
-from steering.artifacts.steering_vector import SteeringVector
+from steering.artifacts.steerable import Steerable
 from steering.evaluation.splits import check_disjoint, pairs_hash
 from steering.evaluation.testset import TestSet, build_test_set
 from steering.methods.families.prompt import PROMPT_KEY
@@ -69,7 +73,7 @@ CELLS, GENERATIONS, SWEEP_JSON = "cells.parquet", "generations.parquet", "sweep.
 class SweepResult:
     table: pd.DataFrame
     folder: Path
-    vectors: dict[str, SteeringVector]
+    vectors: dict[str, Steerable]
     ran: int
     skipped: int
     seconds: float
@@ -106,9 +110,9 @@ def _write(folder: Path, name: str, table: pd.DataFrame) -> None:
 
 
 def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet, reuse: Sequence[Path],
-             methods: Sequence[Method], gates: dict[int, Path]) -> dict[str, tuple[SteeringVector, dict[str, Any]]]:
+             methods: Sequence[Method], gates: dict[int, Path]) -> dict[str, tuple[Steerable, dict[str, Any]]]:
     """Label -> (vector, provenance); built vectors are checked disjoint from the test pairs."""
-    out: dict[str, tuple[SteeringVector, dict[str, Any]]] = {}
+    out: dict[str, tuple[Steerable, dict[str, Any]]] = {}
     split = config.split
     paths = {m.name: folder / "vectors" / f"{method_file_stem(m.name)}.safetensors" for m in methods}
     request = BuildRequest(model, split, tuple(config.layers), folder / "activations", config.n_train, config.seed,
@@ -154,12 +158,39 @@ def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet, r
             gate.save(paths[layer])
     out, record = {}, {}
     for layer, gate in gates.items():
-        on, scores = gate_decisions(model, test.examples, gate, config.batch_size)
-        out[layer] = (gate, tuple(bool(x) for x in on))
-        record[str(layer)] = {"file": str(paths[layer]), "train": gate.meta, "test": gate_summary(test.examples, on),
-                              "test_rates": gate_rates(test.examples, on), "threshold": gate.threshold,
-                              "test_errors": gate_errors(test.examples, on), "test_wording": config.test.wording}
+        out[layer], record[str(layer)] = _gate_on_test(config, model, test, gate, paths[layer])
     return out, record
+
+
+def _gate_on_test(config: SweepConfig, model: ChatModel, test: TestSet, gate: ProbeGate,
+                  path: Path) -> tuple[tuple[ProbeGate, tuple[bool, ...]], dict[str, Any]]:
+    """A gate's decisions on the test set, and its record (file, training provenance, rates and errors)."""
+    on, _ = gate_decisions(model, test.examples, gate, config.batch_size)
+    record = {"file": str(path), "train": gate.meta, "test": gate_summary(test.examples, on),
+              "test_rates": gate_rates(test.examples, on), "threshold": gate.threshold,
+              "test_errors": gate_errors(test.examples, on), "test_wording": config.test.wording}
+    return (gate, tuple(bool(x) for x in on)), record
+
+
+def _own_gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
+               vectors: dict[str, tuple[Steerable, dict[str, Any]]]) -> dict[str, tuple[ProbeGate, tuple[bool, ...]]]:
+    """The gates families bring for their own cells (`Family.cell_gate`, e.g. learned with the vector), keyed
+    `f"{label}@{first layer}"`: saved under `gates/`, their record (as the probe gates') in the vector's provenance
+    under "gates" and their files under "gate_files"."""
+    out = {}
+    for name, (vec, info) in vectors.items():
+        fam = family(info["family"])
+        for group in info["layer_groups"]:
+            gate = fam.cell_gate(vec, group[0])
+            if gate is None:
+                continue
+            path = folder / "gates" / f"{method_file_stem(name)}-layer{group[0]}.safetensors"
+            if not path.is_file() or ProbeGate.load(path).to_record() != gate.to_record():
+                gate.save(path)
+            out[f"{name}@{group[0]}"], record = _gate_on_test(config, model, test, gate, path)
+            info.setdefault("gates", {})[str(group[0])] = record
+            info.setdefault("gate_files", {})[str(group[0])] = str(path)
+    return out
 
 
 def _merge(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -223,6 +254,10 @@ def run_sweep(
     layer_gates, gate_record = (_gates(config, folder, model, test, reuse, gate_layers) if needs_gate else ({}, {}))
     gate_files = {int(layer): Path(info["file"]) for layer, info in gate_record.items()}
     vectors = _vectors(config, folder, model, test, reuse, methods, gate_files)
+    own_gates = _own_gates(config, folder, model, test, vectors)
+    for _, info in vectors.values():  # an always-gated vector names the gates of its cells (for its export)
+        if info["always_gated"]:
+            info.setdefault("gate_files", {str(g[0]): gate_record[str(g[0])]["file"] for g in info["layer_groups"]})
     done = set() if table.empty else set(map(tuple, table[[*KEY, "vector_hash"]].astype(str).to_numpy().tolist()))
     todo = []
     cell_gates: dict[str, tuple[ProbeGate, tuple[bool, ...]]] = {}
@@ -238,9 +273,10 @@ def run_sweep(
         for layers in groups:
             for gated in mine:
                 label = f"{name}{GATE_SUFFIX}" if gated and not info["always_gated"] else name
-                gate = layer_gates[layers[0]][0] if gated else None
-                if gated:
-                    cell_gates[f"{label}@{layers[0]}"] = layer_gates[layers[0]]
+                gate_on = (own_gates.get(f"{name}@{layers[0]}") or layer_gates[layers[0]]) if gated else None
+                gate = gate_on[0] if gate_on is not None else None
+                if gate_on is not None:
+                    cell_gates[f"{label}@{layers[0]}"] = gate_on
                 for positions in rules:
                     key = (label, str(layers[0]), positions, config.mode, vector_hash(vec, layers, gate))
                     missing = [s for s in strengths if (key[0], key[1], str(float(s)), *key[2:]) not in done]
@@ -301,9 +337,9 @@ def run_sweep(
     warnings = tuple(f"vector {k} ({v[1]['file']}) was not built on this sweep's split: its training pairs "
                      "cannot be checked against the test pairs" for k, v in vectors.items() if not v[1]["split_checked"])
     files = {layer: info["file"] for layer, info in gate_record.items()}
-    out_vectors = {k: replace(v[0], meta={**v[0].meta, "gate_files": files}) if v[1]["always_gated"] else v[0]
-                   for k, v in vectors.items()}
+    out_vectors = {k: v[0].with_record(meta={**v[0].meta, "gate_files": v[1].get("gate_files", files)})
+                   if v[1]["always_gated"] else v[0] for k, v in vectors.items()}
     if gate_record and config.gate != "off":  # a gated curve's vector names its gates (used with `steer --gate`)
-        out_vectors.update({f"{k}{GATE_SUFFIX}": replace(v, meta={**v.meta, "gate_files": files})
+        out_vectors.update({f"{k}{GATE_SUFFIX}": v.with_record(meta={**v.meta, "gate_files": files})
                             for k, v in out_vectors.items() if not vectors[k][1]["always_gated"]})
     return SweepResult(table, folder, out_vectors, ran, skipped, record["seconds"], warnings)

@@ -41,7 +41,7 @@ def export(
     format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)],
     out: Annotated[Path, typer.Option("--out", help="output file (safetensors, gguf) or folder (hf-folded)")],
     vector: Annotated[Path | None, typer.Option("--vector", help="steering vector (.safetensors, or a .gguf "
-                                                "control vector)")] = None,
+                                                "control vector), or a low-rank edit (.safetensors)")] = None,
     sweep: Annotated[Path | None, typer.Option("--sweep", help="a sweep folder (artifacts/<run>/sweep): export its "
                                                "recommended operating point (vector, layer, strength, positions, "
                                                "measured gain and loss)")] = None,
@@ -57,10 +57,11 @@ def export(
     force: Annotated[bool, typer.Option(help="use a model whose weights hash differs from the vector's")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output")] = False,
 ) -> None:
-    """Export a steering vector as safetensors, a llama.cpp control vector, or a folded HF checkpoint."""
+    """Export a steering vector as safetensors, a llama.cpp control vector, or a folded HF checkpoint (a low-rank
+    edit: safetensors only)."""
     from interp.models.loading import load_model
-    from steering.artifacts.vector_file import check_vector_fits, read_vector
-    from steering.export.formats import check_request, export_vector
+    from steering.artifacts.vector_file import check_vector_fits, read_intervention
+    from steering.export.formats import check_holds, check_request, export_vector
 
     if (vector is None) == (sweep is None):
         raise InputError("give one of --vector FILE or --sweep artifacts/<run>/sweep", field="--vector/--sweep")
@@ -77,7 +78,7 @@ def export(
         assert vector is not None  # exactly one of the two, checked above
         if method is not None:
             raise InputError("--method picks a cell of a sweep: use it with --sweep", field="--method")
-        source, record, origin = read_vector(vector), _measured(measured), vector
+        source, record, origin = read_intervention(vector), _measured(measured), vector
     if layers is not None:
         source = source.select(parse_layers(layers))
     if format == "hf-folded":
@@ -86,7 +87,7 @@ def export(
         prepare_dir(out.parent, "--out")
     else:
         check_out_file(out, "--out")
-    check_request(format, mode, model is not None, out, strength, overwrite)
+    check_holds(check_request(format, mode, model is not None, out, strength, overwrite), source, mode)
     for stale in remove_stale_temps(out):
         typer.echo(f"removed {stale.name}, a temp file left by an interrupted export")
     chat_model = load_model(model) if model else None

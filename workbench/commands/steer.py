@@ -9,7 +9,7 @@ import typer
 
 from interp.errors import InputError, editor_lines, json_type, parse_json, read_text
 from interp.tasks.example import Example, Turn
-from steering.artifacts.steering_vector import SteeringVector
+from steering.artifacts.steerable import Steerable
 from workbench.cli import ModelOpt, app, fail, finite
 
 #: the longest prompt `steer` accepts, in characters (the model's context refuses most before this)
@@ -67,7 +67,7 @@ def read_prompts(path: Path) -> list[tuple[Turn, ...]]:
     return chats
 
 
-def check_rules(vector: SteeringVector, layers: tuple[int, ...], positions: str, mode: str) -> None:
+def check_rules(vector: Steerable, layers: tuple[int, ...], positions: str, mode: str) -> None:
     """Refuse an unknown positions rule or mode, or a layer the vector lacks, before the model loads."""
     from steering.apply.interventions import MODES, POSITIONS
 
@@ -75,7 +75,7 @@ def check_rules(vector: SteeringVector, layers: tuple[int, ...], positions: str,
         raise InputError(f"unknown rule {positions!r}", path="--positions", expected=" | ".join(POSITIONS))
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", path="--mode", expected=" | ".join(MODES))
-    missing = [layer for layer in layers if layer not in vector.directions]
+    missing = [layer for layer in layers if layer not in vector.layers]
     if missing:
         raise InputError(f"the vector has no layer {missing[0]}", path="--layers",
                          expected=f"layers of the vector: {vector.layers}")
@@ -83,7 +83,8 @@ def check_rules(vector: SteeringVector, layers: tuple[int, ...], positions: str,
 
 @app.command()
 def steer(
-    vector: Annotated[Path, typer.Option("--vector", help="a workbench .safetensors vector (or .gguf control vector)")],
+    vector: Annotated[Path, typer.Option("--vector", help="a workbench .safetensors vector or low-rank edit (or .gguf "
+                                                        "control vector)")],
     strength: Annotated[float, typer.Option("--strength", callback=finite,
                                             help="multiplier of the raw vector (negative: away)")],
     model: ModelOpt = "smollm2",
@@ -109,10 +110,9 @@ def steer(
     from interp.models.loading import load_model
     from interp.sites import parse_layers
     from steering.apply.generation import side_by_side
-    from steering.apply.spec import SteerSpec
     from steering.artifacts.foreign_vectors import is_foreign
     from steering.artifacts.probe_gate import ProbeGate
-    from steering.artifacts.vector_file import check_vector_fits, read_vector
+    from steering.artifacts.vector_file import check_vector_fits, read_intervention
     from steering.export.native import read_export_gate
     from steering.methods.gates import chat_gate_scores
 
@@ -122,12 +122,15 @@ def steer(
     if (prompt is None) == (prompts is None):
         fail("give exactly one of --prompt or --prompts")
     chats = [_prompt(prompt, "--prompt", None, None)] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
-    vec = read_vector(vector)
+    vec = read_intervention(vector)
     chosen = tuple(parse_layers(layers)) if layers is not None else tuple(vec.layers)
     check_rules(vec, chosen, positions, mode)
     vec.check_strength(strength)
     probe_gate = ProbeGate.load(gate) if gate is not None else export_gate(vector)  # an export may carry its gate
-    spec = SteerSpec(vec, chosen, positions, mode, force, probe_gate)
+    try:
+        spec = vec.row_steering(chosen, positions, mode, force, probe_gate)
+    except ValueError as e:
+        raise InputError(str(e), path=vector) from None
     lm = load_model(model)
     check_vector_fits(vec, vector, lm, force)
     if probe_gate is not None:

@@ -4,6 +4,9 @@
 | ------------- | ------------ | ------------------------------------------------------------------------ |
 | `statistics`  | statistics   | `caa`, `user_minus_third_party`, `opinion_minus_neutral`, `<probe>[:<source>]` |
 | `learned`     | learned      | `learned[:target][@positions][#layers][/task+task]`                      |
+| `gated`       | gated        | `gated[...]`: a learned vector trained and measured behind the probe gate |
+| `selfgated`   | selfgated    | `selfgated[...]`: a learned vector behind a gate learned with it          |
+| `lowrank`     | lowrank      | `lowrank[...][%rank]`: a learned low-rank edit (no vector)                |
 | `heads`       | heads        | `heads[@k]`                                                              |
 | `vector_file` | file         | `file:PATH`: a vector another tool (or run) wrote                        |
 """

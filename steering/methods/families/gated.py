@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from steering.artifacts.probe_gate import ProbeGate
 from steering.artifacts.steering_vector import SteeringVector
 from steering.methods.families.learned import Learned
 from steering.methods.family import BuildRequest, Method
 from steering.methods.learned import LearnConfig, learn_vector
+
+if TYPE_CHECKING:
+    from steering.artifacts.steerable import Steerable
 
 
 class Gated(Learned):
@@ -46,7 +50,7 @@ class Gated(Learned):
         gate = self.gate(request, min(config.layers))
         return learn_vector(request.model, request.split, config, folder, progress=progress, gate=gate)
 
-    def same_build(self, old: SteeringVector, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
+    def same_build(self, old: Steerable, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
         from steering.methods.gates import gate_hash
 
         if not super().same_build(old, method, request, pairs_hash):

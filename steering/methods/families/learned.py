@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
@@ -25,6 +26,13 @@ from steering.artifacts.steering_vector import SteeringVector
 from steering.methods.family import BuildRequest, Family, Method, combine_layers, method_file_stem
 from steering.methods.learned import TARGETS, LearnConfig, learn_vector
 from steering.methods.learned_data import ROLES, learning_groups
+
+if TYPE_CHECKING:
+    from steering.artifacts.steerable import Steerable
+
+T = TypeVar("T")
+#: trains one layer group: (its LearnConfig, its checkpoint folder, a progress callback) -> the trained artifact
+GroupTrainer = Callable[[LearnConfig, Path, Callable[[int, dict[str, float]], None]], T]
 
 
 def parse_learned(spec: str, family: str) -> dict[str, object] | None:
@@ -118,7 +126,8 @@ class Learned(Family):
         trained = method.options["positions"]
         return tuple(positions) if trained == "generated" else (trained,)
 
-    def build(self, method: Method, request: BuildRequest) -> SteeringVector:
+    def train_groups(self, method: Method, request: BuildRequest, train: GroupTrainer[T]) -> list[T]:
+        """Train each layer group of `method` with `train` (its own checkpoint folder, a progress bar), in order."""
         parts = []
         for group in self.cell_layers(method, request.layers):
             config = self.config(method, request, group)
@@ -129,7 +138,12 @@ class Learned(Family):
                     bar.update(step - bar.n)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in entry.items() if k in ("loss", "val_loss")})
 
-                parts.append(self.train(method, request, config, folder, shown))
+                parts.append(train(config, folder, shown))
+        return parts
+
+    def build(self, method: Method, request: BuildRequest) -> Steerable:
+        parts = self.train_groups(method, request, lambda config, folder, shown: self.train(
+            method, request, config, folder, shown))
         if len(parts) == 1 and len(parts[0].layers) > 1:  # one vector trained jointly over several layers
             only = parts[0]
             return dataclasses.replace(only, method=method.name, meta={**only.meta, "family": self.name})
@@ -146,7 +160,7 @@ class Learned(Family):
         """Train one layer group (a family that trains differently, e.g. through a gate, overrides this)."""
         return learn_vector(request.model, request.split, config, folder, progress=progress)
 
-    def same_build(self, old: SteeringVector, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
+    def same_build(self, old: Steerable, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
         if not super().same_build(old, method, request, pairs_hash):
             return False
         ignore = {"layers", "seed", "n_pairs"}  # layers checked above; seed and pairs by the pairs hash

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from interp.tasks.templates import SYSTEM_INSTRUCTIONS
 from steering.artifacts.steering_vector import SteeringVector
 from steering.evaluation.splits import pairs_hash as hash_pairs
 from steering.methods.family import BuildRequest, Family, Method
+
+if TYPE_CHECKING:
+    from steering.artifacts.steerable import Steerable
 
 #: the vector meta key a prompted vector carries its system-prompt instruction under
 PROMPT_KEY = "system_instruction"
@@ -84,7 +88,7 @@ class Prompt(Family):
                                     "split": request.split.to_dict(), "seed": request.seed,
                                     "train_pairs_hash": hash_pairs([])})
 
-    def same_build(self, old: SteeringVector, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
+    def same_build(self, old: Steerable, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
         return super().same_build(old, method, request, pairs_hash) and \
             old.meta.get(PROMPT_KEY) == method.options["instruction"]
 

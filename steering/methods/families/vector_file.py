@@ -17,12 +17,16 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from interp.errors import InputError
 from steering.artifacts.foreign_vectors import is_foreign, read_foreign_vector
 from steering.artifacts.steering_vector import SteeringVector
 from steering.artifacts.vector_file import check_vector_fits, read_vector
 from steering.methods.family import BuildRequest, Family, Method
+
+if TYPE_CHECKING:
+    from steering.artifacts.steerable import Steerable
 
 
 def file_digest(path: str | Path) -> str:
@@ -80,7 +84,7 @@ class VectorFile(Family):
         return dataclasses.replace(vector.select(sorted(set(wanted))), method=method.name, meta={
             **vector.meta, "family": self.name, "file": str(path), "file_sha256": file_digest(path)})
 
-    def same_build(self, old: SteeringVector, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
+    def same_build(self, old: Steerable, method: Method, request: BuildRequest, pairs_hash: str) -> bool:
         path = Path(method.options["path"])
         return (old.method == method.name and path.is_file() and old.meta.get("file_sha256") == file_digest(path)
                 and {layer for g in self.cell_layers(method, request.layers) for layer in g} <= set(old.layers))
