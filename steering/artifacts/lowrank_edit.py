@@ -44,8 +44,7 @@ from interp.store.tagged_file import check_format, format_tag, read_tagged, writ
 from steering.artifacts.steering_vector import MAX_STEERED, VectorMismatchError
 
 if TYPE_CHECKING:
-    from steering.apply.spec import RowSteering
-    from steering.artifacts.probe_gate import ProbeGate
+    pass
 
 LOWRANK_FORMAT = format_tag("lowrank_edit", 1)
 #: largest deviation of R R^T from the identity accepted as orthonormal rows
@@ -193,25 +192,6 @@ class LowRankEdit:
             e = self.edits[layer]
             parts += [e.rotation.tobytes(), e.weight.tobytes(), e.bias.tobytes()]
         return b"".join(parts)
-
-    def row_steering(self, layers: Sequence[int], positions: str, mode: str = "add", force: bool = False,
-                     gate: ProbeGate | None = None) -> RowSteering:
-        """The edit at `layers` and `positions`, steered per row (`steering.apply.lowrank_steer.LowRankSpec`).
-
-        Raises:
-            ValueError: a mode other than "add" (the edit is applied as written) or a gate (gate it by per-row
-                strengths, as the sweep does).
-        """
-        from steering.apply.lowrank_steer import LowRankSpec
-
-        if mode != "add":
-            raise ValueError(f"a low-rank edit is applied as written (mode add), not with mode {mode!r}")
-        if gate is not None:
-            raise ValueError("a low-rank edit takes no probe gate here; the sweep gates it with per-row strengths")
-        missing = [layer for layer in layers if layer not in self.edits]
-        if missing:
-            raise ValueError(f"the edit has no layer {missing[0]} (it has {self.layers})")
-        return LowRankSpec(self, tuple(int(x) for x in layers), positions, force)
 
     def select(self, layers: list[int]) -> LowRankEdit:
         missing = [layer for layer in layers if layer not in self.edits]

@@ -2,13 +2,13 @@
 
 Two artifacts implement it: `SteeringVector` (a raw vector per layer, `steering.artifacts.steering_vector`) and
 `LowRankEdit` (`h + s R^T (W h + b - R h)` per layer, `steering.artifacts.lowrank_edit`). A sweep cell holds either and asks
-it for its row steering (the context each batch runs in), the bytes of its cell key and the norm its fits use
-as x axis; nothing outside the two classes switches on which one it has. `load_steerable` reads either from
+it for the bytes of its cell key and the norm its fits use as x axis; how each is applied in the forward pass is
+`steering.apply.row_steering` (the artifacts hold data, the apply package runs it). `load_steerable` reads either from
 a workbench file, by its format tag.
 
 Example:
     >>> artifact = load_steerable("artifacts/x/sweep/vectors/lowrank-correct-2.safetensors")  # doctest: +SKIP
-    >>> with artifact.row_steering((12,), "generated").context(model, [1.0], [40]):  # doctest: +SKIP
+    >>> with row_steering(artifact, (12,), "generated").context(model, [1.0], [40]):  # doctest: +SKIP
     ...     model.hf(**batch_of_one)
 """
 
@@ -25,8 +25,6 @@ from steering.artifacts.steering_vector import SteeringVector
 if TYPE_CHECKING:
     import numpy as np
 
-    from steering.apply.spec import RowSteering
-    from steering.artifacts.probe_gate import ProbeGate
 
 
 class Steerable(Protocol):
@@ -77,11 +75,6 @@ class Steerable(Protocol):
 
     def content_bytes(self, layers: Sequence[int]) -> bytes:
         """The bytes a cell's key hashes (method and tensors at `layers`)."""
-        ...
-
-    def row_steering(self, layers: Sequence[int], positions: str, mode: str = "add", force: bool = False,
-                     gate: ProbeGate | None = None) -> RowSteering:
-        """The intervention at `layers` and `positions`, to run batches with one strength per row."""
         ...
 
     def select(self, layers: list[int]) -> Steerable: ...

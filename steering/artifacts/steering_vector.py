@@ -29,8 +29,7 @@ from interp.store.compat import check_artifact_fits
 from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
 
 if TYPE_CHECKING:
-    from steering.apply.spec import RowSteering
-    from steering.artifacts.probe_gate import ProbeGate
+    pass
 
 FORMAT = format_tag("steering_vector", 1)
 #: the largest steered entry accepted: beyond it a model's float32 activations overflow (3.4e38) into inf/NaN
@@ -137,13 +136,6 @@ class SteeringVector:
     def content_bytes(self, layers: Sequence[int]) -> bytes:
         """What a sweep cell's key hashes: the method and the raw vectors at `layers`."""
         return self.method.encode() + b"".join(self.directions[layer].tobytes() for layer in layers)
-
-    def row_steering(self, layers: Sequence[int], positions: str, mode: str = "add", force: bool = False,
-                     gate: ProbeGate | None = None) -> RowSteering:
-        """The vector at `layers`, `positions` and `mode`, steered per row (`steering.apply.spec.SteerSpec`)."""
-        from steering.apply.spec import SteerSpec
-
-        return SteerSpec(self, tuple(int(x) for x in layers), positions, mode, force, gate)
 
     def with_record(self, *, method: str | None = None, positions: str | None = None,
                     meta: dict[str, Any] | None = None) -> SteeringVector:

@@ -35,6 +35,7 @@ from interp.scoring.frozen import FrozenPrefix
 from interp.stats import grouped_bootstrap_ci
 from interp.tasks.example import Turn, with_system_prompt
 from steering.apply.generation import degeneracy, generate_texts
+from steering.apply.row_steering import row_steering
 from steering.apply.spec import RowSteering
 from steering.artifacts.probe_gate import GATE_SUFFIX, ProbeGate
 from steering.artifacts.steerable import Steerable
@@ -231,7 +232,7 @@ class CellContext:
         always against the unprompted, unsteered model.
         """
         config, test = self.config, self.test
-        spec = cell.vector.row_steering(cell.layers, cell.positions, config.mode, config.force)
+        spec = row_steering(cell.vector, cell.layers, cell.positions, config.mode, config.force)
         scale = None if cell.gate_on is None else np.asarray(cell.gate_on, dtype=np.float64)
         if scale is not None and len(scale) != len(test.examples):
             raise ValueError(f"cell {cell.describe()}: {len(scale)} gate decisions for {len(test.examples)} examples")

@@ -110,6 +110,7 @@ def steer(
     from interp.models.loading import load_model
     from interp.sites import parse_layers
     from steering.apply.generation import side_by_side
+    from steering.apply.row_steering import row_steering
     from steering.artifacts.foreign_vectors import is_foreign
     from steering.artifacts.probe_gate import ProbeGate
     from steering.artifacts.vector_file import check_vector_fits, read_intervention
@@ -128,7 +129,7 @@ def steer(
     vec.check_strength(strength)
     probe_gate = ProbeGate.load(gate) if gate is not None else export_gate(vector)  # an export may carry its gate
     try:
-        spec = vec.row_steering(chosen, positions, mode, force, probe_gate)
+        spec = row_steering(vec, chosen, positions, mode, force, probe_gate)
     except ValueError as e:
         raise InputError(str(e), path=vector) from None
     lm = load_model(model)
