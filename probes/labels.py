@@ -16,7 +16,9 @@ the activation rows) and labels them 1 (positive) or 0 (negative):
 - `contrast`: CAA-style A/B items, sycophantic (1) vs honest (0) completion.
 - `user_opinion`: over the four tasks, the user states an opinion or claim (1) vs
   no opinion or a third party's (0), and general requests with no opinion
-  (`interp.tasks.general`, 0): what a steering gate must detect.
+  (`interp.tasks.general`, 0): what a steering gate for user pressure must detect.
+- `suggestion`: anybody (user or third party) suggests an answer or claim (1) vs
+  no opinion at all (0): "an answer is in context", what this model copies.
 
 Example:
     >>> from interp.tasks.example import Example, Turn
@@ -157,6 +159,12 @@ NO_USER_OPINION = ("neutral", "no_challenge", "third_party_wrong", "third_party_
                    "third_party_false_attribution", "other_wrote")
 user_opinion_labels = ConditionSource("user_opinion", USER_OPINION, NO_USER_OPINION,
                                       ("answer", "are_you_sure", "mimicry", "feedback", "general"))
+#: somebody (the user or a third party) suggests an answer, a judgment or an attribution (1) vs no opinion at all
+#: (0): what the model copies, whoever states it (a gate for "an answer is in context")
+THIRD_PARTY = ("third_party_wrong", "third_party_challenge", "third_party_false_attribution", "other_wrote")
+NO_OPINION = ("neutral", "no_challenge")
+suggestion_labels = ConditionSource("suggestion", (*USER_OPINION, *THIRD_PARTY), NO_OPINION,
+                                    ("answer", "are_you_sure", "mimicry", "feedback", "general"))
 
 
 def behaviour_labels(
@@ -248,6 +256,7 @@ LABEL_SOURCES: dict[str, LabelSource] = {
     "behaviour": behaviour_labels,
     "contrast": contrast_labels,
     "user_opinion": user_opinion_labels,
+    "suggestion": suggestion_labels,
 }
 
 #: the sources read off conditions alone (no per-example scores): what vectors and gates train on

@@ -42,12 +42,15 @@ from interp.tasks.example import Example, Turn
 from interp.tasks.general import general_examples
 from interp.tasks.sampling import select, task_rng
 from probes.fitting import fit_gate, store_features
-from probes.labels import user_opinion_labels
+from probes.labels import NO_OPINION, ConditionSource, suggestion_labels, user_opinion_labels
 from steering.artifacts.probe_gate import ProbeGate
 from steering.evaluation.splits import PairSplit, pairs_hash
 from steering.methods.statistics import SITE_KIND, training_store
 
 GATE_SOURCE = "user_opinion"
+#: what a gate can be trained to read: the user's own opinion, or any suggested answer (the user's or a third
+#: party's; measured on SmolLM2, the second generalises to unseen wordings far better, see docs/results)
+GATE_SOURCES: dict[str, ConditionSource] = {"user_opinion": user_opinion_labels, "suggestion": suggestion_labels}
 GATE_POSITION = user_opinion_labels.position
 GATE_TASKS = user_opinion_labels.tasks
 
@@ -86,7 +89,8 @@ def gate_training_examples(split: PairSplit, n_pairs: int | None, seed: int, wor
 
 def train_gates(
     model: ChatModel, split: PairSplit, layers: Sequence[int], folder: Path, n_pairs: int | None = 64,
-    seed: int = 0, reuse: Sequence[Path] = (), wording: str = "varied",
+    seed: int = 0, reuse: Sequence[Path] = (), wording: str = "varied", source: str = GATE_SOURCE,
+    fpr: float | None = None,
 ) -> dict[int, ProbeGate]:
     """One last-prompt gate per layer, each reading `blocks.L.hook_resid_post` (so it may gate steering at L).
 
@@ -99,16 +103,28 @@ def train_gates(
         seed: task generation, subset and inner-CV seed.
         reuse: stores to look in first.
         wording: the answer task's training wordings (`gate_training_examples`).
+        source: what the gate reads (`GATE_SOURCES`): "user_opinion" or "suggestion".
+        fpr: calibrate the threshold so this share of the train-side prompts with no opinion at all (neutral
+            questions and general requests) fires, folded into the bias (threshold 0 stays the decision rule);
+            None: the probe's own 0.5.
     """
+    if source not in GATE_SOURCES:
+        raise ValueError(f"unknown gate source {source!r}: choose from {', '.join(GATE_SOURCES)}")
+    if fpr is not None and not 0 < fpr < 1:
+        raise ValueError(f"gate fpr {fpr} must be between 0 and 1")
     examples = gate_training_examples(split, n_pairs, seed, wording)
     store = training_store(model, examples, GATE_POSITION, layers, Path(folder), reuse)
-    labels = user_opinion_labels(examples)
+    labels = GATE_SOURCES[source](examples)
+    no_opinion = np.array([ex.condition in NO_OPINION for ex, m in zip(examples, labels.mask, strict=True) if m])
     gates = {}
     for layer in layers:
         X = store_features(store, examples, f"blocks.{layer}.{SITE_KIND}", GATE_POSITION, labels.mask)  # [n, d]
         fit = fit_gate(X, labels.y, labels.groups, seed)
+        bias = float(fit.bias)
+        if fpr is not None:  # the (1 - fpr) quantile of the no-opinion prompts' logits becomes the decision line
+            bias -= float(np.quantile(X[no_opinion] @ fit.weight + fit.bias, 1 - fpr))
         meta: dict[str, Any] = {
-            "label_source": GATE_SOURCE, "positive": labels.positive, "negative": labels.negative,
+            "label_source": source, "fpr": fpr, "positive": labels.positive, "negative": labels.negative,
             "tasks": list(GATE_TASKS), "position": GATE_POSITION, "estimator": "logreg",
             "C": fit.C, "train_accuracy": fit.train_accuracy,
             "n_train": int(labels.n), "n_positive": int(labels.y.sum()),
@@ -116,7 +132,7 @@ def train_gates(
             "dataset_hash": examples_hash(examples), "model_hash": model.weights_hash, "seed": seed,
             "wording": wording,
         }
-        gates[layer] = ProbeGate.from_probe(fit.weight, fit.bias, threshold=0.0, layer=layer,
+        gates[layer] = ProbeGate.from_probe(fit.weight, bias, threshold=0.0, layer=layer,
                                             site=SITE_KIND, per="last_prompt", meta=meta)
     return gates
 

@@ -42,7 +42,7 @@ from probes.labels import user_opinion_labels
 from steering.artifacts.probe_gate import ProbeGate
 from steering.artifacts.steering_vector import SteeringVector
 from steering.evaluation.splits import PairSplit
-from steering.methods.gates import GATE_SOURCE, gate_features, gate_hash
+from steering.methods.gates import GATE_SOURCE, GATE_SOURCES, gate_features, gate_hash
 from steering.methods.learned import LearnConfig, train_steering, trained_vector
 from steering.methods.learned_params import AdditiveVector, RowScale
 
@@ -110,7 +110,7 @@ class SelfGatedVector(AdditiveVector):
         if data.gate_features is None:
             raise ValueError("a learned gate trains through its starting gate: pass it to train_steering")
         self.features = torch.from_numpy(data.gate_features).float().to(device)
-        labels = user_opinion_labels(data.examples)
+        labels = GATE_SOURCES.get(str(gate.meta.get("label_source")), user_opinion_labels)(data.examples)
         y = np.full(len(data.examples), -1.0, dtype=np.float32)
         y[labels.mask] = labels.y
         self.labels = torch.from_numpy(y).to(device)

@@ -17,6 +17,7 @@ from steering.apply.interventions import MODES, POSITIONS
 from steering.evaluation.splits import PairSplit
 from steering.evaluation.testset import TestSet, TestSetConfig
 from steering.methods.family import Family
+from steering.methods.gates import GATE_SOURCES
 from steering.methods.learned import LearnConfig
 from steering.methods.registry import family, resolve_method
 from steering.sweep.metrics import METRICS_VERSION
@@ -59,6 +60,12 @@ class SweepConfig:
         gate: "off", "both" or "only": add curves (label + "+gate") steered only where a user-opinion probe,
             trained on the train split at the steered layer, reads pressure at the last prompt token
             (`steering.methods.gates`); "both" compares them with always-on steering.
+        gate_source: what the gates read (`steering.methods.gates.GATE_SOURCES`): "suggestion" (anybody suggests
+            an answer: the user or a third party) or "user_opinion" (the user's own).
+        gate_layer: the layer every gate reads (at or before each curve's first steered layer); None: each
+            curve's first steered layer.
+        gate_fpr: the share of train-side prompts with no opinion the gates may fire on (their threshold is
+            calibrated to it); None: the probe's own 0.5.
         family_strengths: family name -> its strength grid, instead of the family's default
             (`steering.methods.family.Family.strengths`; e.g. a learned vector is trained at -1) or `strengths`.
         learn: how learned vectors train (`steering.methods.learned.LearnConfig`; layer, positions and target come
@@ -87,6 +94,9 @@ class SweepConfig:
     constraints: dict[str, float] = field(default_factory=dict)
     force: bool = False
     gate: str = "off"
+    gate_source: str = "suggestion"
+    gate_layer: int | None = None
+    gate_fpr: float | None = 0.01
     family_strengths: dict[str, tuple[float, ...]] = field(default_factory=dict)
     learn: LearnConfig = field(default_factory=LearnConfig)
 
@@ -105,6 +115,12 @@ class SweepConfig:
             family(name)  # a ValueError naming the known families
             if not grid or not all(math.isfinite(x) for x in grid):
                 raise ValueError(f"family {name!r}: strengths must be finite numbers, at least one")
+        if self.gate_source not in GATE_SOURCES:
+            raise ValueError(f"unknown gate source {self.gate_source!r}: choose from {', '.join(GATE_SOURCES)}")
+        if self.gate_fpr is not None and not 0 < self.gate_fpr < 1:
+            raise ValueError(f"gate_fpr {self.gate_fpr} must be between 0 and 1")
+        if self.gate_layer is not None and self.gate_layer > min(self.layers):
+            raise ValueError(f"gate_layer {self.gate_layer} reads after the first steered layer {min(self.layers)}")
         if self.gate not in GATE_CHOICES:
             raise ValueError(f"unknown gate setting {self.gate!r}: choose from {', '.join(GATE_CHOICES)}")
         if self.mode not in MODES:

@@ -143,22 +143,27 @@ def _vectors(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet,
 
 def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet, reuse: Sequence[Path],
            layers: Sequence[int]) -> tuple[dict[int, tuple[ProbeGate, tuple[bool, ...]]], dict[str, Any]]:
-    """Per gate layer (the first steered layer of each curve): the gate trained on the train split (in the training
-    wordings, never the test's) and its decisions and errors on the test set, plus provenance."""
+    """Per first steered layer of each curve: its gate (read at `config.gate_layer`, or at that layer), trained on
+    the train split in the training wordings (never the test's), its decisions and errors on the test set."""
     train = {ex.pair_id for ex in gate_training_examples(config.split, config.n_train, config.seed)}
     check_disjoint(train, test.pair_ids, "gate")
-    paths = {layer: folder / "gates" / f"layer{layer}.safetensors" for layer in sorted(set(layers))}
-    gates = {layer: ProbeGate.load(p) for layer, p in paths.items() if p.is_file()}
+    reads = {layer: layer if config.gate_layer is None else config.gate_layer for layer in sorted(set(layers))}
+    too_late = [(layer, g) for layer, g in reads.items() if g > layer]
+    if too_late:
+        raise SweepConfigError(f"the gate reads layer {too_late[0][1]}, after the steered layer {too_late[0][0]}")
+    paths = {g: folder / "gates" / f"layer{g}.safetensors" for g in sorted(set(reads.values()))}
+    gates = {g: ProbeGate.load(p) for g, p in paths.items() if p.is_file()}
     expected = pairs_hash(sorted(train))
     if any(g.meta.get("train_pairs_hash") != expected or g.meta.get("model_hash") != model.weights_hash
-           or g.meta.get("wording") != "varied" for g in gates.values()) or len(gates) < len(paths):
+           or g.meta.get("wording") != "varied" or g.meta.get("label_source") != config.gate_source
+           or g.meta.get("fpr") != config.gate_fpr for g in gates.values()) or len(gates) < len(paths):
         gates = train_gates(model, config.split, sorted(paths), folder / "activations", config.n_train, config.seed,
-                            reuse)
-        for layer, gate in gates.items():
-            gate.save(paths[layer])
-    out, record = {}, {}
-    for layer, gate in gates.items():
-        out[layer], record[str(layer)] = _gate_on_test(config, model, test, gate, paths[layer])
+                            reuse, source=config.gate_source, fpr=config.gate_fpr)
+        for g, gate in gates.items():
+            gate.save(paths[g])
+    tested = {g: _gate_on_test(config, model, test, gate, paths[g]) for g, gate in gates.items()}
+    out = {layer: tested[g][0] for layer, g in reads.items()}
+    record = {str(layer): tested[g][1] for layer, g in reads.items()}
     return out, record
 
 

@@ -31,7 +31,8 @@ def examples():
 
 
 def test_registry_names():
-    assert set(LABEL_SOURCES) == {"pressure", "user_vs_third_party", "behaviour", "contrast", "user_opinion"}
+    assert set(LABEL_SOURCES) == {"pressure", "user_vs_third_party", "behaviour", "contrast", "user_opinion",
+                                  "suggestion"}
 
 
 def test_user_opinion_pools_the_user_conditions_of_every_task_against_none_and_third_parties(examples):

@@ -137,7 +137,7 @@ def test_sweep_with_gates_adds_gated_curves_and_resumes(tiny_model, tmp_path: Pa
     assert set(table.method) == {"user_minus_third_party", "user_minus_third_party+gate"}
     assert len(table) == 2 * 3  # two curves x (two strengths + the anchor)
     gated = table[table.method.str.endswith("+gate")]
-    assert (gated.gate == "user_opinion@L2").all() and (table[table.gate == "off"].gated_share == 1.0).all()
+    assert (gated.gate == "suggestion@L2").all() and (table[table.gate == "off"].gated_share == 1.0).all()
     record = __import__("json").loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert set(record["gates"]) == {"2"} and 0.0 <= record["gates"]["2"]["test"]["false_positive_rate"] <= 1.0
     gate = ProbeGate.load(tmp_path / "sweep" / "gates" / "layer2.safetensors")
@@ -151,3 +151,30 @@ def test_sweep_with_gates_adds_gated_curves_and_resumes(tiny_model, tmp_path: Pa
     pd.testing.assert_frame_equal(read_table(tmp_path / "sweep"), table)
     with pytest.raises(ValueError, match="unknown gate setting"):
         SweepConfig(gate="sometimes")
+
+
+def test_gate_threshold_is_calibrated_on_no_opinion_prompts_and_a_gate_may_read_an_earlier_layer(tiny_model, tmp_path):
+    from steering.methods.gates import GATE_SOURCES
+
+    split = PairSplit(0, 0.3)
+    examples = gate_training_examples(split, n_pairs=6, seed=0)
+    plain = train_gates(tiny_model, split, [1], tmp_path / "acts", n_pairs=6, seed=0, source="suggestion")[1]
+    calibrated = train_gates(tiny_model, split, [1], tmp_path / "acts", n_pairs=6, seed=0, source="suggestion",
+                             fpr=0.25)[1]
+    assert calibrated.meta["label_source"] == "suggestion" and calibrated.meta["fpr"] == 0.25
+    np.testing.assert_array_equal(calibrated.direction_unit, plain.direction_unit)  # only the bias moves
+    labels = GATE_SOURCES["suggestion"](examples)
+    kept = [ex for ex, m in zip(examples, labels.mask, strict=True) if m and ex.condition in ("neutral", "no_challenge")]
+    on, _ = gate_decisions(tiny_model, kept, calibrated)
+    assert 0.0 < float(np.mean(on)) <= 0.25 + 1.0 / len(kept)  # in-sample: the quantile holds
+    with pytest.raises(ValueError, match="unknown gate source"):
+        train_gates(tiny_model, split, [1], tmp_path / "acts", n_pairs=6, seed=0, source="vibes")
+    # a sweep whose gates all read layer 1, for a curve steered at layer 2
+    config = SweepConfig(methods=("user_minus_third_party",), layers=(2,), strengths=(-3.0,), positions=("generated",),
+                         test=SMALL_TEST, n_train=3, gen_prompts=0, gate="only", gate_layer=1)
+    run_sweep(config, tmp_path / "sweep", tiny_model)
+    table = read_table(tmp_path / "sweep")
+    assert set(table.gate) == {"suggestion@L1"} and set(table.layer) == {2}
+    assert (tmp_path / "sweep" / "gates" / "layer1.safetensors").is_file()
+    with pytest.raises(ValueError, match="after the first steered layer"):
+        SweepConfig(methods=("caa",), layers=(2,), gate_layer=3)

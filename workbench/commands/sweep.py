@@ -140,8 +140,17 @@ def sweep(
     constraints: Annotated[str | None, typer.Option(
         help="further ceilings the operating point must meet, e.g. 'neutral_accuracy_drop<=0.02;"
         "user_right_known_accuracy_drop<=0.02'")] = None,
-    gate: Annotated[str | None, typer.Option(help="off | both | only: also sweep each vector gated by a user-opinion "
-                                                  "probe (steer only prompts where the user pushes an opinion)")] = None,
+    gate: Annotated[str | None, typer.Option(help="off | both | only: also sweep each vector behind a probe gate "
+                                                  "(steer only prompts where an opinion is stated)")] = None,
+    gate_source: Annotated[str | None, typer.Option(
+        "--gate-source", help="what gates read: suggestion (default: anybody suggests an answer) | user_opinion "
+        "(the user's own)")] = None,
+    gate_layer: Annotated[int | None, typer.Option(
+        "--gate-layer", min=0, help="the layer every gate reads (default: each curve's first steered layer)")] = None,
+    gate_fpr: Annotated[float | None, typer.Option(
+        "--gate-fpr", callback=finite, min=0, max=1,
+        help="share of train-side no-opinion prompts a gate may fire on; its threshold is calibrated to it "
+        "(default 0.01)")] = None,
     learned_strengths: Annotated[str | None, typer.Option("--learned-strengths", help="strengths of learned vectors "
                                                           "(trained at -1), e.g. -2,-1,-0.5")] = None,
     heads_strengths: Annotated[str | None, typer.Option("--heads-strengths", help="strengths of head shifts")] = None,
@@ -193,6 +202,7 @@ def sweep(
         "mode": mode, "n_train": n_train, "split_seed": split_seed, "test_fraction": test_fraction, "seed": seed,
         "batch_size": batch_size, "k_batch": k_batch, "gen_prompts": gen_prompts, "gen_tokens": gen_tokens,
         "gain": gain, "loss": loss, "budget": budget, "force": force or None, "gate": gate,
+        "gate_source": gate_source, "gate_layer": gate_layer, "gate_fpr": gate_fpr,
         "family_strengths": family_grids(family_strengths, learned_strengths, heads_strengths),
         "constraints": parse_constraints(constraints),
     }, {"n_answer": n_test, "n_are_you_sure": n_small, "n_mimicry": n_small, "n_feedback": n_feedback,
