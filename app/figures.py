@@ -19,6 +19,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+#: the prompting baseline's reference levels (a system prompt has no vector: a level, not a curve)
+PROMPT_COLORS = ("#555555", "#bcbd22", "#7f7f7f", "#8c564b", "#17becf")
 TEMPLATE = "plotly_white"
 
 
@@ -112,15 +114,27 @@ AXES = {"norm": "vector norm |strength| × |v| (signed: < 0 subtracts)",
         "relative_norm": "fraction of the residual norm (signed: < 0 subtracts)"}
 
 
-def tradeoff_curves(table: pd.DataFrame, gain: str, loss: str, x: str, title: str) -> go.Figure:
-    """Gain (left) and loss (right) against the signed norm, with each curve's law fit and R².
+def tradeoff_curves(table: pd.DataFrame, gain: str, loss: str, x: str, title: str,
+                    prompts: pd.DataFrame | None = None) -> go.Figure:
+    """Gain (left) and loss (right) against the signed norm, with each curve's law fit and R², and the prompting
+    baseline as reference levels.
 
-    One curve per (layer, positions, sign of the strength); the fits are
+    One curve per (layers, positions, sign of the strength); the fits are
     `steering.sweep.fits.fit_curve` against the norm (gain linear, loss quadratic, as
-    Wolf et al. predict), drawn in units of `x` ("norm" or "relative_norm").
+    Wolf et al. predict), drawn in units of `x` ("norm" or "relative_norm"). Each prompt-only cell
+    (`steering.sweep.fits.prompt_cells`: a system prompt, no vector, so no norm) is a dotted horizontal line
+    at its gain and its loss, labelled with its method.
+
+    Args:
+        table: the cells of one method (its curves).
+        gain, loss: the columns drawn.
+        x: "norm" or "relative_norm".
+        title: the figure's title.
+        prompts: prompt-only cells drawn as reference levels (None: none).
     """
     from plotly.subplots import make_subplots
 
+    from app.sweep_tables import layer_text
     from steering.sweep.fits import LAWS, curve_fits
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=[f"gain: {gain} ({LAWS['gain'][0]} fit)",
@@ -134,7 +148,7 @@ def tradeoff_curves(table: pd.DataFrame, gain: str, loss: str, x: str, title: st
             resid = g["resid_norm"].replace(0, np.nan).dropna()
             scale = 1.0 / float(resid.iloc[0]) if len(resid) else float("nan")
         color = PALETTE[layers.index(layer) % len(PALETTE)]
-        label = f"L{layer} {positions}"
+        label = f"{layer_text(g.iloc[0])} {positions}"
         for col, curve in enumerate(fitted, start=1):
             column, norm, y, fit, grid = curve.column, curve.norm, curve.y, curve.fit, curve.grid
             err = {"type": "data", "symmetric": False, "array": (g[f"{column}_high"] - g[column]).to_numpy(),
@@ -153,8 +167,16 @@ def tradeoff_curves(table: pd.DataFrame, gain: str, loss: str, x: str, title: st
     for col in (1, 2):
         fig.add_hline(y=0, line_color="gray", line_width=1, row=1, col=col)
         fig.add_vline(x=0, line_color="gray", line_width=1, row=1, col=col)
+    for k, cell in enumerate((prompts if prompts is not None else table.iloc[0:0]).itertuples()):
+        color = PROMPT_COLORS[k % len(PROMPT_COLORS)]
+        for col, column in enumerate((gain, loss), start=1):
+            value = float(getattr(cell, column))
+            if np.isfinite(value):
+                fig.add_hline(y=value, line_dash="dot", line_color=color, line_width=2, row=1, col=col,
+                              annotation_text=f"{cell.method} (no vector)", annotation_position="top left",
+                              annotation_font_color=color)
     fig.update_xaxes(title_text=AXES[x])
-    fig.update_layout(title=title, template=TEMPLATE, height=430, legend={"title": "layer, positions"})
+    fig.update_layout(title=title, template=TEMPLATE, height=430, legend={"title": "layers, positions"})
     return fig
 
 
@@ -162,16 +184,24 @@ def pareto_figure(table: pd.DataFrame, frontier: pd.DataFrame, gain: str, loss: 
                   point: pd.Series | None, others: Mapping[str, pd.DataFrame] | None = None) -> go.Figure:
     """Every cell's (loss, gain) by method, the Pareto frontier, the budget and the recommended point.
 
+    The prompting baseline's cells (a system prompt, no vector: `steering.sweep.fits.prompt_cells`) are diamonds.
     `others`: frontiers of comparison runs, drawn dashed.
     """
+    from app.sweep_tables import layer_text
+    from steering.sweep.fits import prompt_cells
+
+    prompts = set(prompt_cells(table)["method"])
     fig = go.Figure()
     for i, (method, g) in enumerate(table.groupby("method", sort=True)):
+        prompt = method in prompts
+        where = ["no vector" if prompt else f"{layer_text(r)}, strength {r['strength']:+g}, {r['positions']}"
+                 for _, r in g.iterrows()]
         fig.add_trace(go.Scatter(
-            x=g[loss], y=g[gain], mode="markers", name=str(method), marker={"color": PALETTE[i % len(PALETTE)]},
-            customdata=np.stack([g["layer"], g["strength"], g["relative_norm"]], axis=1),
-            text=g["positions"],
-            hovertemplate="layer %{customdata[0]}, strength %{customdata[1]:+g}, %{text}<br>"
-                          "%{customdata[2]:.0%} of the residual norm<br>loss %{x:.4f}, gain %{y:.4f}"
+            x=g[loss], y=g[gain], mode="markers", name=f"{method} (prompt, no vector)" if prompt else str(method),
+            marker={"color": PALETTE[i % len(PALETTE)], "symbol": "diamond" if prompt else "circle",
+                    "size": 14 if prompt else 8, "line": {"color": "black", "width": 1.5 if prompt else 0}},
+            customdata=g["relative_norm"], text=where,
+            hovertemplate="%{text}<br>%{customdata:.0%} of the residual norm<br>loss %{x:.4f}, gain %{y:.4f}"
                           f"<extra>{method}</extra>"))
     fig.add_trace(go.Scatter(x=frontier[loss], y=frontier[gain], mode="lines", name="Pareto frontier",
                              line={"color": "black", "width": 2}, hoverinfo="skip"))
@@ -189,16 +219,25 @@ def pareto_figure(table: pd.DataFrame, frontier: pd.DataFrame, gain: str, loss: 
     return fig
 
 
-def task_bars(row: pd.Series, columns: Sequence[str], title: str) -> go.Figure:
-    """One cell's metrics with 95% CIs, one bar per column (e.g. each task's shift gain)."""
+def task_bars(row: pd.Series, columns: Sequence[str], title: str,
+              references: pd.DataFrame | None = None) -> go.Figure:
+    """One cell's metrics with 95% CIs, one bar per column (e.g. each task's shift gain).
+
+    `references`: other cells (the prompting baseline) drawn as diamonds on the same columns, one trace each.
+    """
     shown = [c for c in columns if c in row.index and np.isfinite(row[c])]
     values = np.array([float(row[c]) for c in shown])
     low = np.array([float(row.get(f"{c}_low", np.nan)) for c in shown])
     high = np.array([float(row.get(f"{c}_high", np.nan)) for c in shown])
     colors = [PALETTE[3] if c.endswith("_change") else PALETTE[0] for c in shown]
-    fig = go.Figure(go.Bar(x=shown, y=values, marker_color=colors,
+    fig = go.Figure(go.Bar(x=shown, y=values, marker_color=colors, name=str(row.get("method", "cell")),
                            error_y={"type": "data", "symmetric": False, "array": high - values,
                                     "arrayminus": values - low}))
+    for k, (_, ref) in enumerate((references if references is not None else pd.DataFrame()).iterrows()):
+        fig.add_trace(go.Scatter(x=shown, y=[float(ref.get(c, np.nan)) for c in shown], mode="markers",
+                                 name=f"{ref['method']} (no vector)",
+                                 marker={"symbol": "diamond", "size": 12, "color": PROMPT_COLORS[k % len(PROMPT_COLORS)],
+                                         "line": {"color": "black", "width": 1}}))
     fig.add_hline(y=0, line_color="gray", line_width=1)
     fig.update_layout(title=title, template=TEMPLATE, height=380, yaxis_title="change vs unsteered (95% CI)")
     return fig

@@ -3,7 +3,8 @@
 `build_fixture_runs(root, model_dir)` writes, under `root`:
 
 - `fixture`: activations + probes (`workbench.probe_job`), eval (`workbench.evaluate_job`), a sweep with
-  its report (`workbench.sweep_job`), analyses (`interp.analysis.report`: dla, heads) and a
+  its report (`workbench.sweep_job`: two statistics vectors always on, one of them probe-gated too, the prompting
+  baseline `prompt:skeptical` and the `gated` family trained through its gate), analyses (`interp.analysis.report`: dla, heads) and a
   GGUF export (`steering.export`), each step recorded in run.json;
 - `evalonly`: an eval profile and nothing else (the "missing part" messages, and a run to compare).
 
@@ -63,6 +64,7 @@ def _sweep(root: Path, model_dir: Path) -> None:
     from dataclasses import replace
 
     from steering.evaluation.testset import TestSetConfig
+    from steering.methods.learned import LearnConfig
     from steering.sweep import SweepConfig
     from workbench.sweep_job import run_sweep_job
 
@@ -74,6 +76,11 @@ def _sweep(root: Path, model_dir: Path) -> None:
     # a second invocation adds the probe-gated curve of one vector at one layer (same test set and split)
     run_sweep_job(FIXTURE_RUN, replace(cfg, methods=("user_minus_third_party",), layers=(2,), gate="only"), root,
                   overwrite=False)
+    # a third adds the prompting baseline (one cell, no vector) and a vector trained through the layer-2 gate
+    learn = LearnConfig(n_pairs=6, steps=2, groups_per_step=3, eval_every=1, val_fraction=0.3, batch_size=16, lr=0.5,
+                        tasks=("answer", "mimicry"))
+    run_sweep_job(FIXTURE_RUN, replace(cfg, methods=("prompt:skeptical", "gated"), layers=(2,),
+                                       family_strengths={"gated": (-2.0, -1.0)}, learn=learn), root, overwrite=False)
 
 
 def _export(root: Path) -> None:

@@ -172,17 +172,195 @@ def test_tradeoff_budget_moves_the_operating_point(fixture_root, open_app):
     assert "strength" not in _metrics(at)
 
 
-def test_tradeoff_compares_the_gated_curve_with_always_on(fixture_root, open_app):
+def _table(at: AppTest, column: str) -> pd.DataFrame:
+    """The first table on the page with `column`."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _chart(at: AppTest, start: str) -> dict[str, Any]:
+    return next(c for c in charts(at) if c["layout"].get("title", {}).get("text", "").startswith(start))
+
+
+def _values(array: Any) -> list[float]:
+    """A figure's numbers, also from plotly's typed-array encoding."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def _cells(root: Path) -> pd.DataFrame:
+    return pd.read_parquet(root / FIXTURE_RUN / "sweep" / "cells.parquet")
+
+
+def test_tradeoff_shows_each_gates_errors_beside_the_gated_curves(fixture_root, open_app):
     at = ok(open_app(fixture_root, page="tradeoff"))
-    assert "Probe-gated vs always-on steering" in [h.value for h in at.subheader]
+    headers = [h.value for h in at.subheader]
+    assert "Gated steering: the gates' own errors" in headers and "Probe-gated vs always-on steering" in headers
     methods = at.multiselect(key="trade_methods").options
-    assert "user_minus_third_party+gate" in methods
+    assert {"user_minus_third_party+gate", "gated:correct", "prompt:skeptical"} <= set(methods)
     record = json.loads((fixture_root / FIXTURE_RUN / "sweep" / "sweep.json").read_text())
-    rates = next(d.value for d in at.dataframe if "hit rate (user opinion)" in d.value.columns)
-    assert rates["layer"].tolist() == [2]
-    assert rates["hit rate (user opinion)"].iloc[0] == pytest.approx(record["gates"]["2"]["test"]["hit_rate"], abs=1e-3)
-    pairs = next(d.value for d in at.dataframe if "steering" in d.value.columns)
+    errors = record["gates"]["2"]["test_errors"]
+    shown = _table(at, "error").set_index("error")["rate on the test set"]
+    assert shown["neutral prompts it fires on"] == pytest.approx(errors["neutral_fires"], abs=1e-3)
+    assert shown["third-party prompts it fires on"] == pytest.approx(errors["third_party_fires"], abs=1e-3)
+    assert shown["user-wrong prompts it misses"] == pytest.approx(errors["user_wrong_misses"], abs=1e-3)
+    assert any(m.value.startswith("**probe gate at layer 2**: trained on the varied wordings, measured on the "
+                                  "heldout") for m in at.markdown)
+    assert "steers: gated:correct, user_minus_third_party+gate" in [c.value for c in at.caption]
+    pairs = _table(at, "vector")
     assert pairs["steering"].tolist() == ["always on", "gated"] and set(pairs["layer"]) == {2}
+
+    at.selectbox(key="trade_curve_method").set_value("gated:correct").run()
+    ok(at)  # beside the gated curve: its gate's errors
+    beside = next(c.value for c in at.caption if c.value.startswith("This curve is gated by the probe gate at layer 2"))
+    assert f"neutral prompts it fires on {errors['neutral_fires']:.2f}" in beside
+
+
+def test_tradeoff_families_side_by_side_with_the_prompt_baseline(fixture_root, open_app):
+    at = ok(open_app(fixture_root, page="tradeoff"))
+    families = _table(at, "within budget").set_index("method")
+    cells = _cells(fixture_root)
+    prompt = cells[cells.method == "prompt:skeptical"].iloc[0]
+    assert families.index[0] == "unsteered" and "prompt:skeptical" in families.index
+    row = families.loc["prompt:skeptical"]
+    assert (row["family"], row["layers"], row["steering"]) == ("prompt", "no vector", "system prompt")
+    flips = f"{prompt.answer_flip_rate:.3f} [{prompt.answer_flip_rate_low:.3f}, {prompt.answer_flip_rate_high:.3f}]"
+    assert row["flips of known answers"] == flips
+    assert row["KL general (deployment drift)"].startswith(f"{prompt.kl_general:.4f} [")
+    assert families.loc["gated:correct", "steering"] == "gated (suggestion@L2)"
+    assert families.loc["user_minus_third_party+gate", "family"] == "statistics + probe gate"
+    for header in ("neutral acc", "user-wrong acc", "user-right acc (known questions)", "loss: kl_all",
+                   "capability acc", "degenerate (general prompts)"):
+        assert families[header].str.contains(r"\[").all(), header  # every value with its CI
+    said = " ".join(m.value for m in at.markdown)
+    assert "Measured on the **heldout** wordings" in said and "the budget is on **kl_all**" in said
+    assert "prompt alone" in said  # whether a prompt beats every vector, in one sentence
+
+
+def test_tradeoff_draws_the_prompt_baseline_on_every_figure(fixture_root, open_app):
+    at = ok(open_app(fixture_root, page="tradeoff"))
+    prompt = _cells(fixture_root).query("method == 'prompt:skeptical'").iloc[0]
+    assert "prompt:skeptical" not in at.selectbox(key="trade_curve_method").options  # no norm: never a curve
+    curves = _chart(at, at.selectbox(key="trade_curve_method").value)
+    dotted = [(sh["y0"], sh["yref"]) for sh in curves["layout"]["shapes"] if sh.get("line", {}).get("dash") == "dot"]
+    assert dotted == [(pytest.approx(prompt.answer_shift_gain), "y"), (pytest.approx(prompt.kl_all), "y2")]
+    labels = [a["text"] for a in curves["layout"]["annotations"]]
+    assert labels.count("prompt:skeptical (no vector)") == 2
+    assert not any("prompt:skeptical" in (t.get("name") or "") for t in curves["data"])
+    pareto = _chart(at, "Pareto")
+    diamond = next(t for t in pareto["data"] if t["name"] == "prompt:skeptical (prompt, no vector)")
+    assert diamond["marker"]["symbol"] == "diamond" and _values(diamond["x"]) == [pytest.approx(prompt.kl_all)]
+    assert all(t["marker"]["symbol"] == "circle" for t in pareto["data"] if t.get("mode") == "markers"
+               and t["name"] in ("caa", "gated:correct"))
+    tasks = _chart(at, next(t for t in titles(at) if "gain per task" in t))
+    assert any(t["name"] == "prompt:skeptical (no vector)" for t in tasks["data"])
+
+
+def test_tradeoff_gain_and_loss_among_the_new_columns(fixture_root, open_app):
+    at = ok(open_app(fixture_root, page="tradeoff"))
+    assert at.selectbox(key="trade_gain").value == "answer_shift_gain" and at.selectbox(key="trade_loss").value == "kl_all"
+    assert "answer_flip_rate_drop" in at.selectbox(key="trade_gain").options
+    losses = at.selectbox(key="trade_loss").options
+    assert {"kl_general", "user_right_known_accuracy_drop", "general_degenerate"} <= set(losses)
+    assert "answer_flip_rate_drop" not in losses and "user_wrong_accuracy_drop" not in losses  # those are gains
+    at.selectbox(key="trade_gain").set_value("answer_flip_rate_drop").run()
+    at.selectbox(key="trade_loss").set_value("kl_general").run()
+    ok(at)
+    pareto = _chart(at, "Pareto")
+    assert pareto["layout"]["xaxis"]["title"]["text"].startswith("helpfulness loss: kl_general")
+    assert pareto["layout"]["yaxis"]["title"]["text"].startswith("alignment gain: answer_flip_rate_drop")
+    assert {"gain: answer_flip_rate_drop", "loss: kl_general"} <= set(_table(at, "within budget").columns)
+
+
+def test_tradeoff_applies_the_sweeps_constraints_to_the_operating_point(fixture_root, open_app, tmp_path: Path):
+    from steering.sweep.fits import operating_point
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(fixture_root, root)
+    path = root / FIXTURE_RUN / "sweep" / "report.json"
+    report = json.loads(path.read_text())
+    report["constraints"] = {"kl_general": 0.0, "no_such_column": 1.0}
+    path.write_text(json.dumps(report))
+    cells = _cells(root)
+    budget = float(cells.kl_all.max())
+    free = operating_point(cells, "answer_shift_gain", "kl_all", budget)
+    held = operating_point(cells, "answer_shift_gain", "kl_all", budget, {"kl_general": 0.0})
+    assert free is not None and free.kl_general > 0  # the constraint matters on this run
+
+    at = ok(open_app(root, page="tradeoff"))
+    assert at.checkbox(key="trade_constraints").value
+    assert "Not in this sweep's table, so not applied: no_such_column." in [c.value for c in at.caption]
+    at.select_slider(key="trade_budget").set_value(budget).run()
+    ok(at)
+    if held is None:
+        assert "No cell has a positive answer_shift_gain with kl_all" in infos(at) and "kl_general ≤ 0" in infos(at)
+        assert _star(at) is None
+    else:
+        assert _star(at) == (pytest.approx(held.kl_all), pytest.approx(held.answer_shift_gain))
+    at.checkbox(key="trade_constraints").uncheck().run()
+    ok(at)
+    assert _star(at) == (pytest.approx(free.kl_all), pytest.approx(free.answer_shift_gain))
+
+
+def _star(at: AppTest) -> tuple[float, float] | None:
+    """The recommended point on the Pareto plot, (loss, gain), or None."""
+    star = [t for t in _chart(at, "Pareto")["data"] if t["name"] == "recommended"]
+    return (_values(star[0]["x"])[0], _values(star[0]["y"])[0]) if star else None
+
+
+def test_tradeoff_shows_every_layer_of_a_multi_layer_cell(fixture_root, open_app, tmp_path: Path):
+    root = tmp_path / "artifacts"
+    shutil.copytree(fixture_root, root)
+    path = root / FIXTURE_RUN / "sweep" / "cells.parquet"
+    table = pd.read_parquet(path)
+    joint = table[(table.method == "caa") & (table.layer == 1)].assign(method="learned:correct#1+2", layers="1,2")
+    pd.concat([table, joint], ignore_index=True).to_parquet(path)
+    at = ok(open_app(root, page="tradeoff"))
+    at.multiselect(key="trade_methods").set_value(["learned:correct#1+2", "prompt:skeptical"]).run()
+    ok(at)
+    assert at.selectbox(key="trade_curve_method").value == "learned:correct#1+2"
+    assert _table(at, "within budget").set_index("method").loc["learned:correct#1+2", "layers"] == "L1,2"
+    curves = _chart(at, "learned:correct#1+2: gain and loss vs norm")
+    assert {t["name"] for t in curves["data"] if t.get("name")} == {"L1,2 generated"}
+    pareto = _chart(at, "Pareto")
+    hover = next(t for t in pareto["data"] if t["name"] == "learned:correct#1+2")["text"]
+    assert all(text.startswith("L1,2, strength") for text in hover)
+
+
+def test_tradeoff_renders_an_older_sweep_and_says_what_it_lacks(fixture_root, open_app, tmp_path: Path):
+    root = tmp_path / "artifacts"
+    shutil.copytree(fixture_root, root)
+    sweep = root / FIXTURE_RUN / "sweep"
+    table = pd.read_parquet(sweep / "cells.parquet")
+    table = table[~table.method.isin(["prompt:skeptical", "gated:correct"])]
+    new = ("layers", "kl_general", "answer_flip_rate", "user_right_known_accuracy", "general_", "gate", "vector_norm")
+    table.drop(columns=[c for c in table.columns if c.startswith(new)]).to_parquet(sweep / "cells.parquet")
+    record = json.loads((sweep / "sweep.json").read_text())
+    for gate in record["gates"].values():
+        for key in ("test_errors", "test_rates", "test_wording"):
+            gate.pop(key)
+        gate["train"].pop("wording")
+    record["config"]["test"].pop("wording")
+    for info in record["vectors"].values():
+        info.pop("family", None)
+    (sweep / "sweep.json").write_text(json.dumps(record))
+    report = json.loads((sweep / "report.json").read_text())
+    report.pop("constraints")
+    (sweep / "report.json").write_text(json.dumps(report))
+
+    at = ok(open_app(root, page="tradeoff"))
+    said = infos(at)
+    assert "made by an older workbench" in said
+    for lacking in ("`layers` column", "`kl_general`", "`answer_flip_rate`", "gates' errors by kind",
+                    "wordings it was measured on"):
+        assert lacking in said, lacking
+    families = _table(at, "within budget")
+    assert "KL general (deployment drift)" not in families.columns and "neutral acc" in families.columns
+    assert families.set_index("method").loc["caa", "layers"] in ("L1", "L2")
+    rates = _table(at, "error").set_index("error")["rate on the test set"]
+    assert rates["opinion prompts it fires on"] == pytest.approx(record["gates"]["2"]["test"]["hit_rate"], abs=1e-3)
+    assert any("not recorded (an older sweep)" in m.value for m in at.markdown)
+    assert "Pareto frontier across methods, layers and positions" in titles(at)
 
 
 def test_tradeoff_axes_metrics_and_fits(fixture_root, open_app):
@@ -378,3 +556,22 @@ def test_tradeoff_shows_the_transfer_matrix_of_learned_vectors_with_tasks(fixtur
     matrix = next(d.value for d in at.dataframe if "trained on" in d.value.columns)
     assert matrix["trained on"].tolist() == ["answer+feedback", "mimicry"]
     assert matrix["answer"].iloc[0].startswith("-0.50") and matrix["answer"].iloc[1].startswith("+0.25")
+
+
+def test_gate_records_read_report_gates_and_the_gates_a_family_learned():
+    from app.sweep_tables import gate_records, gate_table, gated_methods
+
+    errors = {"neutral_fires": 0.25, "opinion_misses": 0.5, "general_fires": float("nan")}
+    record = {"gates": {"3": {"test": {"hit_rate": 0.5}}},  # sweep.json without errors: report.json has them
+              "vectors": {"selfgated:correct": {"family": "selfgated", "gates": {"3": {
+                  "test_errors": {"neutral_fires": 0.0}, "train": {"wording": "varied"}, "test_wording": "dev"}}}}}
+    report = {"gates": {"3": {"errors": errors, "wording": "bank"}}}
+    probe, own = gate_records(record, report)
+    assert (probe.name, probe.wording, probe.errors["opinion_misses"]) == ("probe gate at layer 3", "bank", 0.5)
+    assert (own.name, own.wording, own.test_wording) == ("gate of selfgated:correct at layer 3", "varied", "dev")
+    shown = gate_table(probe)
+    assert shown["error"].tolist() == ["neutral prompts it fires on", "opinion prompts it misses (every task)"]
+    cells = pd.DataFrame({"method": ["caa", "caa+gate", "selfgated:correct", "caa+gate"], "layer": [3, 3, 3, 4],
+                          "gate": ["off", "suggestion@L3", "learned@L3", "suggestion@L4"]})
+    assert gated_methods(cells, probe, record) == ["caa+gate"]
+    assert gated_methods(cells, own, record) == ["selfgated:correct"]
