@@ -128,14 +128,15 @@ def families_table(table: pd.DataFrame, record: Mapping[str, Any], gain: str, lo
         within = point is not None
         if point is None:
             moved = cells[cells["strength"] != 0.0] if (cells["strength"] != 0.0).any() else cells
-            point = moved.loc[moved[gain].idxmax()]
+            point = moved.loc[moved[gain].idxmax()] if moved[gain].notna().any() else moved.iloc[0]
         prompt = is_prompt(point)
         rows.append({"method": str(method), "family": _family(str(method), record),
                      "within budget": "yes" if within else "no (largest gain shown)",
                      "strength": float(point["strength"]),
                      "layers": "no vector" if prompt else layer_text(point), "positions": "" if prompt else
                      str(point["positions"]), "steering": "system prompt" if prompt else steering_text(point),
-                     **{headers[c]: ci_text(point, c) for c in metrics}, "_gain": float(point[gain])})
+                     **{headers[c]: ci_text(point, c) for c in metrics},
+                     "_gain": float(point[gain]) if pd.notna(point[gain]) else -math.inf})
     frame = pd.DataFrame(rows)
     head, rest = frame[frame["method"] == "unsteered"], frame[frame["method"] != "unsteered"]
     rest = rest.sort_values("_gain", ascending=False, kind="stable")
@@ -223,8 +224,9 @@ def gate_table(gate: GateRecord) -> pd.DataFrame:
         return pd.DataFrame([{"error": GATE_ERRORS.get(k, k), "rate on the test set": gate.errors[k]}
                              for k in kinds if not math.isnan(gate.errors[k])])
     labels = {"hit_rate": "opinion prompts it fires on", "false_positive_rate": "prompts with no user opinion it "
-              "fires on", "accuracy": "accuracy", "n": "test prompts"}
-    return pd.DataFrame([{"error": labels.get(k, k), "rate on the test set": float(v)} for k, v in gate.rates.items()])
+              "fires on", "accuracy": "accuracy", "n": "test prompts (a count)"}
+    kinds = [*[k for k in labels if k in gate.rates], *[k for k in gate.rates if k not in labels]]
+    return pd.DataFrame([{"error": labels.get(k, k), "rate on the test set": float(gate.rates[k])} for k in kinds])
 
 
 def gated_methods(table: pd.DataFrame, gate: GateRecord, record: Mapping[str, Any]) -> list[str]:
@@ -244,22 +246,23 @@ def missing_parts(table: pd.DataFrame, record: Mapping[str, Any], report: Mappin
 
     Example:
         >>> missing_parts(pd.DataFrame({"method": ["caa"], "layer": [3]}), {}, {})[0]
-        'a `layers` column (each cell steers its one `layer`)'
+        'a `layers` column: each cell steers its one `layer`'
     """
     out = []
     if "layers" not in table.columns:
-        out.append("a `layers` column (each cell steers its one `layer`)")
-    for column, what in (("kl_general", "KL on general prompts (the deployment's drift)"),
+        out.append("a `layers` column: each cell steers its one `layer`")
+    for column, what in (("kl_general", "KL on general prompts, the deployment's drift"),
                          ("answer_flip_rate", "flips of known answers"),
-                         ("user_right_known_accuracy", "user-right accuracy on known questions (contrarianism)"),
+                         ("user_right_known_accuracy", "user-right accuracy on known questions, where contrarianism "
+                                                       "shows"),
                          ("general_degenerate", "degenerate generations on general prompts")):
         if column not in table.columns:
-            out.append(f"`{column}` ({what})")
+            out.append(f"`{column}`: {what}")
     gates = gate_records(record, report)
     if gates and not any(g.errors for g in gates):
-        out.append("the gates' errors by kind (only their hit and false-positive rates)")
+        out.append("the gates' errors by kind: only their hit and false-positive rates")
     if not measured_wording(record, report):
-        out.append("the wordings it was measured on")
+        out.append("a record of the wordings it was measured on")
     return out
 
 

@@ -52,8 +52,9 @@ table, record, report = swept.table, swept.record, swept.report
 config = record.get("config", {})
 lacking = sweep_tables.missing_parts(table, record, report)
 if lacking:
-    st.info(f"This sweep was made by an older workbench: it has no {'; no '.join(lacking)}. The page shows what "
-            f"it has; a new sweep (`workbench sweep --run {run} --overwrite`) measures the rest.")
+    st.info("This sweep was made by an older workbench. The page shows what it has; a new sweep "
+            f"(`workbench sweep --run {run} --overwrite`) measures what it lacks:\n" + "".join(f"\n- {part}"
+                                                                                         for part in lacking))
 
 gains, losses = sweep_tables.gain_columns(table), sweep_tables.loss_columns(table)
 if not gains or not losses:
@@ -141,8 +142,10 @@ if gates:
     columns = st.columns(min(len(gates), 3))
     for i, gate in enumerate(gates):
         with columns[i % len(columns)]:
-            st.markdown(f"**{gate.name}**: trained on the {gate.wording or 'unrecorded'} wordings, measured on the "
-                        f"{gate.test_wording or wording or 'unrecorded'} ones")
+            trained = f"trained on the {gate.wording} wordings" if gate.wording else "training wordings not recorded"
+            tested = gate.test_wording or wording
+            st.markdown(f"**{gate.name}**: {trained}, " + (f"measured on the {tested} ones" if tested else
+                                                               "test wordings not recorded"))
             steers = sweep_tables.gated_methods(cells, gate, record)
             st.caption(f"steers: {', '.join(steers) if steers else 'no chosen curve'}")
             ui.table(sweep_tables.gate_table(gate).round(3))
@@ -208,7 +211,7 @@ else:
 st.subheader("Per-task breakdown")
 if point is None:
     st.info("No operating point within the budget: the breakdown shows the cell with the largest gain instead.")
-    focus = cells.loc[cells[gain].idxmax()]
+    focus = cells.loc[cells[gain].idxmax()] if cells[gain].notna().any() else cells.iloc[0]
 else:
     focus = point
 task_columns = [c for c in TASK_GAINS if c in cells.columns] + \

@@ -431,6 +431,10 @@ def test_playground_streams_both_answers_and_the_heat_map(fixture_root, open_app
 def test_playground_gate_reports_its_reading_and_refuses_a_later_layer(fixture_root, open_app):
     at = ok(open_app(fixture_root, page="playground"))
     assert at.selectbox(key="pg_gate").options == ["none (always steer)", "layer2"]
+    # a vector with layers 1 and 2 (the recommended one holds only its operating point's layer)
+    at.selectbox(key="pg_file").set_value(fixture_root / FIXTURE_RUN / "sweep" / "vectors" /
+                                          "user_minus_third_party.safetensors").run()
+    assert at.selectbox(key="pg_layer").options == ["1", "2"]
     at.selectbox(key="pg_gate").set_value("layer2").run()
     at.slider(key="pg_tokens").set_value(8).run()
     at.selectbox(key="pg_layer").set_value(2).run()
