@@ -21,9 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from steering.artifacts.probe_gate import GATE_SUFFIX
 from steering.sweep.fits import operating_point, point_layers, prompt_cells
-
-GATE_SUFFIX = "+gate"  # `steering.artifacts.probe_gate.GATE_SUFFIX` (not imported: it pulls in torch)
 
 #: the families table's metric columns: cell column -> header (shown where the sweep has the column)
 FAMILY_METRICS = {
