@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from interp.capture.ray_pool import RayOptions
 from interp.models.loading import load_model
+from interp.store.atomic import atomic_write_json
 from interp.store.runs import prepare_run_dir, record_run
 from steering.evaluation.testset import TestSetConfig
 from steering.methods.registry import family, resolve_method
@@ -76,6 +77,7 @@ def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwri
     record = json.loads((folder / "sweep" / "sweep.json").read_text())
     report["gates"] = {layer: {"errors": g.get("test_errors", {}), "wording": g.get("train", {}).get("wording")}
                        for layer, g in record.get("gates", {}).items()}
+    atomic_write_json(folder / "sweep" / "report.json", report)  # the file says what the printed report says
     record_run(folder, "sweep", config.to_dict(), model=model.provenance(),
                seeds={"split": config.split_seed, "tasks_subsets_bootstrap": config.seed})
     return {"folder": folder / "sweep", "report": report, "ran": result.ran, "skipped": result.skipped,

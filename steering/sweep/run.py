@@ -296,8 +296,9 @@ def run_sweep(
                               "test_counts": test.counts(),
                               "vectors": {k: {**v[1], "method": v[0].method, "norms": v[0].norms()}
                                           for k, v in vectors.items()}}
-    if gate_record:
-        record["gates"] = gate_record
+    old_gates = _read_record(folder).get("gates", {})
+    if gate_record or old_gates:  # a later invocation that trains no gate keeps the earlier gates' record
+        record["gates"] = {**old_gates, **gate_record}
     old = _read_record(folder)
     record["vectors"] = {**old.get("vectors", {}), **record["vectors"]}  # invocations on one run add methods
     record["invocations"] = [*old.get("invocations", []), {"config": config.to_dict(), "todo": n_todo}]
