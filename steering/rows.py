@@ -187,6 +187,27 @@ class RowsSteering:
         """Rows whose mask let the intervention through at least once in the latest sequence `[batch]` bool."""
         return None if self._steered is None else self._steered.cpu()
 
+    def resume(self, gate_open: torch.Tensor, steered: torch.Tensor) -> None:
+        """Continue sequences whose earlier calls ran under another handle (a server regroups rows between
+        decode steps): each row's held `last_prompt` gate decision and whether it was steered so far.
+
+        Args:
+            gate_open: `[batch]` bool, `gate_state()` of the earlier handle for these rows (False: none yet).
+            steered: `[batch]` bool, `rows_steered()` of the earlier handle for these rows.
+        """
+        device = self.prompt_tokens.device
+        self._held = {id(g): gate_open.to(device).clone() for g in self._distinct}
+        self._steered = steered.to(device).clone()
+
+    def gate_state(self) -> torch.Tensor:
+        """Each row's held `last_prompt` gate decision `[batch]` bool (False for rows without one), for `resume`."""
+        state = torch.zeros(len(self.gates), dtype=torch.bool)
+        for g in self._distinct:
+            held = self._held.get(id(g))
+            if held is not None:
+                state = torch.where(self._rows[id(g)].cpu(), held.cpu(), state)
+        return state
+
     def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Forward pre-hook on the decoder stack: this call's positions and a fresh gate mask."""
         call = forward_call(args, kwargs, "steer_rows")
@@ -244,14 +265,40 @@ def steer_rows(
         >>> with steer_rows(model, [None, RowSteer(v, 4.0, (2,))], [12, 9]) as h:  # doctest: +SKIP
         ...     model.hf(**batch_of_two)
     """
+    handle, fns = rows_steering(model, rows, prompt_tokens)
+    try:
+        with hooks_on(model, fns, before_forward=handle.begin_call):
+            yield handle
+    finally:
+        handle._mask = None
+
+
+def rows_steering(
+    model: ChatModel, rows: Sequence[RowSteer | None], prompt_tokens: Sequence[int],
+    plans: Sequence[SteeringPlan | None] | None = None,
+) -> tuple[RowsSteering, dict[Site, Any]]:
+    """The handle and the site functions `steer_rows` installs, for a caller that installs them per call
+    (`hooks_on(model, fns, before_forward=handle.begin_call)`), as a server does while rows join and leave.
+
+    Args:
+        model: the model.
+        rows: one `RowSteer` or None per batch row.
+        prompt_tokens: each row's rendered-prompt tokens.
+        plans: each row's `row_plan`, if the caller built them already (None: built and validated here).
+
+    Raises:
+        VectorMismatchError, ValueError: for the first invalid row (its index is in the message).
+    """
     if len(rows) != len(prompt_tokens):
         raise ValueError(f"{len(rows)} rows but {len(prompt_tokens)} prompt lengths")
-    plans: list[SteeringPlan | None] = []
-    for r, (row, n) in enumerate(zip(rows, prompt_tokens, strict=True)):
-        try:
-            plans.append(None if row is None else row_plan(model, row, int(n)))
-        except ValueError as e:
-            raise type(e)(f"row {r}: {e}") from None
+    if plans is None:
+        built: list[SteeringPlan | None] = []
+        for r, (row, n) in enumerate(zip(rows, prompt_tokens, strict=True)):
+            try:
+                built.append(None if row is None else row_plan(model, row, int(n)))
+            except ValueError as e:
+                raise type(e)(f"row {r}: {e}") from None
+        plans = built
     like = next(model.hf.parameters())
     plan = stack_rows(plans, like)
     tokens = torch.tensor([int(n) for n in prompt_tokens], dtype=torch.long, device=like.device)
@@ -265,11 +312,7 @@ def steer_rows(
                 gate_sites.setdefault(site, []).append((row.gate, row.gate.scorer(like.device, like.dtype)))
     for site in execution_order(list(set(plan.sites) | set(gate_sites))):
         fns[site] = _site_fn(handle, site, gate_sites.get(site, []), site in plan.sites)
-    try:
-        with hooks_on(model, fns, before_forward=handle.begin_call):
-            yield handle
-    finally:
-        handle._mask = None
+    return handle, fns
 
 
 def _site_fn(handle: RowsSteering, site: Site, gates: list[tuple[ProbeGate, Any]], steered: bool) -> Any:

@@ -1,31 +1,26 @@
-"""The serving engine: validate a request into a job, decode a batch of jobs together, stream each row's text.
+"""The served model, its vectors and limits, and request validation, shared by every decoding backend.
 
 `Engine.prepare` does every check a request can fail (messages, context
-length, vector, gate, layers, strength) before the request joins a batch, so
-a bad request is answered alone with a 4xx. `Engine.run_batch` decodes jobs
-greedily with the KV cache, each row with its own steering
-(`steering.rows.steer_rows`), and hands each job its text as it grows. If a
-batch fails anyway, its unfinished jobs are decoded again one by one (greedy
-decoding repeats the tokens already sent, which are not sent twice), so one
-failing request never takes its neighbours down.
+length, max tokens, vector, gate, layers, strength) before the request is
+queued, so a bad request is answered alone with a 4xx and a backend
+(`steering.serve.backend`) only ever sees valid rows. Decoding itself is the
+scheduler's and the backend's (`steering.serve.scheduler`, `.torch_backend`).
 
 Example:
     >>> engine = Engine(model, registry, ServeLimits(), name="smollm2")  # doctest: +SKIP
-    >>> job = Job(engine.prepare(request), emit=print)  # doctest: +SKIP
-    >>> engine.run_batch([job])  # doctest: +SKIP
+    >>> prepared = engine.prepare(request)  # doctest: +SKIP
+    >>> len(prepared.token_ids), prepared.row is None  # doctest: +SKIP
+    (57, True)
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
-from contextlib import closing, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from interp.tasks.example import Turn
-from steering.generation import greedy_loop, pad_left, stop_tokens
-from steering.rows import RowSteer, row_plan, steer_rows
+from steering.generation import stop_tokens
+from steering.rows import RowSteer, row_plan
 from steering.serve.registry import VectorRegistry
 from steering.serve.schema import ApiError, ChatRequest, SteeringRequest
 
@@ -39,19 +34,22 @@ class ServeLimits:
 
     Args:
         max_tokens: most tokens one request may generate (also the default when it asks for none).
-        max_batch: most requests decoded together.
-        max_queue: most requests waiting for a batch; one more is answered 503.
-        batch_window_ms: how long the first waiting request waits for others to join its batch.
+        max_batch: most requests decoded together (rows of the running batch).
+        max_queue: most requests waiting for a row; one more is answered 503 with Retry-After.
+        timeout_s: a request still running this many seconds after it arrived is ended with a 504
+            (None: no limit).
     """
 
     max_tokens: int = 256
     max_batch: int = 16
     max_queue: int = 64
-    batch_window_ms: float = 5.0
+    timeout_s: float | None = 300.0
 
     def __post_init__(self) -> None:
-        if min(self.max_tokens, self.max_batch, self.max_queue) < 1 or self.batch_window_ms < 0:
-            raise ValueError(f"limits must be >= 1 (window >= 0), got {self}")
+        if min(self.max_tokens, self.max_batch, self.max_queue) < 1:
+            raise ValueError(f"--max-tokens, --max-batch and --max-queue must be >= 1, got {self}")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ValueError(f"--timeout must be > 0 seconds, got {self.timeout_s}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,37 +63,8 @@ class Prepared:
     ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks; vLLM's extension)
 
 
-@dataclass(frozen=True)
-class Event:
-    """What a job hears: `delta` (new text), `done` (finish reason, counts, whether steering acted), `error`."""
-
-    kind: str
-    text: str = ""
-    finish_reason: str | None = None
-    completion_tokens: int = 0
-    steered: bool | None = None
-    error: ApiError | None = None
-
-
-@dataclass(eq=False)
-class Job:
-    """One request in flight: its prepared input, where its events go, and its progress."""
-
-    prepared: Prepared
-    emit: Callable[[Event], None]
-    tokens: list[int] = field(default_factory=list)
-    finished: bool = False
-    text: str = ""
-    cancelled: threading.Event = field(default_factory=threading.Event)
-
-    def finish(self, event: Event) -> None:
-        if not self.finished:
-            self.finished = True
-            self.emit(event)
-
-
 class Engine:
-    """Validates requests and decodes batches on one model.
+    """The served model, its registry and limits; validates requests.
 
     Args:
         model: the served model.
@@ -110,7 +79,24 @@ class Engine:
         self.limits = limits
         self.name = name
         self.context = int(getattr(model.hf.config, "max_position_embeddings", 0) or 1 << 30)
-        self._stop = stop_tokens(model)
+        self.stop = stop_tokens(model)
+
+    def shared_prefix(self) -> tuple[int, ...]:
+        """The tokens every single-user-turn prompt starts with: the template's default system turn (if any)
+        and the user header. A backend may prefill them once (`TorchBackend`); a prompt that does not start
+        with them is prefilled whole.
+
+        Example:
+            >>> engine.shared_prefix()  # doctest: +SKIP
+            (1, 9690, 198, 2683, 359, 253, 5356, ...)
+        """
+        tok = self.model.tokenizer
+        a, b = ([int(t) for t in tok(self.model.render([Turn("user", text)]), add_special_tokens=False)["input_ids"]]
+                for text in ("x", "?"))
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return tuple(a[:n])
 
     def prepare(self, request: ChatRequest) -> Prepared:
         """Every check a request can fail, before it joins a batch.
@@ -172,64 +158,3 @@ class Engine:
         info = {"vector": s.vector, "strength": strength, "layers": list(layers), "positions": positions,
                 "mode": served.info.mode, "gate": s.gate}
         return row, info
-
-    def run_batch(self, jobs: Sequence[Job]) -> None:
-        """Decode `jobs` together; on a failure, decode the unfinished ones alone. Never raises."""
-        live = [j for j in jobs if not j.finished]
-        if not live:
-            return
-        try:
-            self._decode(live)
-        except Exception as e:  # a failing batch must not kill the server or its neighbours
-            if len(live) == 1:
-                live[0].finish(Event("error", error=ApiError(500, f"generation failed: {type(e).__name__}: {e}",
-                                                             code="generation_failed")))
-                return
-            for job in live:
-                self.run_batch([job])
-
-    def _decode(self, jobs: Sequence[Job]) -> None:
-        ids, mask = pad_left([j.prepared.token_ids for j in jobs], int(self.model.tokenizer.pad_token_id or 0))
-        rows = [j.prepared.row for j in jobs]
-        steps = max(j.prepared.max_tokens for j in jobs)
-        with steer_rows(self.model, rows, [len(j.prepared.token_ids) for j in jobs]) as handle, \
-                closing(greedy_loop(self.model, ids, mask, nullcontext(), steps, stop=frozenset())) as stream:
-            for i, step in enumerate(stream):
-                steered = handle.rows_steered()
-                for r, (job, token) in enumerate(zip(jobs, step, strict=True)):
-                    if job.finished:
-                        continue
-                    flag = None if job.prepared.row is None else bool(steered[r]) if steered is not None else None
-                    if job.cancelled.is_set():
-                        job.finished = True
-                    elif token is None or (token in self._stop and not job.prepared.ignore_eos):
-                        self._done(job, "stop", flag)
-                    else:
-                        self._advance(job, i, token)
-                        if len(job.tokens) >= job.prepared.max_tokens:
-                            self._done(job, "length", flag)
-                if all(j.finished for j in jobs):
-                    break
-        for job in jobs:  # the loop ran out of steps
-            self._done(job, "length", None)
-
-    def _done(self, job: Job, reason: str, steered: bool | None) -> None:
-        """Send what the held-back text still owes (an incomplete character stays one), then `done`."""
-        if job.finished:
-            return
-        text = self.model.tokenizer.decode(job.tokens, skip_special_tokens=True)
-        if text != job.text and text.startswith(job.text):
-            job.emit(Event("delta", text=text[len(job.text):]))
-            job.text = text
-        job.finish(Event("done", finish_reason=reason, completion_tokens=len(job.tokens), steered=steered))
-
-    def _advance(self, job: Job, step: int, token: int) -> None:
-        if step < len(job.tokens):  # already sent before a batch failure: greedy decoding repeats it
-            return
-        job.tokens.append(token)
-        text = self.model.tokenizer.decode(job.tokens, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for the next token
-            return
-        delta, job.text = text[len(job.text):], text
-        if delta:
-            job.emit(Event("delta", text=delta))

@@ -17,13 +17,18 @@ from fastapi import FastAPI
 
 
 @contextmanager
-def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0, grace_s: int | None = 30) -> Iterator[str]:
     """Serve `app` until the block ends; the server is always shut down and its thread joined.
+
+    At the end, uvicorn stops accepting connections and gives the requests in
+    flight `grace_s` seconds to finish, then cancels them (their rows are
+    freed), then the app's shutdown stops its scheduler.
 
     Args:
         app: the ASGI app.
         host: address to bind.
         port: port to bind (0: a free one, chosen by the OS).
+        grace_s: seconds the requests in flight get to finish at shutdown (None: as long as they take).
 
     Yields:
         The base URL, e.g. `http://127.0.0.1:43125`.
@@ -31,7 +36,8 @@ def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[st
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=grace_s))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="workbench-uvicorn", daemon=True)
     thread.start()
     try:

@@ -2,11 +2,12 @@
 
 Each replica builds the app of `steering.serve.app` on its own copy of the
 model (Ray Serve's late-bound ingress: the app is built in the replica, after
-its constructor), so a replica batches its own requests with the local
-batcher; Ray Serve's proxy spreads requests over the replicas and applies its
-back-pressure. Ray Serve's `@serve.batch` is not used: it batches whole calls,
-while a steered batch is decoded step by step and streams each row as it
-grows, which the local batcher does inside the replica.
+its constructor), so a replica batches its own requests with its own
+scheduler (continuous batching); Ray Serve's proxy spreads requests over the
+replicas and applies its back-pressure. Ray Serve's `@serve.batch` is not
+used: it batches whole calls, while rows join and leave the running batch at
+every decode step and stream as they grow, which the scheduler does inside
+the replica.
 
 Example:
     >>> with ray_serving(ServeConfig("smollm2", Path("vectors")), "127.0.0.1", 8000, replicas=2) as url:  # doctest: +SKIP

@@ -25,18 +25,21 @@ class ApiError(Exception):
     """An error answered as OpenAI does: `{"error": {"message", "type", "param", "code"}}` with an HTTP status.
 
     Args:
-        status: HTTP status (400, 404, 422, 503, 500).
+        status: HTTP status (400, 404, 422, 500, 503, 504).
         message: what is wrong and what to do.
         param: the request field at fault, dotted (e.g. "steering.strength"), if any.
         code: a short machine-readable code.
+        headers: extra response headers (e.g. `Retry-After` on a 503).
     """
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
         self.code = code
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         kind = "invalid_request_error" if self.status < 500 else "server_error"

@@ -48,7 +48,7 @@ def vectors_dir(tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Path:  
 
 @pytest.fixture(scope="module")
 def engine(tiny_model, vectors_dir: Path) -> Engine:  # type: ignore[no-untyped-def]
-    limits = ServeLimits(max_tokens=64, max_batch=16, max_queue=64, batch_window_ms=100.0)
+    limits = ServeLimits(max_tokens=256, max_batch=16, max_queue=64)
     return Engine(tiny_model, VectorRegistry.load(vectors_dir, tiny_model), limits, name=MODEL_ID)
 
 

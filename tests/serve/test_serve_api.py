@@ -62,8 +62,8 @@ def test_sixteen_concurrent_mixed_requests_equal_each_alone(client, app, engine:
     jobs = [(PROMPTS[i % len(PROMPTS)], kinds[i % len(kinds)], i % 3 == 0) for i in range(16)]
     expected = [reference(tiny_model, p, s, engine.registry) for p, s, _ in jobs]  # before the server is busy
     plain = {p: reference(tiny_model, p, None, engine.registry) for p in PROMPTS}
-    batches = app.state.batcher.batch_sizes
-    before = len(batches)
+    steps = app.state.scheduler.step_rows
+    before = len(steps)
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(lambda job: _ask(client, *job), jobs))
     for (prompt, steering, _), (text, info), want in zip(jobs, results, expected, strict=True):
@@ -73,4 +73,4 @@ def test_sixteen_concurrent_mixed_requests_equal_each_alone(client, app, engine:
         elif steering is not None:
             assert info["steered"] is True
     assert any(want != plain[p] for (p, s, _), want in zip(jobs, expected, strict=True) if s)
-    assert max(batches[before:]) > 1  # requests shared batches
+    assert max(list(steps)[before:]) > 1  # requests shared decode steps

@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from steering.export.native import export_native
 from steering.serve.app import create_app
-from steering.serve.engine import Engine, Event, Job, Prepared, ServeLimits
+from steering.serve.engine import Engine, Prepared, ServeLimits
 from steering.serve.local import serving
 from steering.serve.registry import RegistryError, VectorRegistry
+from steering.serve.scheduler import Event, Job, Scheduler
+from steering.serve.torch_backend import TorchBackend
 from steering.steering_vector import SteeringVector
 from tests.serve.conftest import MAX_TOKENS, MODEL_ID, PROMPTS, reference
 from tests.steering.builders import random_vector
@@ -85,49 +87,68 @@ def test_openai_client_sees_the_errors_and_good_neighbours_are_untouched(client,
     assert [futures[i].result() for i in (0, 2, 4)] == [want] * 3
 
 
-def test_a_request_failing_inside_a_batch_fails_alone(engine: Engine, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def _prepared(engine: Engine, prompt: str, **fields: object) -> Prepared:
     from steering.serve.schema import ChatRequest
 
-    def job(prompt: str, events: list[Event]) -> Job:
-        request = ChatRequest.model_validate({"model": MODEL_ID, "max_tokens": MAX_TOKENS,
-                                              "messages": [{"role": "user", "content": prompt}]})
-        return Job(engine.prepare(request), emit=events.append)
+    return engine.prepare(ChatRequest.model_validate({"model": MODEL_ID, "max_tokens": MAX_TOKENS, **fields,
+                                                      "messages": [{"role": "user", "content": prompt}]}))
 
-    seen: list[list[Event]] = [[], [], []]
-    jobs = [job(PROMPTS[0], seen[0]), job(PROMPTS[1], seen[1])]
+
+def _run(engine: Engine, prepared: list[Prepared], stream: bool = True) -> list[list[Event]]:
+    """Each job's events, from one scheduler on the torch backend, all submitted at once."""
+    seen: list[list[Event]] = [[] for _ in prepared]
+    ended = threading.Semaphore(0)
+
+    def emit_to(events: list[Event]):  # type: ignore[no-untyped-def]
+        def emit(event: Event) -> None:
+            events.append(event)
+            if event.kind != "delta":
+                ended.release()
+        return emit
+
+    with Scheduler(TorchBackend(engine.model, engine.shared_prefix()), engine) as scheduler:
+        for p, events in zip(prepared, seen, strict=True):
+            scheduler.submit(Job(p, emit=emit_to(events), stream=stream))
+        for _ in prepared:
+            assert ended.acquire(timeout=120)
+    return seen
+
+
+def test_a_request_failing_inside_a_batch_fails_alone(engine: Engine, tiny_model) -> None:  # type: ignore[no-untyped-def]
     broken = Prepared((1, 2, 10_000_000), None, MAX_TOKENS, None)  # a token id past the vocabulary
-    jobs.insert(1, Job(broken, emit=seen[2].append))
-    engine.run_batch(jobs)
-    assert seen[2][-1].kind == "error" and seen[2][-1].error.status == 500
-    for events, prompt in ((seen[0], PROMPTS[0]), (seen[1], PROMPTS[1])):
-        assert events[-1].kind == "done"
-        assert "".join(e.text for e in events if e.kind == "delta") == reference(tiny_model, prompt, None,
-                                                                                  engine.registry)
+    seen = _run(engine, [_prepared(engine, PROMPTS[0]), broken, _prepared(engine, PROMPTS[1])])
+    assert seen[1][-1].kind == "error" and seen[1][-1].error.status == 500
+    for events, prompt in ((seen[0], PROMPTS[0]), (seen[2], PROMPTS[1])):
+        want = reference(tiny_model, prompt, None, engine.registry)
+        assert events[-1].kind == "done" and events[-1].text == want
+        assert "".join(e.text for e in events if e.kind == "delta") == want
 
 
-def test_full_queue_answers_503(tiny_model, vectors_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    limits = ServeLimits(max_tokens=8, max_batch=1, max_queue=1, batch_window_ms=0.0)
+def test_full_queue_answers_503_with_retry_after(tiny_model, vectors_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    limits = ServeLimits(max_tokens=8, max_batch=1, max_queue=1)
     engine = Engine(tiny_model, VectorRegistry.load(vectors_dir, tiny_model), limits, name=MODEL_ID)
+    backend = TorchBackend(tiny_model)
     release, running = threading.Event(), threading.Event()
-    real = engine.run_batch
+    real = backend.admit
 
-    def held(jobs):  # type: ignore[no-untyped-def]
+    def held(rows):  # type: ignore[no-untyped-def]
         running.set()
         release.wait()
-        real(jobs)
+        return real(rows)
 
-    engine.run_batch = held  # type: ignore[method-assign]
-    app = create_app(engine)
+    backend.admit = held  # type: ignore[method-assign]
+    app = create_app(engine, backend)
     body = {"model": MODEL_ID, "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]}
     with serving(app) as url, ThreadPoolExecutor(2) as pool:
         first = pool.submit(httpx.post, f"{url}/v1/chat/completions", json=body, timeout=120)
-        running.wait()  # the first request holds the worker
+        running.wait()  # the first request holds the worker and the only row
         second = pool.submit(httpx.post, f"{url}/v1/chat/completions", json=body, timeout=120)
-        while app.state.batcher.queued() < 1:
+        while app.state.scheduler.queued() < 1:
             threading.Event().wait(0.01)
         third = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
         release.set()
         assert third.status_code == 503 and third.json()["error"]["code"] == "queue_full"
+        assert int(third.headers["retry-after"]) >= 1
         assert first.result().status_code == 200 and second.result().status_code == 200
 
 
@@ -155,19 +176,13 @@ def test_registry_refuses_vectors_of_another_model(tiny_model, tmp_path: Path) -
 
 
 def test_ignore_eos_generates_max_tokens(tiny_model, vectors_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from steering.serve.schema import ChatRequest
-
     engine = Engine(tiny_model, VectorRegistry.load(vectors_dir, tiny_model), ServeLimits(max_tokens=16), MODEL_ID)
 
     def run(ignore_eos: bool) -> Event:
-        request = ChatRequest.model_validate({"model": MODEL_ID, "max_tokens": MAX_TOKENS, "ignore_eos": ignore_eos,
-                                              "messages": [{"role": "user", "content": PROMPTS[0]}]})
-        events: list[Event] = []
-        engine.run_batch([Job(engine.prepare(request), emit=events.append)])
-        return events[-1]
+        return _run(engine, [_prepared(engine, PROMPTS[0], ignore_eos=ignore_eos)])[0][-1]
 
     first = run(False)
     assert first.kind == "done" and first.completion_tokens >= 1
-    engine._stop = frozenset(range(len(tiny_model.tokenizer)))  # every token ends an answer
+    engine.stop = frozenset(range(len(tiny_model.tokenizer)))  # every token ends an answer
     assert (run(False).finish_reason, run(False).completion_tokens) == ("stop", 0)
     assert (run(True).finish_reason, run(True).completion_tokens) == ("length", MAX_TOKENS)

@@ -55,7 +55,7 @@ def test_two_replicas_answer_like_the_local_server(ray_cluster, tiny_model, tiny
     registry = VectorRegistry.load(vectors_dir, tiny_model)
     asks = [(p, s) for p in PROMPTS[:3] for s in (None, {"vector": "up", "strength": 3.0}, {"vector": "down"})]
     expected = [reference(tiny_model, p, s, registry) for p, s in asks]
-    config = ServeConfig(str(tiny_model_dir), vectors_dir, ServeLimits(max_tokens=32, batch_window_ms=20.0))
+    config = ServeConfig(str(tiny_model_dir), vectors_dir, ServeLimits(max_tokens=32))
     with ray_serving(config, "127.0.0.1", _free_port(), replicas=2, num_cpus=0.5) as url:
         status = serve.status().applications[APP_NAME]
         replicas = next(iter(status.deployments.values())).replica_states
