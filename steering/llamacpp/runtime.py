@@ -170,6 +170,11 @@ class LlamaContext:
         self._cvec: ControlVector | None = None
         self.vector_changes = 0
 
+    @property
+    def current_vector(self) -> ControlVector | None:
+        """The control vector set now (None: none)."""
+        return self._cvec
+
     def set_vector(self, cvec: ControlVector | None) -> None:
         """Use `cvec` (None: no vector) for the next decode calls; nothing happens if it is already set."""
         if cvec is self._cvec:
