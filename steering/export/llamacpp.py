@@ -16,9 +16,11 @@ What is measured (quantised llama.cpp against dequantised float32 HF, so never e
 - shift correlation: of the log-probability shifts (steered - unsteered) of the two runtimes at the steered positions;
 - convention check: at a strength amplified until the HF effect reaches CHECK_KL (at least 1x; the
   layer and sign convention is linear in strength), llama.cpp must be closer to the reference than to
-  each wrong hypothesis: the layers shifted by -1 or +1, the sign flipped, no vector, another positions
-  rule. Quantisation noise (activations are rounded to 8 bits inside llama.cpp's matmuls) swamps the
-  difference between these hypotheses for a weak vector; amplified, they are far apart.
+  each wrong hypothesis, on the tokens where the two differ: the layers shifted by -1 or +1, the sign
+  flipped, no vector, another positions rule. Quantisation noise (activations are rounded to 8 bits inside
+  llama.cpp's matmuls) swamps the difference between these hypotheses for a weak vector; amplified, they
+  are far apart. A hypothesis closer to the reference than DISTINCT x the noise (a one-layer shift of a
+  vector that is the same at every layer) would change nothing measurable: it is reported, not judged.
 
 Example:
     >>> result = check_in_llama_cpp(model, gguf, file_vector, positions="generated")  # doctest: +SKIP
@@ -52,6 +54,7 @@ TOP1_SLACK = 0.05  # steered top-1 agreement >= baseline top-1 agreement - TOP1_
 CHECK_KL = 0.05  # the HF effect (KL from unsteered) the convention check amplifies the vector to
 MAX_AMPLIFY = 50.0
 DIFFER_KL = 1e-4  # positions where two hypotheses' HF logits differ by less are not used to tell them apart
+DISTINCT = 2.0  # a wrong hypothesis is judged when it is this many baseline KLs away from the reference
 N_THREADS = 1
 
 
@@ -166,13 +169,19 @@ class Hypothesis:
 
     Args:
         tokens: positions where its HF logits differ from the reference's (KL > DIFFER_KL).
+        kl_between: mean KL(HF reference || HF hypothesis) there: how far apart the two are.
         kl_reference: mean KL(HF reference || llama.cpp) there.
-        kl_hypothesis: mean KL(HF hypothesis || llama.cpp) there; must exceed kl_reference.
+        kl_hypothesis: mean KL(HF hypothesis || llama.cpp) there; must exceed kl_reference when judged.
+        judged: whether the two are further apart than the quantisation noise (kl_between >= DISTINCT x the
+            baseline KL); a hypothesis that close to the reference (e.g. a one-layer shift of a vector that is
+            the same at every layer) changes nothing llama.cpp could show, and is reported, not judged.
     """
 
     tokens: int
+    kl_between: float
     kl_reference: float
     kl_hypothesis: float
+    judged: bool
 
 
 @dataclass
@@ -195,7 +204,7 @@ class LlamaCppResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["tolerance"] = {"kl_factor": KL_FACTOR, "kl_slack": KL_SLACK, "top1_slack": TOP1_SLACK,
-                            "check_kl": CHECK_KL, "differ_kl": DIFFER_KL}
+                            "check_kl": CHECK_KL, "differ_kl": DIFFER_KL, "distinct": DISTINCT}
         return out
 
 
@@ -208,7 +217,7 @@ def _judge(r: LlamaCppResult) -> None:
         r.problems.append(f"llama.cpp steered top-1 agreement {r.steered.top1_agreement:.3f} is more than "
                           f"{TOP1_SLACK} below the unsteered baseline {r.baseline.top1_agreement:.3f}")
     for name, h in r.check.items():
-        if h.tokens and not h.kl_reference < h.kl_hypothesis:
+        if h.judged and not h.kl_reference < h.kl_hypothesis:
             r.problems.append(f"at {r.check_strength:.3g}x strength llama.cpp is closer to '{name}' (KL "
                               f"{h.kl_hypothesis:.4g}) than to the reference (KL {h.kl_reference:.4g}) on the "
                               f"{h.tokens} tokens where they differ: a wrong layer, sign or positions convention")
@@ -244,14 +253,16 @@ def check_in_llama_cpp(model: ChatModel, gguf_model: Path, vector: SteeringVecto
         cpp_base, cpp_ref = cpp_logits(ctx, texts, None, positions), cpp_logits(ctx, texts, given, positions)
         cpp_check = cpp_logits(ctx, texts, given, positions, amplify)
     hf_check = hf_steered(model, texts, vector, positions, amplify)
+    baseline = agreement(hf_base, cpp_base)
     check = {}
     for name, (alt, alt_positions) in wrong_hypotheses(vector, positions, model.n_layers).items():
         hf_alt = hf_steered(model, texts, alt, alt_positions, amplify)
         where = differing_rows(hf_check, hf_alt)
-        check[name] = Hypothesis(sum(map(len, where)), mean_kl(hf_check, cpp_check, where),
-                                 mean_kl(hf_alt, cpp_check, where))
+        between = mean_kl(hf_check, hf_alt, where)
+        check[name] = Hypothesis(sum(map(len, where)), between, mean_kl(hf_check, cpp_check, where),
+                                 mean_kl(hf_alt, cpp_check, where), between >= DISTINCT * baseline.mean_kl)
     result = LlamaCppResult(
-        positions, sum(map(len, texts.ids)), sum(map(len, rows)), agreement(hf_base, cpp_base),
+        positions, sum(map(len, texts.ids)), sum(map(len, rows)), baseline,
         agreement(hf_ref, cpp_ref), effect, mean_kl(cpp_base, cpp_ref, rows),
         shift_correlation(hf_base, hf_ref, cpp_base, cpp_ref, rows), amplify,
         shift_correlation(hf_base, hf_check, cpp_base, cpp_check, rows), check)

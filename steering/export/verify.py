@@ -143,6 +143,7 @@ def verify_gguf(path: Path, model: ChatModel, source: SteeringVector | None, str
     if report.problems:
         return report
     file_vector, info = read_gguf_control_vector(path), read_gguf_info(path)
+    where = llama_positions(positions, info)
     check_model(model, file_vector.d_model, file_vector.model_hash, force)
     if source is None:
         reference, s = file_vector, 1.0
@@ -161,7 +162,7 @@ def verify_gguf(path: Path, model: ChatModel, source: SteeringVector | None, str
     report.comparisons["gguf read back vs hooks"] = agreement(ref, got)
     report.check_exact("gguf read back vs hooks")
     report.effects["HF hooks"] = effect(base, ref, tokens)
-    _verify_in_llama_cpp(report, model, file_vector, llama_positions(positions, info))
+    _verify_in_llama_cpp(report, model, file_vector, where)
     return report
 
 
@@ -189,6 +190,13 @@ def _verify_in_llama_cpp(report: VerifyReport, model: ChatModel, file_vector: St
         f"llama.cpp effect: KL from unsteered {result.kl_from_unsteered_llama_cpp:.4g} (HF hooks "
         f"{result.kl_from_unsteered_hf:.4g}); shift correlation {result.shift_correlation:.3f}, "
         f"{result.check_shift_correlation:.3f} at {result.check_strength:.3g}x strength")
+    judged = {name: h for name, h in result.check.items() if h.judged}
+    if judged:
+        name, nearest = min(judged.items(), key=lambda item: item[1].kl_hypothesis - item[1].kl_reference)
+        report.notes.append(
+            f"convention check at {result.check_strength:.3g}x strength: {len(judged)} of {len(result.check)} wrong "
+            f"hypotheses judged; the nearest, '{name}', is at KL {nearest.kl_hypothesis:.4g} against "
+            f"{nearest.kl_reference:.4g} for the reference")
     report.problems.extend(result.problems)
 
 
