@@ -225,6 +225,11 @@ class LlamaContext:
         """Drop a sequence's KV cache rows (its id can start a new sequence)."""
         self.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
 
+    def truncate(self, seq: int, length: int) -> None:
+        """Keep a sequence's first `length` tokens in the KV cache, drop the rest (it continues at `length`)."""
+        if not self.lib.llama_memory_seq_rm(self.memory, seq, length, -1):
+            raise capi.LibraryError(f"llama.cpp cannot cut sequence {seq} at {length}")
+
     def close(self) -> None:
         if self.ptr:
             self.lib.llama_free(self.ptr)

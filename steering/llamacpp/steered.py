@@ -71,22 +71,28 @@ def spans(n_tokens: int, span: tuple[int, int | None], first: int = 0) -> list[t
 
 
 def score(ctx: LlamaContext, ids: Sequence[int], cvec: ControlVector | None, positions: str, prompt_tokens: int,
-          seq: int = 0) -> np.ndarray:
-    """Logits `[len(ids), vocab]` of one sequence, steered by `cvec` where `positions` says.
+          seq: int = 0, first: int = 0, keep: bool = False) -> np.ndarray:
+    """Logits `[len(ids) - first, vocab]` of one sequence from token `first` on, steered by `cvec` where
+    `positions` says.
 
     Args:
-        ctx: the context (sequence `seq` is cleared first).
+        ctx: the context.
         ids: token ids (prompt, then any answer tokens).
         cvec: the control vector (None: unsteered everywhere).
         positions: "all", "prompt" or "generated".
         prompt_tokens: P, the rendered prompt's length (the rules' boundary).
         seq: the sequence id to use.
+        first: tokens `ids[:first]` are already in sequence `seq` (decoded by an earlier call with `keep`):
+            only the rest is decoded. 0: the sequence starts afresh.
+        keep: leave the tokens in the sequence (a later call continues from them); else it is cut back
+            to `first` tokens.
     """
-    ctx.forget(seq)
+    ctx.truncate(seq, first)
     span = steered_span(positions, prompt_tokens)
     pieces = [ctx.decode([Row(tuple(ids[a:b]), seq, a, all_logits=True)], cvec if on else None)[0]
-              for a, b, on in spans(len(ids), span)]
-    ctx.forget(seq)
+              for a, b, on in spans(len(ids), span, first)]
+    if not keep:
+        ctx.truncate(seq, first)
     return np.concatenate(pieces)
 
 

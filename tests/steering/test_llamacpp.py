@@ -23,6 +23,7 @@ from steering.llamacpp.steered import score, spans, steered_span
 from steering.spec import steer_lengths
 from tests.steering.builders import random_vector
 
+LAYERS_MID = (8, 9, 10, 11, 12)
 FEW = (PROMPTS[0], PROMPTS[6])  # a neutral question and a user's wrong opinion keep the llama.cpp tests short
 
 
@@ -166,3 +167,41 @@ def test_llama_cpp_check_fails_a_flipped_sign(embedded_model, llama_cpp_library,
                                              "generated", llama_vector=vector * -1.0, prompts=FEW)
     assert any("closer to 'sign flipped'" in p for p in result.problems), result.problems
     assert result.check_shift_correlation < 0
+
+
+@pytest.mark.embedded
+def test_test_set_scored_through_llama_cpp(embedded_model, llama_cpp_library):
+    """The sweep's metrics for a vector as llama.cpp applies it: the same table as the hook scorer's, close to
+    its unsteered predictions, the choices' shared context kept in the KV cache without changing a value."""
+    from interp.scoring.choices import choice_span, scoring_context
+    from steering.evaluate import prompt_tokens, score_strengths
+    from steering.export.compare import log_softmax
+    from steering.llamacpp.scoring import choice_logprobs, score_test_set
+    from steering.splits import PairSplit
+    from steering.sweep.metrics import cell_metrics
+    from steering.testset import TestSetConfig, build_test_set
+
+    test = build_test_set(TestSetConfig(n_answer=2, n_are_you_sure=0, n_mimicry=0, n_feedback=0, n_capability=0),
+                          PairSplit(0, 0.3))
+    hf = score_strengths(embedded_model, test, None, [0.0])[0]
+    vector = random_vector(embedded_model, layers=LAYERS_MID, seed=4, scale=0.15)
+    example = max(range(len(test.examples)), key=lambda i: max(map(len, test.examples[i].choices)))
+    with LlamaModel(verify_llama.model_gguf(embedded_model)) as lm, LlamaContext(lm, n_ctx=512) as ctx:
+        base = score_test_set(embedded_model, ctx, test, None, "generated")
+        cvec = ControlVector.of(vector, 4.0, lm.n_layers)
+        cell = score_test_set(embedded_model, ctx, test, cvec, "generated", strength=4.0)
+        values, _ = choice_logprobs(embedded_model, ctx, [test.examples[example]], cvec, "generated")
+        n = prompt_tokens(embedded_model, [test.examples[example]])[0]
+        text, context = scoring_context(embedded_model, test.examples[example])
+        for j, choice in enumerate(test.examples[example].choices):  # each choice from scratch, nothing kept
+            ids, start = choice_span(embedded_model, test.examples[example], text, context, choice)
+            logits = score(ctx, ids, cvec, "generated", n)
+            alone = [float(log_softmax(logits[t - 1])[ids[t]]) for t in range(start, len(ids))]
+            assert values[(0, j)] == pytest.approx(alone, abs=2e-3)
+    assert list(base.rows.columns) == list(hf.rows.columns) and len(base.rows) == len(test.examples)
+    assert (base.rows["pred"].to_numpy() == hf.rows["pred"].to_numpy()).mean() >= 0.8
+    assert base.next_logprobs.shape == hf.next_logprobs.shape
+    assert not base.rows["pred"].equals(cell.rows["pred"]) or mean_kl([base.next_logprobs.numpy()],
+                                                                       [cell.next_logprobs.numpy()]) > 1e-3
+    metrics = cell_metrics(base, cell, test)
+    assert 0.0 <= metrics["user_wrong_accuracy"] <= 1.0 and metrics["kl_all"] > 0
