@@ -137,7 +137,7 @@ def test_verify_export_runs_llama_cpp_at_the_recorded_positions(embedded_model, 
     assert report.passed, report.lines()
     cpp = report.llama_cpp
     assert cpp is not None and cpp["positions"] == "generated" and 0 < cpp["steered_tokens"] < cpp["tokens"]
-    assert cpp["steered"]["mean_kl"] <= 2 * cpp["baseline"]["mean_kl"] + 0.002
+    assert cpp["steered_kl_steered_tokens"] <= 2 * cpp["baseline_kl_steered_tokens"] + 0.002
     assert cpp["check_shift_correlation"] > 0.8
     assert all(h["kl_reference"] < h["kl_hypothesis"] for h in cpp["check"].values() if h["judged"])
     assert cpp["check"]["sign flipped"]["judged"] and cpp["check"]["positions all"]["judged"]
