@@ -152,14 +152,18 @@ class LlamaContext:
         n_ctx: KV cache size per sequence (tokens).
         n_seq: most sequences held at once (ids 0 .. n_seq - 1).
         n_threads: CPU threads for decoding.
+        n_outputs: most tokens one decode returns logits for (None: every token of a decode; llama.cpp
+            reserves its compute buffer for that many rows of vocabulary logits, 200 MB per 1024 here).
     """
 
-    def __init__(self, model: LlamaModel, n_ctx: int, n_seq: int = 1, n_threads: int = 1) -> None:
+    def __init__(self, model: LlamaModel, n_ctx: int, n_seq: int = 1, n_threads: int = 1,
+                 n_outputs: int | None = None) -> None:
         self.model, self.lib = model, model.lib
         params = self.lib.llama_context_default_params()
         params.n_ctx = n_ctx * n_seq
         params.n_batch = params.n_ubatch = max(n_ctx, n_seq, 64)
         params.n_seq_max = n_seq
+        params.n_outputs_max = 0 if n_outputs is None else n_outputs  # 0: n_batch
         params.n_outputs_max_per_seq = 0  # all of a sequence's positions may output logits (verification)
         params.n_threads = params.n_threads_batch = n_threads
         self.ptr = self.lib.llama_init_from_model(model.ptr, params)

@@ -95,7 +95,8 @@ class LlamaCppBackend:
 
     def __init__(self, gguf: Path, max_rows: int, n_ctx: int = N_CTX, n_threads: int = 1) -> None:
         self.model = LlamaModel(gguf)
-        self.ctx = LlamaContext(self.model, n_ctx, n_seq=max_rows, n_threads=n_threads)
+        # one output (the next token's logits) per row and decode
+        self.ctx = LlamaContext(self.model, n_ctx, n_seq=max_rows, n_threads=n_threads, n_outputs=max_rows)
         self.n_ctx = n_ctx
         self._rows: dict[int, _Row] = {}
         self._free = list(range(max_rows - 1, -1, -1))

@@ -171,8 +171,9 @@ def test_llama_cpp_check_fails_a_flipped_sign(embedded_model, llama_cpp_library,
 
 @pytest.mark.embedded
 def test_test_set_scored_through_llama_cpp(embedded_model, llama_cpp_library):
-    """The sweep's metrics for a vector as llama.cpp applies it: the same table as the hook scorer's, close to
-    its unsteered predictions, the choices' shared context kept in the KV cache without changing a value."""
+    """The sweep's metrics through llama.cpp: the same table as the hook scorer's and close to it unsteered
+    (KL of the quantisation only); with a vector, the choices' shared context kept in the KV cache changes no
+    value against decoding each choice from scratch."""
     from interp.scoring.choices import choice_span, scoring_context
     from steering.evaluate import prompt_tokens, score_strengths
     from steering.export.compare import log_softmax
@@ -189,7 +190,6 @@ def test_test_set_scored_through_llama_cpp(embedded_model, llama_cpp_library):
     with LlamaModel(verify_llama.model_gguf(embedded_model)) as lm, LlamaContext(lm, n_ctx=512) as ctx:
         base = score_test_set(embedded_model, ctx, test, None, "generated")
         cvec = ControlVector.of(vector, 4.0, lm.n_layers)
-        cell = score_test_set(embedded_model, ctx, test, cvec, "generated", strength=4.0)
         values, _ = choice_logprobs(embedded_model, ctx, [test.examples[example]], cvec, "generated")
         n = prompt_tokens(embedded_model, [test.examples[example]])[0]
         text, context = scoring_context(embedded_model, test.examples[example])
@@ -201,7 +201,6 @@ def test_test_set_scored_through_llama_cpp(embedded_model, llama_cpp_library):
     assert list(base.rows.columns) == list(hf.rows.columns) and len(base.rows) == len(test.examples)
     assert (base.rows["pred"].to_numpy() == hf.rows["pred"].to_numpy()).mean() >= 0.8
     assert base.next_logprobs.shape == hf.next_logprobs.shape
-    assert not base.rows["pred"].equals(cell.rows["pred"]) or mean_kl([base.next_logprobs.numpy()],
-                                                                       [cell.next_logprobs.numpy()]) > 1e-3
-    metrics = cell_metrics(base, cell, test)
-    assert 0.0 <= metrics["user_wrong_accuracy"] <= 1.0 and metrics["kl_all"] > 0
+    # llama.cpp read as a "cell" against the hook scorer's unsteered run: only the quantisation moves it
+    metrics = cell_metrics(hf, base, test)
+    assert 0.0 < metrics["kl"] < 0.05 and abs(metrics["user_wrong_accuracy_drop"]) <= 0.25
