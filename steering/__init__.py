@@ -15,6 +15,8 @@
 | `methods/`           | the one registry of vector methods: statistics, learned, heads                      |
 | `sweep/`             | config, cells, Ray, metrics, fits, report                                          |
 | `export/`            | safetensors, GGUF control vector, folded checkpoint, and their verification        |
+| `llamacpp/`          | llama.cpp as a runtime: cached library build, C binding, vectors set per decode    |
+| `serve/`             | the OpenAI-compatible server, its scheduler and engines (torch, llama.cpp)          |
 
 Steering picks training examples and captures activations; estimators are fitted by `probes`.
 The names below are imported on first use, so reading a vector file does not load torch.
