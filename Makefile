@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # the tests also run the Ray paths on a local 2-worker cluster (the `ray` extra: ray[serve], no torch)
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test env lint bench clean browser
+.PHONY: demo test env lint bench clean browser llamacpp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ demo: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will be skipped"
 
-test: $(TEST_STAMP) browser
-	$(BIN)/python -m pytest -q
+# llama.cpp's shared library (libllama.so), built once per machine into ~/.cache/workbench/llama.cpp/<version>
+# ($$WORKBENCH_CACHE moves it): about 2 min on 2 cores. `make demo` never needs it; the tests do.
+llamacpp: $(STAMP)
+	$(BIN)/python -m steering.llamacpp.build
+
+# --require-llamacpp: a llama.cpp test fails, never skips, if the library is missing
+test: $(TEST_STAMP) browser llamacpp
+	$(BIN)/python -m pytest -q --require-llamacpp
 
 lint: $(STAMP)
 	$(BIN)/ruff check interp probes steering app workbench tests bench

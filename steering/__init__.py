@@ -7,8 +7,9 @@
 | `evaluation/` | held-out measurement: the pair split, the test set, scores of K strengths in one pass       |
 | `methods/`    | the one table of method families (statistics, learned, gated, low-rank, heads, prompt, file)   |
 | `sweep/`      | config, cells, Ray, metrics, fits, report                                                   |
-| `serve/`      | an OpenAI-compatible server with per-request steering vectors and gates (`workbench serve`) |
+| `serve/`      | the OpenAI-compatible server: scheduler, engines (torch, llama.cpp), per-request steering    |
 | `export/`     | safetensors, GGUF control vector, folded checkpoint, and their verification                 |
+| `llamacpp/`   | llama.cpp as a runtime: cached library build, C binding, vectors set per decode              |
 
 Steering picks training examples and captures activations; estimators are fitted by `probes`.
 The names below are imported on first use, so reading a vector file does not load torch.

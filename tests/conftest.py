@@ -5,6 +5,7 @@ Plumbing tests run on it; behaviour tests use the embedded SmolLM2 (marked `embe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,25 @@ def build_tiny_model(folder: Path, n_layers: int = 4, seed: int = 0, chat_templa
     )
     model = LlamaForCausalLM(config).eval()
     model.save_pretrained(folder)
+    return folder
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--require-llamacpp", action="store_true",
+                     help="fail (never skip) the llama.cpp tests when its library is not built; `make test` sets it")
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_library(request: pytest.FixtureRequest) -> Path:
+    """The built llama.cpp library's folder. Missing: a failure under CI or --require-llamacpp, else a skip."""
+    from steering.llamacpp.build import VERSION, find_library
+
+    folder = find_library()
+    if folder is None:
+        reason = f"the llama.cpp {VERSION} library is not built: run `make llamacpp` (about 2 minutes)"
+        if request.config.getoption("--require-llamacpp") or os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"{reason}; llama.cpp tests never skip under CI or --require-llamacpp")
+        pytest.skip(reason)
     return folder
 
 

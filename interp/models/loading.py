@@ -26,6 +26,7 @@ import torch.nn as nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from interp.cache import cache_dir
 from interp.errors import InputError
 from interp.models.architectures import ArchLayout, layout_for, module_at
 from interp.models.chat import render_chat
@@ -41,11 +42,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 class ModelLoadError(InputError, RuntimeError):
     """A model spec that could not be loaded; the message lists what was tried."""
-
-
-def cache_dir() -> Path:
-    """The workbench's cache folder (`$WORKBENCH_CACHE`, default `~/.cache/workbench`)."""
-    return Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "workbench"))
 
 
 def embedded_gguf_path() -> Path:

@@ -99,20 +99,39 @@ def hf_logits(
     return out
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Log-probabilities (float64) over the last axis."""
     x = x.astype(np.float64)
     x = x - x.max(axis=-1, keepdims=True)
     return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
 
 
 def _kl(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
-    lp, lq = _log_softmax(p_logits), _log_softmax(q_logits)
+    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
     return (np.exp(lp) * (lp - lq)).sum(axis=-1)
 
 
 def _common_vocab(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = min(a.shape[-1], b.shape[-1])  # a GGUF may pad the vocabulary
     return a[..., :n], b[..., :n]
+
+
+def mean_kl(reference: list[np.ndarray], other: list[np.ndarray], rows: list[np.ndarray] | None = None) -> float:
+    """Mean KL(reference || other) over the positions of every prompt (only `rows[k]` of prompt k, if given).
+
+    Example:
+        >>> x = [np.zeros((2, 3))]
+        >>> mean_kl(x, x)
+        0.0
+    """
+    kls = []
+    for k, (ref, oth) in enumerate(zip(reference, other, strict=True)):
+        ref, oth = _common_vocab(ref, oth)
+        if rows is not None:
+            ref, oth = ref[rows[k]], oth[rows[k]]
+        kls.append(_kl(ref, oth))
+    joined = np.concatenate(kls)
+    return float(joined.mean()) if joined.size else 0.0
 
 
 def agreement(reference: list[np.ndarray], other: list[np.ndarray]) -> Agreement:
@@ -142,7 +161,7 @@ def effect(unsteered: list[np.ndarray], steered: list[np.ndarray], tokens: tuple
     yes, no = tokens
     shifts = []
     for u, s in zip(unsteered, steered, strict=True):
-        lu, ls = _log_softmax(u[-1]), _log_softmax(s[-1])
+        lu, ls = log_softmax(u[-1]), log_softmax(s[-1])
         shifts.append((ls[yes] - ls[no]) - (lu[yes] - lu[no]))
     return Effect(kl, float(np.mean(shifts)))
 

@@ -32,7 +32,7 @@ from steering.export.folded import EXPORT_FILE, fold_checkpoint
 from steering.export.gguf_cvec import export_gguf
 from steering.export.info import ExportError, check_layers_exist, check_mode
 from steering.export.native import export_native
-from steering.export.verify import VERIFIERS, VerifyReport
+from steering.export.verify import POSITIONED, VERIFIERS, VerifyReport
 
 GATE_WARNING = (
     "this vector was measured behind a probe gate (steering only prompts with user pressure; gates: {files}), but "
@@ -227,7 +227,7 @@ def detect_format(path: str | Path) -> str:
 
 def verify_export(
     path: str | Path, model: ChatModel, source: SteeringVector | None = None, strength: float | None = None,
-    force: bool = False,
+    force: bool = False, positions: str | None = None,
 ) -> VerifyReport:
     """Load an export as its runtime does and compare it with the hook-steered model.
 
@@ -237,6 +237,8 @@ def verify_export(
         source: the source vector (required for hf-folded; checks the content for gguf/safetensors).
         strength: the strength the reference uses (default: the one the export records).
         force: verify against a model whose hash differs from the export's.
+        positions: gguf only: where llama.cpp steers, "all" (its `--control-vector`) or "generated"
+            (the workbench's engine); default: the positions the export records.
 
     Example:
         >>> print("\\n".join(verify_export("out/steered", model, source=vector).lines()))  # doctest: +SKIP
@@ -247,4 +249,9 @@ def verify_export(
             source.check_compatible(model.d_model, model.weights_hash, force)
         except VectorMismatchError as e:
             raise ExportError(f"--vector: {e}") from None
-    return VERIFIERS[detect_format(path)](path, model, source, strength, force)
+    format = detect_format(path)
+    if positions is not None:
+        if format not in POSITIONED:
+            raise ExportError(f"--positions applies to {', '.join(POSITIONED)} exports, not {format}")
+        return POSITIONED[format](path, model, source, strength, force, positions)
+    return VERIFIERS[format](path, model, source, strength, force)

@@ -6,7 +6,9 @@ The format, as llama.cpp's loader checks it: `general.architecture =
 added to the output of decoder block L (`blocks.L.hook_resid_post`, see
 `interp.sites.llama_cpp_direction_index`). `direction.0` is rejected and makes
 llama.cpp drop the whole file, so a layer-0 vector cannot be exported.
-llama.cpp adds the vector at every position, prompt included.
+llama.cpp's `--control-vector` adds the vector at every position, prompt
+included; the workbench's llama.cpp engine (`steering.llamacpp`) sets it for
+the positions it was measured at.
 
 The strength is folded in (direction = strength * raw vector) and recorded,
 with the rest of the provenance, under `workbench.*` keys that llama.cpp
@@ -43,9 +45,10 @@ KEY_EXPORT = "workbench.export"
 KEY_STRENGTH = "workbench.strength"
 _NAME = re.compile(r"^direction\.(-?\d+)$")
 POSITIONS_WARNING = (
-    "this vector was measured with positions={positions!r}, but llama.cpp adds a control vector at every position, "
-    "prompt included, so its effect there will differ (and cost more helpfulness) than measured; "
-    "re-measure it with positions='all' before deploying it"
+    "this vector was measured with positions={positions!r}, but llama.cpp's --control-vector adds it at every "
+    "position, prompt included, so its effect there will differ (and cost more helpfulness) than measured; "
+    "deploy it with the workbench's llama.cpp engine (workbench serve --engine llamacpp), which sets it where it "
+    "was measured, or re-measure it with positions='all' for the CLI"
 )
 
 

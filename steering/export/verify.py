@@ -5,7 +5,8 @@
 | safetensors | `load_native` + hooks (the workbench itself)  | the source vector through hooks      |
 | gguf        | rule checks; the tensors read back with gguf  | strength * source through hooks      |
 |             | and added at direction.L; llama.cpp itself    | (llama.cpp: quantised weights, so    |
-|             | where `llama_cpp` is installed                | judged by top-1 agreement and KL)    |
+|             | (`steering.llamacpp`) at the export's         | judged against the unsteered noise:  |
+|             | positions, all or generated                   | `steering.export.llamacpp`)          |
 | hf-folded   | stock `AutoModelForCausalLM.from_pretrained`  | `steering.export.reference` hooks    |
 
 Example:
@@ -37,7 +38,6 @@ from steering.export.native import load_native
 from steering.export.reference import add_hooks, reference_hooks
 
 EXACT_TOLERANCE = 1e-3  # max |logit difference| for exports that run the same float32 weights
-LLAMA_CPP_TOP1_SLACK = 0.10  # steered top-1 agreement may fall this far below the unsteered baseline
 
 
 @dataclass
@@ -55,10 +55,13 @@ class VerifyReport:
     def passed(self) -> bool:
         return not self.problems
 
+    llama_cpp: dict[str, Any] | None = None  # `LlamaCppResult.to_dict()` where llama.cpp ran
+
     def to_dict(self) -> dict[str, Any]:
         return {"format": self.format, "path": self.path, "passed": self.passed, "problems": self.problems,
                 "comparisons": {k: v.to_dict() for k, v in self.comparisons.items()},
-                "effects": {k: v.to_dict() for k, v in self.effects.items()}, "notes": self.notes}
+                "effects": {k: v.to_dict() for k, v in self.effects.items()}, "notes": self.notes,
+                "llama_cpp": self.llama_cpp}
 
     def lines(self) -> list[str]:
         """A human-readable summary, one fact per line."""
@@ -119,13 +122,28 @@ def verify_native(path: Path, model: ChatModel, source: SteeringVector | None, s
     return report
 
 
+def llama_positions(given: str | None, info: ExportInfo | None) -> str:
+    """Where llama.cpp steers in verification: `given`, else the positions the export was measured at.
+
+    A record from another tool (none) or with an unknown rule falls back to "all", what `--control-vector` does.
+    """
+    from steering.llamacpp.steered import POSITIONS
+
+    if given is not None:
+        if given not in POSITIONS:
+            raise ExportError(f"--positions {given!r}: choose one of {', '.join(POSITIONS)}")
+        return given
+    return info.positions if info is not None and info.positions in POSITIONS else "all"
+
+
 def verify_gguf(path: Path, model: ChatModel, source: SteeringVector | None, strength: float | None,
-                force: bool) -> VerifyReport:
-    """Rule checks, then the file's tensors steer HF exactly like the source; llama.cpp where installed."""
+                force: bool, positions: str | None = None) -> VerifyReport:
+    """Rule checks; the file's tensors steer HF exactly like the source; then llama.cpp itself at `positions`."""
     report = VerifyReport("gguf", str(path), problems=check_gguf_control_vector(path, model.n_layers, model.d_model))
     if report.problems:
         return report
     file_vector, info = read_gguf_control_vector(path), read_gguf_info(path)
+    where = llama_positions(positions, info)
     check_model(model, file_vector.d_model, file_vector.model_hash, force)
     if source is None:
         reference, s = file_vector, 1.0
@@ -144,33 +162,42 @@ def verify_gguf(path: Path, model: ChatModel, source: SteeringVector | None, str
     report.comparisons["gguf read back vs hooks"] = agreement(ref, got)
     report.check_exact("gguf read back vs hooks")
     report.effects["HF hooks"] = effect(base, ref, tokens)
-    _verify_in_llama_cpp(report, model, file_vector, ids, base, ref, tokens)
+    _verify_in_llama_cpp(report, model, file_vector, where)
     return report
 
 
-def _verify_in_llama_cpp(report: VerifyReport, model: ChatModel, file_vector: SteeringVector, ids: list[list[int]],
-                         base: list[np.ndarray], ref: list[np.ndarray], tokens: tuple[int, int] | None) -> None:
+def _verify_in_llama_cpp(report: VerifyReport, model: ChatModel, file_vector: SteeringVector, positions: str) -> None:
     from steering.export import llamacpp
+    from steering.llamacpp.build import VERSION, available
 
-    if not llamacpp.available():
-        report.notes.append("llama_cpp is not installed (pip install '.[llamacpp]'): llama.cpp itself was not run")
-        return
     gguf_model = llamacpp.model_gguf(model)
     if gguf_model is None:
         report.notes.append(f"model {model.spec!r} has no GGUF file: llama.cpp itself was not run")
         return
-    cpp_base, cpp_steered = llamacpp.llama_cpp_logits(gguf_model, ids, file_vector, model.n_layers)
-    baseline = agreement(base, cpp_base)
-    steered = agreement(ref, cpp_steered)
-    report.comparisons["llama.cpp unsteered vs HF unsteered (baseline)"] = baseline
-    report.comparisons["llama.cpp steered vs HF hooks"] = steered
-    report.effects["llama.cpp"] = effect(cpp_base, cpp_steered, tokens)
-    report.notes.append(f"llama.cpp ran {gguf_model.name} (quantised) against HF's dequantised weights: "
-                        "judge by top-1 agreement and KL, not exact logits")
-    if steered.top1_agreement < baseline.top1_agreement - LLAMA_CPP_TOP1_SLACK:
-        report.problems.append(
-            f"llama.cpp steered top-1 agreement {steered.top1_agreement:.3f} is more than "
-            f"{LLAMA_CPP_TOP1_SLACK} below the unsteered baseline {baseline.top1_agreement:.3f}")
+    if not available():
+        report.problems.append(f"llama.cpp {VERSION} is not built, so it was not run: `make llamacpp` "
+                               "(python -m steering.llamacpp.build) builds it once per machine")
+        return
+    result = llamacpp.check_in_llama_cpp(model, gguf_model, file_vector, positions)
+    report.llama_cpp = result.to_dict()
+    report.comparisons["llama.cpp unsteered vs HF unsteered (baseline)"] = result.baseline
+    report.comparisons[f"llama.cpp steered vs HF hooks (positions {positions})"] = result.steered
+    report.notes.append(
+        f"llama.cpp {VERSION} ran {gguf_model.name} (quantised) at positions {positions} on {result.tokens} tokens "
+        f"({result.steered_tokens} steered); HF runs its dequantised weights: judged against the unsteered "
+        f"baseline's noise, not exact logits")
+    report.notes.append(
+        f"llama.cpp effect: KL from unsteered {result.kl_from_unsteered_llama_cpp:.4g} (HF hooks "
+        f"{result.kl_from_unsteered_hf:.4g}); shift correlation {result.shift_correlation:.3f}, "
+        f"{result.check_shift_correlation:.3f} at {result.check_strength:.3g}x strength")
+    judged = {name: h for name, h in result.check.items() if h.judged}
+    if judged:
+        name, nearest = min(judged.items(), key=lambda item: item[1].kl_hypothesis - item[1].kl_reference)
+        report.notes.append(
+            f"convention check at {result.check_strength:.3g}x strength: {len(judged)} of {len(result.check)} wrong "
+            f"hypotheses judged; the nearest, '{name}', is at KL {nearest.kl_hypothesis:.4g} against "
+            f"{nearest.kl_reference:.4g} for the reference")
+    report.problems.extend(result.problems)
 
 
 def verify_folded(path: Path, model: ChatModel, source: SteeringVector | None, strength: float | None,
@@ -202,3 +229,5 @@ def verify_folded(path: Path, model: ChatModel, source: SteeringVector | None, s
 
 Verifier = Callable[[Path, ChatModel, SteeringVector | None, float | None, bool], VerifyReport]
 VERIFIERS: dict[str, Verifier] = {"safetensors": verify_native, "gguf": verify_gguf, "hf-folded": verify_folded}
+#: the formats whose runtime steers by positions (verify_export's `positions`)
+POSITIONED = {"gguf": verify_gguf}

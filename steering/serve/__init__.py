@@ -7,6 +7,7 @@
 | `scheduler` | continuous batching of requests on a backend, on one worker thread |
 | `backend` | `DecodeBackend`: the step-level interface a decoding engine implements |
 | `torch_backend`, `batch_cache` | the torch engine: per-row steering on the HF model, a batched KV cache |
+| `llamacpp_backend` | the llama.cpp engine (`--engine llamacpp`): the GGUF in llama.cpp, a control vector per row |
 | `telemetry` | Prometheus metrics and the per-request log line |
 | `registry`, `schema` | the vectors and gates served; the request body and OpenAI-style errors |
 | `local`, `ray_app` | run the app in-process (uvicorn thread) or on Ray Serve |

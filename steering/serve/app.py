@@ -52,12 +52,21 @@ class ServeConfig:
         vectors: folder of native exports and probe gates (None: serve unsteered only).
         limits: max tokens, batch, queue and the request timeout.
         prefix_cache: prefill the template's shared prefix once and reuse it (`TorchBackend`).
+        engine: "torch" (the HF model, `TorchBackend`) or "llamacpp" (its GGUF in llama.cpp, `LlamaCppBackend`).
     """
 
     model: str
     vectors: Path | None = None
     limits: ServeLimits = field(default_factory=ServeLimits)
     prefix_cache: bool = True
+    engine: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"--engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+
+
+ENGINES = ("torch", "llamacpp")
 
 
 def build_app(config: ServeConfig) -> FastAPI:
@@ -70,7 +79,12 @@ def build_app(config: ServeConfig) -> FastAPI:
 
     model = load_model(config.model)
     registry = VectorRegistry.load(config.vectors, model) if config.vectors is not None else VectorRegistry.empty()
-    return create_app(Engine(model, registry, config.limits, name=config.model), prefix_cache=config.prefix_cache)
+    engine = Engine(model, registry, config.limits, name=config.model)
+    if config.engine == "llamacpp":
+        from steering.serve.llamacpp_backend import llamacpp_backend
+
+        return create_app(engine, llamacpp_backend(engine))
+    return create_app(engine, prefix_cache=config.prefix_cache)
 
 
 def create_app(engine: Engine, backend: DecodeBackend | None = None, prefix_cache: bool = True) -> FastAPI:

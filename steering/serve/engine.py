@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,8 @@ class Engine:
         self.name = name
         self.context = int(getattr(model.hf.config, "max_position_embeddings", 0) or 1 << 30)
         self.stop = stop_tokens(model)
+        # what the decoding backend cannot apply (a reason, or None): set by a backend with limits (llama.cpp)
+        self.refuse: Callable[[SteerSpec], str | None] | None = None
 
     def shared_prefix(self) -> tuple[int, ...]:
         """The tokens every single-user-turn prompt starts with: the template's default system turn (if any)
@@ -157,6 +160,9 @@ class Engine:
             row_plan(self.model, row, strength, prompt_tokens)
         except ValueError as e:
             raise ApiError(422, str(e), param="steering", code="invalid_value") from None
+        problem = self.refuse(row) if self.refuse is not None else None
+        if problem is not None:
+            raise ApiError(422, problem, param="steering", code="unsupported_by_engine")
         info = {"vector": s.vector, "strength": strength, "layers": list(layers), "positions": positions,
                 "mode": served.info.mode, "gate": s.gate}
         return row, strength, info

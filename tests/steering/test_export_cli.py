@@ -60,6 +60,12 @@ def test_exported_content(tiny_model_dir, vector_file, tmp_path):
     # a GGUF verifies without the source vector (the reference is the file itself)
     result = invoke("verify-export", tmp_path / "e.gguf", "--model", tiny_model_dir)
     assert result.exit_code == 0 and "reference is the file's own tensors" in result.output
+    assert "has no GGUF file: llama.cpp itself was not run" in result.output  # the tiny model is a HF folder
+    # --positions is llama.cpp's: a GGUF's option, checked before anything runs
+    result = invoke("verify-export", tmp_path / "e.gguf", "--model", tiny_model_dir, "--positions", "answer")
+    assert result.exit_code == 2 and "--positions 'answer'" in result.output
+    result = invoke("verify-export", tmp_path / "e.safetensors", "--model", tiny_model_dir, "--positions", "all")
+    assert result.exit_code == 2 and "--positions applies to gguf exports" in result.output
 
 
 def test_refusals_are_one_line(tiny_model, tiny_model_dir, vector_file, tmp_path):

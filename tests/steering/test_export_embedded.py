@@ -1,17 +1,15 @@
-"""Exports of the embedded SmolLM2 (tied embeddings, 30 layers): the fold and llama.cpp itself."""
+"""Exports of the embedded SmolLM2 (tied embeddings, 30 layers): the fold (llama.cpp itself: test_llamacpp)."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from transformers import AutoModelForCausalLM
 
 from steering.artifacts.steering_vector import SteeringVector
-from steering.export import export_gguf, fold_checkpoint, llamacpp, verify_export
+from steering.export import fold_checkpoint
 from steering.export.compare import agreement, hf_logits, prompt_ids
-from steering.export.reference import add_hooks, reference_hooks
+from steering.export.reference import reference_hooks
 
 pytestmark = pytest.mark.embedded
 
@@ -36,31 +34,3 @@ def test_add_fold_on_embedded_model(embedded_model, tmp_path):
     base = hf_logits(embedded_model, embedded_model.hf, ids, {})
     assert agreement(ref, got).max_logit_diff < 1e-4
     assert agreement(base, got).mean_kl > 1e-4
-
-
-def test_gguf_in_llama_cpp(embedded_model, tmp_path):
-    pytest.importorskip("llama_cpp")
-    vector = mid_layer_vector(embedded_model)
-    path = export_gguf(vector, tmp_path / "v.gguf", strength=4.0, n_layers=embedded_model.n_layers)
-    report = verify_export(path, embedded_model, source=vector, strength=4.0)
-    assert report.passed, report.lines()
-    steered = report.comparisons["llama.cpp steered vs HF hooks"]
-    baseline = report.comparisons["llama.cpp unsteered vs HF unsteered (baseline)"]
-    assert steered.top1_agreement > 0.8 and baseline.top1_agreement > 0.8
-    hooks, cpp = report.effects["HF hooks"], report.effects["llama.cpp"]
-    assert cpp.kl_from_unsteered == pytest.approx(hooks.kl_from_unsteered, rel=0.5)
-
-
-def test_direction_index_matches_hook_layer_in_llama_cpp(embedded_model):
-    """direction.L lands on blocks.L.hook_resid_post: llama.cpp matches the hook at L, not at L - 1 or L + 1."""
-    pytest.importorskip("llama_cpp")
-    layer = 10
-    vector = mid_layer_vector(embedded_model, layers=(layer,)) * 60.0  # about half the residual norm there
-    ids = prompt_ids(embedded_model)[:4]
-    _, steered = llamacpp.llama_cpp_logits(llamacpp.model_gguf(embedded_model), ids, vector, embedded_model.n_layers)
-    kl = {}
-    for hook_layer in (layer - 1, layer, layer + 1):
-        moved = replace(vector, directions={hook_layer: vector.directions[layer]})
-        kl[hook_layer] = agreement(hf_logits(embedded_model, embedded_model.hf, ids, add_hooks(embedded_model, moved, 1.0)),
-                                   steered).mean_kl
-    assert kl[layer] < 0.05 and kl[layer] * 10 < min(kl[layer - 1], kl[layer + 1]), kl

@@ -112,6 +112,9 @@ def verify_export(
                                                    help="reference strength (default: the export's)")] = None,
     force: Annotated[bool, typer.Option(help="verify against a model whose hash differs from the export's")] = False,
     report: Annotated[Path | None, typer.Option(help="also write the report as JSON here")] = None,
+    positions: Annotated[str | None, typer.Option(
+        help="gguf: where llama.cpp steers: all (its --control-vector) | generated (the workbench's llama.cpp "
+        "engine, from the last prompt token on); default: the positions the export was measured at")] = None,
 ) -> None:
     """Load an export the way its runtime does and compare it with the hook-steered model."""
     from interp.models.loading import load_model
@@ -124,7 +127,7 @@ def verify_export(
     source = read_vector(vector) if vector is not None else None
     if report is not None:
         check_out_file(report, "--report")
-    result = run_verify(path, load_model(model), source=source, strength=strength, force=force)
+    result = run_verify(path, load_model(model), source=source, strength=strength, force=force, positions=positions)
     if report is not None:
         atomic_write_json(report, result.to_dict())
     for line in result.lines():

@@ -31,6 +31,9 @@ def serve(
                                                              "last token; past it, a 504 (0: no limit)")] = 300.0,
     shutdown_grace: Annotated[int, typer.Option("--shutdown-grace", help="at Ctrl-C/SIGTERM, seconds the "
                                                 "requests in flight get to finish before they are cancelled")] = 30,
+    engine: Annotated[str, typer.Option("--engine", help="torch (the HF model, every steering mode and gates) | "
+                                        "llamacpp (the model's GGUF in llama.cpp, `make llamacpp`: add-mode "
+                                        "vectors at any positions, no gates)")] = "torch",
     prefix_cache: Annotated[bool, typer.Option("--prefix-cache/--no-prefix-cache",
                                                help="prefill the chat template's shared prefix once")] = True,
     log_requests: Annotated[bool, typer.Option("--log-requests/--no-log-requests",
@@ -50,7 +53,7 @@ def serve(
                    "(continuous batching), so there is no window to wait for", err=True)
     try:
         limits = ServeLimits(max_tokens, max_batch, max_queue, None if timeout == 0 else timeout)
-        config = ServeConfig(model, vectors, limits, prefix_cache)
+        config = ServeConfig(model, vectors, limits, prefix_cache, engine)
     except ValueError as e:
         fail(str(e))
     if log_requests:
@@ -64,7 +67,7 @@ def serve(
         application = build_app(config)
     except (ModelLoadError, ValueError, OSError) as e:
         fail(str(e))
-    typer.echo(f"serving {model} on http://{host}:{port}/v1 ({len(application.state.engine.registry.vectors)} "
+    typer.echo(f"serving {model} ({engine}) on http://{host}:{port}/v1 ({len(application.state.engine.registry.vectors)} "
                f"vectors, {len(application.state.engine.registry.gates)} gates)")
     uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level="warning",
                                   timeout_graceful_shutdown=shutdown_grace)).run()
