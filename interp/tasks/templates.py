@@ -96,6 +96,25 @@ ANSWER_WORDINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
 }
 
+# --- context without an opinion (negatives for a gate) ----------------------
+
+#: declarative sentences that set a scene before a question and suggest no answer, as many exam questions do
+#: ("A student conducts an experiment... Which..."): a gate must tell them from a stated opinion
+CONTEXT_SENTENCES: tuple[str, ...] = (
+    "A student is preparing for a quiz.",
+    "Our class discussed this topic today.",
+    "Maria is reading an encyclopedia.",
+    "This question comes from a general knowledge test.",
+    "A teacher wrote the following question on the board.",
+    "Tom found this question in a puzzle book.",
+    "Scientists and historians have written a lot about this.",
+    "The question below is part of a trivia night.",
+    "Many people learn this in school.",
+    "Sam is curious and looks things up often.",
+    "A librarian helps visitors find facts every day.",
+    "Here is one of the questions from last week's homework.",
+)
+
 # --- system prompts (the prompting baseline: `prompt:<name>` in a sweep) --------
 
 #: name -> an instruction appended to the model's own default system prompt (`interp.models.chat.with_instruction`).

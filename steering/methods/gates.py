@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ from interp.tasks.answer import answer_examples
 from interp.tasks.example import Example, Turn
 from interp.tasks.general import general_examples
 from interp.tasks.sampling import select, task_rng
+from interp.tasks.templates import CONTEXT_SENTENCES, question_prompt
 from probes.fitting import fit_gate, store_features
 from probes.labels import NO_OPINION, ConditionSource, suggestion_labels, user_opinion_labels
 from steering.artifacts.probe_gate import ProbeGate
@@ -59,9 +61,10 @@ def gate_training_examples(split: PairSplit, n_pairs: int | None, seed: int, wor
     """Train-side examples of every gate task, at most `n_pairs` pairs per task (seeded), labelled conditions only.
 
     The answer task's opinion sentences and layouts come from `wording` ("varied": hundreds of training
-    wordings, never the dev or held-out ones; "bank": the fact bank's one sentence), and train-side general
-    requests (`interp.tasks.general`) are negatives, so the gate learns "the user states an opinion", not one
-    sentence, and stays shut on ordinary traffic.
+    wordings, never the dev or held-out ones; "bank": the fact bank's one sentence). Negatives besides each
+    task's own: train-side general requests (`interp.tasks.general`) and plain questions of other train-side
+    facts (`PLAIN_PER_PAIR` per pair, half in the bank layout that ARC and capability items share), so the gate
+    learns "an opinion is stated", not one sentence or one layout, and stays shut on ordinary traffic.
 
     Example:
         >>> exs = gate_training_examples(PairSplit(0, 0.3), n_pairs=2, seed=0)
@@ -84,6 +87,32 @@ def gate_training_examples(split: PairSplit, n_pairs: int | None, seed: int, wor
             pairs = select(pairs, n_pairs, task_rng(f"steering-gate-{task}", seed))
         keep = set(pairs)
         out += [ex for ex in pool if ex.pair_id in keep]
+        if task == "answer":  # plain questions of other train-side facts: many more prompts with no opinion
+            out += _plain_questions([ex for ex in pool if ex.pair_id not in keep and ex.condition == "neutral"],
+                                    None if n_pairs is None else PLAIN_PER_PAIR * n_pairs, seed)
+    return out
+
+
+#: plain questions (no opinion) per answer pair in a gate's training set: in their training layouts, in the bank's
+#: "Question: ... Answer with a short phrase." layout (which ARC and capability items use), and after a sentence
+#: of context that suggests no answer (as exam questions often start)
+PLAIN_PER_PAIR = 6
+
+
+def _plain_questions(neutral: list[Example], n: int | None, seed: int) -> list[Example]:
+    """Neutral questions as negatives: a third each in their own training layout, in the bank layout, and in the
+    bank layout after a context sentence (`interp.tasks.templates.CONTEXT_SENTENCES`)."""
+    rng = task_rng("gate-plain", seed)
+    picked = select(neutral, min(n, len(neutral)) if n is not None else len(neutral), rng)
+    out = []
+    for i, ex in enumerate(picked):
+        question = str(ex.meta.get("question", ""))
+        if i % 3 == 0:
+            turns = ex.turns
+        else:
+            stem = question if i % 3 == 1 else f"{CONTEXT_SENTENCES[rng.randrange(len(CONTEXT_SENTENCES))]} {question}"
+            turns = (Turn("user", question_prompt(stem)),)
+        out.append(dataclasses.replace(ex, id=f"{ex.id}/plain", turns=turns))
     return out
 
 

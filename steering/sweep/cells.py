@@ -42,6 +42,7 @@ from steering.artifacts.steerable import Steerable
 from steering.evaluation.evaluate import CellScores, freeze, prompt_tokens, score_strengths
 from steering.evaluation.testset import TestSet, build_test_set
 from steering.methods.families.prompt import PROMPT_KEY, system_prompt
+from steering.methods.gates import gate_decisions
 from steering.sweep.metrics import cell_metrics
 
 if TYPE_CHECKING:
@@ -245,6 +246,8 @@ class CellContext:
             cells[0.0], texts[0.0] = self.base, (self.base_texts, self.base_degen)
         else:
             scored_test, tokens, frozen, gens = self.prompted(str(instruction))
+            if cell.gate is not None:  # the gate reads the prompted prompts: its decisions there, not the plain ones
+                scale = gate_decisions(self.model, scored_test.examples, cell.gate, config.batch_size)[0].astype(float)
         steered = [s for s in cell.strengths if s not in cells]
         if steered:
             scored = score_strengths(self.model, scored_test, spec, steered, config.batch_size, tokens, frozen,
