@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -188,17 +189,24 @@ class GateRecord:
     test_wording: str
     errors: dict[str, float]
     rates: dict[str, float]
+    reads: int | None = None
 
     @property
     def name(self) -> str:
-        return f"gate of {self.owner} at layer {self.layer}" if self.owner else f"probe gate at layer {self.layer}"
+        where = f"at layer {self.layer}" + (f" (reads layer {self.reads})" if self.reads not in (None, self.layer) else "")
+        return f"gate of {self.owner} {where}" if self.owner else f"probe gate {where}"
 
 
 def _gate(layer: str, owner: str, info: Mapping[str, Any], reported: Mapping[str, Any]) -> GateRecord:
     errors = info.get("test_errors") or reported.get("errors") or {}
     wording = info.get("train", {}).get("wording") or reported.get("wording") or ""
+    reads = info.get("reads_layer", reported.get("reads_layer"))
+    if reads is None:  # sweeps before the record said it: the gate file is named after the layer it reads
+        found = re.search(r"layer(\d+)\.safetensors$", str(info.get("file", "")))
+        reads = int(found.group(1)) if found else None
     return GateRecord(int(layer), owner, str(wording), str(info.get("test_wording") or ""),
-                      {str(k): float(v) for k, v in errors.items()}, dict(info.get("test", {})))
+                      {str(k): float(v) for k, v in errors.items()}, dict(info.get("test", {})),
+                      None if reads is None else int(reads))
 
 
 def gate_records(record: Mapping[str, Any], report: Mapping[str, Any]) -> list[GateRecord]:

@@ -42,7 +42,13 @@ def slug(heading: str) -> str:
 
 
 def anchors(path: Path) -> set[str]:
-    return {slug(m.group(1)) for m in re.finditer(r"^#+\s+(.+)$", prose(path.read_text()), re.M)}
+    """The anchors of a page's headings (code in a heading counts, as on GitHub: "## `/metrics`" is #metrics).
+
+    Example:
+        >>> sorted(anchors(ROOT / "docs" / "serving.md"))[:2]
+        ['errors', 'how-requests-are-scheduled']
+    """
+    return {slug(m.group(1)) for m in re.finditer(r"^#+[ \t]+(.+)$", _FENCE.sub("", path.read_text()), re.M)}
 
 
 def links(path: Path) -> list[str]:
@@ -81,3 +87,34 @@ def test_every_results_page_is_linked_from_the_readme() -> None:
     linked = {(ROOT / target.partition("#")[0]).resolve() for target in links(README)}
     pages = set((ROOT / "docs" / "results").glob("*.md"))
     assert pages and pages <= linked
+
+
+def test_the_readme_frontier_sweep_is_the_benchmarked_one() -> None:
+    """The README's frontier command and bench/frontier.py run the same sweep (methods, grids, test set, budget)."""
+    import shlex
+    import sys
+
+    text = README.read_text()
+    start = text.index("workbench sweep --run frontier")
+    # bash drops a backslash-newline, inside double quotes too
+    readme = shlex.split(text[start:text.index("```", start)].replace("\\\n", ""))
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import frontier
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    bench = frontier.sweep_command("frontier", Path("ARTIFACTS"), "ARC-Easy-Dev.jsonl", 200)
+    bench = bench[bench.index("sweep"):]
+
+    def options(argv: list[str]) -> dict[str, str]:
+        pairs: dict[str, str] = {}
+        for i, arg in enumerate(argv):
+            if arg.startswith("--"):
+                name, eq, value = arg.partition("=")
+                pairs[name] = value if eq else argv[i + 1]
+        return pairs
+
+    ours, theirs = options(readme), options(bench)
+    theirs.pop("--artifacts")
+    assert sorted(ours.pop("--method").split(",")) == sorted(theirs.pop("--method").split(","))
+    assert ours == theirs

@@ -75,7 +75,8 @@ def run_sweep_job(run: str, config: SweepConfig, artifacts: Path | None, overwri
                           config.constraints)
     report["test_wording"] = config.test.wording
     record = json.loads((folder / "sweep" / "sweep.json").read_text())
-    report["gates"] = {layer: {"errors": g.get("test_errors", {}), "wording": g.get("train", {}).get("wording")}
+    report["gates"] = {layer: {"errors": g.get("test_errors", {}), "wording": g.get("train", {}).get("wording"),
+                               "reads_layer": g.get("reads_layer", int(layer))}
                        for layer, g in record.get("gates", {}).items()}
     atomic_write_json(folder / "sweep" / "report.json", report)  # the file says what the printed report says
     record_run(folder, "sweep", config.to_dict(), model=model.provenance(),
@@ -129,11 +130,14 @@ def print_report(report: dict[str, Any]) -> None:
                   "sentences and layouts; 'heldout' and 'dev' are never trained on)")
     for layer, gate in report.get("gates", {}).items():
         errors = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in gate["errors"].items() if v == v)
-        console.print(f"gate at layer {layer} (trained on the {gate['wording']} wordings), errors on the test set: "
+        console.print(f"gate of layer {layer} (reads layer {gate.get('reads_layer', layer)}, trained on the "
+                      f"{gate['wording']} wordings), errors on the test set: "
                       f"{errors}")
     point = report["operating_point"]
     if point is None:
-        console.print(f"[bold]no operating point[/bold]: no cell has a positive {gain} with {loss} <= {report['budget']}")
+        console.print(f"[bold]no operating point[/bold]: no cell has a positive {gain} with {loss} <= {report['budget']}"
+                      f"{limits}; each method's best cell in the budget is in the table above (`workbench export "
+                      "--sweep ... --method NAME` exports one)")
     else:
         console.print(f"[bold]operating point[/bold]: {point['method']} layer {point['layer']} strength "
                       f"{point['strength']:+g} positions {point['positions']}: {gain} {_ci(point, gain)}, "

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import special
 from transformers import PreTrainedModel
 
 from interp.models.hooks import TensorFn, hooks_on
@@ -101,9 +102,7 @@ def hf_logits(
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
     """Log-probabilities (float64) over the last axis."""
-    x = x.astype(np.float64)
-    x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    return special.log_softmax(x.astype(np.float64), axis=-1)
 
 
 def _kl(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:

@@ -233,23 +233,3 @@ def read_gguf_control_vector(path: str | Path) -> SteeringVector:
         dataset_hash=info.dataset_hash, resid_norms=info.resid_norms, positions=info.positions,
         meta={**meta, "measured": info.measured},
     )
-
-
-def cvec_buffer(vector: SteeringVector, n_layers: int) -> tuple[np.ndarray, int, int]:
-    """llama.cpp's flat control-vector buffer for `llama_set_adapter_cvec`, and its layer range.
-
-    The buffer holds n_embd floats per layer for layers 1 .. n_layers-1, in
-    that order (layer 1 first; layer 0 is never present), zero where the vector
-    has no layer.
-
-    Returns:
-        (buffer [(n_layers - 1) * d_model] float32, il_start, il_end) with the
-        range inclusive.
-    """
-    buffer = np.zeros(((n_layers - 1), vector.d_model), dtype=np.float32)
-    for layer, vec in vector.directions.items():
-        index = int(direction_name(layer).split(".")[1])
-        if index >= n_layers:
-            raise ExportError(f"layer {layer} is outside the model's {n_layers} layers")
-        buffer[index - 1] = vec
-    return buffer.reshape(-1), min(vector.layers), max(vector.layers)

@@ -22,8 +22,8 @@ from typing import Any, Self
 
 import numpy as np
 
+from interp.sites import Site, llama_cpp_direction_index
 from steering.artifacts.steering_vector import SteeringVector
-from steering.export.gguf_cvec import cvec_buffer
 from steering.llamacpp import capi
 from steering.llamacpp.build import VERSION, find_library
 
@@ -41,6 +41,28 @@ def library() -> capi.Library:
     return capi.load(folder)
 
 
+def cvec_buffer(vector: SteeringVector, n_layers: int) -> tuple[np.ndarray, int, int]:
+    """llama.cpp's flat control-vector buffer for `llama_set_adapter_cvec`, and its layer range.
+
+    The buffer holds n_embd floats per layer for layers 1 .. n_layers-1, in that order (layer 1 first; layer 0 is
+    never present), zero where the vector has no layer: the layout a GGUF control vector's `direction.L` tensors
+    are loaded into (`interp.sites.llama_cpp_direction_index`).
+
+    Returns:
+        (buffer [(n_layers - 1) * d_model] float32, il_start, il_end) with the range inclusive.
+
+    Raises:
+        ValueError: for layer 0 or a layer the model lacks.
+    """
+    buffer = np.zeros(((n_layers - 1), vector.d_model), dtype=np.float32)
+    for layer, vec in vector.directions.items():
+        index = llama_cpp_direction_index(Site(layer, "hook_resid_post"))
+        if index >= n_layers:
+            raise ValueError(f"layer {layer} is outside the model's {n_layers} layers")
+        buffer[index - 1] = vec
+    return buffer.reshape(-1), min(vector.layers), max(vector.layers)
+
+
 @dataclass(frozen=True, eq=False)
 class ControlVector:
     """A control vector in llama.cpp's layout: `(n_layer - 1) * n_embd` floats from layer 1, and its layer range.
@@ -55,7 +77,7 @@ class ControlVector:
 
     @classmethod
     def of(cls, vector: SteeringVector, strength: float, n_layers: int) -> ControlVector:
-        """`strength * vector` at its layers, in the layout of `gguf_cvec.cvec_buffer`.
+        """`strength * vector` at its layers, in the layout of `cvec_buffer`.
 
         Example:
             >>> cv = ControlVector.of(vector.select([10]), -4.0, n_layers=30)  # doctest: +SKIP

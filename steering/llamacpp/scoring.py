@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.special import log_softmax
 
 from interp.models.loading import ChatModel
 from interp.scoring.choices import choice_span, choice_table, scoring_context
@@ -24,7 +25,6 @@ from interp.scoring.profile import per_example
 from interp.tasks.example import Example
 from steering.evaluation.evaluate import CellScores, prompt_tokens
 from steering.evaluation.testset import TestSet
-from steering.export.compare import log_softmax
 from steering.llamacpp.runtime import ControlVector, LlamaContext
 from steering.llamacpp.steered import score
 
@@ -55,7 +55,7 @@ def choice_logprobs(model: ChatModel, ctx: LlamaContext, examples: list[Example]
         # the context tokens before every longer choice's first scored token stay in the KV cache (the token
         # before it is decoded again, its logits are read); each choice decodes the rest
         shared = min([min(_common(ids, context), full[j][1]) - 1 for j, ids in longer.items()] + [len(context)])
-        context_lp = log_softmax(score(ctx, context, cvec, positions, n_prompt[i])[-1])
+        context_lp = log_softmax(score(ctx, context, cvec, positions, n_prompt[i])[-1].astype(np.float64))
         after.append(context_lp)
         if longer:
             score(ctx, context[:shared], cvec, positions, n_prompt[i], keep=True)
@@ -64,7 +64,7 @@ def choice_logprobs(model: ChatModel, ctx: LlamaContext, examples: list[Example]
                 values[(i, j)] = [float(context_lp[ids[start]])]
                 continue
             logits = score(ctx, ids, cvec, positions, n_prompt[i], first=shared)
-            values[(i, j)] = [float(log_softmax(logits[t - 1 - shared])[ids[t]]) for t in range(start, len(ids))]
+            values[(i, j)] = [float(log_softmax(logits[t - 1 - shared].astype(np.float64))[ids[t]]) for t in range(start, len(ids))]
         ctx.truncate(0, 0)
     return values, after
 

@@ -239,8 +239,12 @@ def operating_point_vector(folder: Path, method: str | None = None) -> tuple[Ste
         row = operating_point(cells, gain, loss, float(report.get("budget", 0.0)))
         point = None if row is None else cell_summary(row, gain, loss)
     if not point:
-        raise ValueError(f"{report_path}: the sweep has no operating point (no cell gains within the loss budget "
-                         f"{report.get('budget') if isinstance(report, dict) else '?'}): nothing to recommend")
+        budget = report.get("budget") if isinstance(report, dict) else "?"
+        constraints = (report.get("constraints") or {}) if isinstance(report, dict) and method is None else {}
+        also = "".join(f", {k} <= {v}" for k, v in constraints.items())
+        hint = "" if method is not None else "; --method NAME exports a method's best cell within the loss budget alone"
+        raise ValueError(f"{report_path}: the sweep has no operating point (no cell gains with loss <= {budget}{also})"
+                         f": nothing to recommend{hint}")
     method = str(point["method"])
     base = method[: -len(GATE_SUFFIX)] if method.endswith(GATE_SUFFIX) else method
     info = record.get("vectors", {}).get(base)

@@ -163,7 +163,7 @@ def _gates(config: SweepConfig, folder: Path, model: ChatModel, test: TestSet, r
             gate.save(paths[g])
     tested = {g: _gate_on_test(config, model, test, gate, paths[g]) for g, gate in gates.items()}
     out = {layer: tested[g][0] for layer, g in reads.items()}
-    record = {str(layer): tested[g][1] for layer, g in reads.items()}
+    record = {str(layer): {**tested[g][1], "reads_layer": g} for layer, g in reads.items()}
     return out, record
 
 

@@ -579,3 +579,13 @@ def test_gate_records_read_report_gates_and_the_gates_a_family_learned():
                           "gate": ["off", "suggestion@L3", "learned@L3", "suggestion@L4"]})
     assert gated_methods(cells, probe, record) == ["caa+gate"]
     assert gated_methods(cells, own, record) == ["selfgated:correct"]
+
+
+def test_a_gate_that_reads_an_earlier_layer_says_so():
+    from app.sweep_tables import gate_records
+
+    new = {"gates": {"12": {"reads_layer": 6, "test_errors": {"neutral_fires": 0.0}}}}
+    old = {"gates": {"12": {"file": "artifacts/r/sweep/gates/layer6.safetensors"}}}  # before the record said it
+    same = {"gates": {"12": {"file": "artifacts/r/sweep/gates/layer12.safetensors"}}}
+    assert [gate_records(r, {})[0].name for r in (new, old, same)] == [
+        "probe gate at layer 12 (reads layer 6)", "probe gate at layer 12 (reads layer 6)", "probe gate at layer 12"]

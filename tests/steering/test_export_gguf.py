@@ -9,7 +9,8 @@ import pytest
 from gguf import GGUFReader, GGUFWriter
 
 from steering.export import ExportError, check_gguf_control_vector, export_gguf, read_gguf_control_vector
-from steering.export.gguf_cvec import cvec_buffer, read_gguf_info
+from steering.export.gguf_cvec import read_gguf_info
+from steering.llamacpp.runtime import cvec_buffer
 from tests.steering.builders import random_vector
 
 

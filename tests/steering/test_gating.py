@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -176,5 +177,7 @@ def test_gate_threshold_is_calibrated_on_no_opinion_prompts_and_a_gate_may_read_
     table = read_table(tmp_path / "sweep")
     assert set(table.gate) == {"suggestion@L1"} and set(table.layer) == {2}
     assert (tmp_path / "sweep" / "gates" / "layer1.safetensors").is_file()
+    gates = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["gates"]
+    assert gates["2"]["reads_layer"] == 1  # keyed by the steered layer, saying which layer it reads
     with pytest.raises(ValueError, match="after the first steered layer"):
         SweepConfig(methods=("caa",), layers=(2,), gate_layer=3)
