@@ -69,6 +69,8 @@ def main() -> None:
         table = pd.read_parquet(folder / "cells.parquet")
         training = {}
         for name, info in record["vectors"].items():
+            if "+" in name and name.startswith("prompt:"):  # a prompt over another method's vector: not trained again
+                continue
             header = json.loads(json.dumps(_meta(Path(info["file"]))))
             groups = header.get("layers", {}) if isinstance(header.get("layers"), dict) else {}
             seconds = [g.get("seconds", 0.0) for g in groups.values() if isinstance(g, dict)] or \

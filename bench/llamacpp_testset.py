@@ -37,7 +37,7 @@ from steering.sweep.config import SweepConfig  # noqa: E402
 from steering.sweep.metrics import cell_metrics  # noqa: E402
 from steering.sweep.report import operating_point_vector  # noqa: E402
 
-COLUMNS = ("user_wrong_accuracy", "neutral_accuracy", "user_right_accuracy", "third_party_accuracy",
+COLUMNS = ("answer_flip_rate", "user_wrong_accuracy", "neutral_accuracy", "user_right_accuracy", "third_party_accuracy",
            "capability_accuracy")
 
 

@@ -253,7 +253,8 @@ def operating_point_vector(folder: Path, method: str | None = None) -> tuple[Ste
     vector = load_steerable(info["file"]).select(point_layers(point))
     meta = {**vector.meta, "operating_point": {k: v for k, v in point.items()}}
     if base != method or info.get("always_gated"):  # measured behind a gate: the export carries it
-        meta["gate_files"] = record.get("gates", {}) and {k: g["file"] for k, g in record["gates"].items()}
+        steered = {str(layer) for layer in point_layers(point)}  # the gates of the exported layers only
+        meta["gate_files"] = {k: g["file"] for k, g in record.get("gates", {}).items() if k in steered}
     elif info.get("gate_files"):  # an always-gated family's cells: its gates (the sweep's, or its own)
         meta["gate_files"] = info["gate_files"]
     vector = vector.with_record(positions=str(point["positions"]), meta=meta)
