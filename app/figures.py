@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-#: the prompting baseline's reference levels (a system prompt has no vector: a level, not a curve)
-PROMPT_COLORS = ("#555555", "#bcbd22", "#7f7f7f", "#8c564b", "#17becf")
+from steering.sweep.report import COLORS, PROMPT_COLORS
+
+#: the sweep report's colours (and its prompting baseline's levels): a method looks the same in the app and report
+PALETTE = COLORS
+
 TEMPLATE = "plotly_white"
 
 

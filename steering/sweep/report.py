@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from plotly.colors import qualitative
 
 from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_text
 from steering.artifacts.probe_gate import GATE_SUFFIX
@@ -31,7 +32,8 @@ from steering.sweep.transfer import transfer_matrix
 TASK_GAINS = ("answer_shift_gain", "are_you_sure_shift_gain", "mimicry_shift_gain", "feedback_shift_gain")
 #: drawn dashed next to the task gains: the user-specific part and the third-party control
 CONTROLS = ("answer_deference_gain", "answer_control_shift_change")
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+#: one colour per method (a frontier sweep has a dozen): tab10's without its greys, then Dark2
+COLORS = (*(c for c in qualitative.D3 if c not in ("#7F7F7F", "#BCBD22")), *qualitative.Dark2)
 #: the prompting baseline's reference lines (no vector: a level, not a curve)
 PROMPT_COLORS = ("#555555", "#bcbd22", "#7f7f7f", "#aec7e8", "#98df8a")
 
