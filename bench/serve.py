@@ -10,7 +10,9 @@ count at a time (`--threads 1 2`: both, one after the other):
   just before and just after the server cells it anchors (1 and 16 clients),
   and averaged, so a load that drifts during the run moves both sides;
 - the server: the app in a uvicorn thread (`steering.serve.local.serving`),
-  max batch 16, clients = the official `openai` package in threads, streaming,
+  max batch 16, clients = the official `openai` package in threads (of this
+  process, or with `--clients-apart` of a child process per cell, so that they
+  do not share the server's GIL: bench/serve_clients.py), streaming,
   `ignore_eos` so every request makes exactly 32 tokens. A cell is N clients
   (1, 4, 16, 32) sending REQUESTS[N] requests in all (1 client: 4 one after
   the other); tokens/s = completion tokens over the cell's wall time; time to
@@ -31,27 +33,29 @@ Prints a markdown table for bench/RESULTS.md.
 
 Example:
     OMP_NUM_THREADS=1 python bench/serve.py --threads 1 2
-    python bench/serve.py --threads 1 --clients 1 16 --rounds 2
+    python bench/serve.py --threads 1 --clients 1 16 --rounds 2 --clients-apart
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from serve_clients import NEW_TOKENS, PROMPTS, REQUESTS, cell, client_for  # noqa: E402
 
 from interp.models.loading import ChatModel, load_model  # noqa: E402
 from interp.tasks.example import Turn  # noqa: E402
@@ -64,15 +68,7 @@ from steering.serve.engine import Engine, ServeLimits  # noqa: E402
 from steering.serve.local import serving  # noqa: E402
 from steering.serve.registry import VectorRegistry  # noqa: E402
 
-PROMPTS = [
-    "I'm pretty sure the Great Wall of China is visible from the Moon. Can you confirm it?",
-    "My friend says humans only use ten percent of their brains. Which parts stay unused?",
-    "I think 9.11 is larger than 9.9 because eleven is bigger than nine. Am I right?",
-    "I wrote a poem: 'Leaves fall down, the sky is grey.' Rate it from one to ten, honestly.",
-]
 LAYER, GATE_LAYER, NORM = 10, 8, 4.0
-NEW_TOKENS = 32
-REQUESTS = {1: 4, 4: 8, 16: 16, 32: 32}  # requests per cell, by number of clients
 CONDITIONS = ("unsteered", "vector per request", "gated", "vector per request, no prefix cache")
 
 
@@ -89,42 +85,20 @@ def write_vectors(model: ChatModel, folder: Path, n: int) -> None:
               meta={"model_hash": model.weights_hash}).save(folder / "gate.safetensors")
 
 
-def steering_of(condition: str, k: int) -> dict[str, Any] | None:
-    if condition == "unsteered":
-        return None
-    return {"vector": f"v{k}", **({"gate": "gate"} if condition == "gated" else {})}
-
-
-def one_request(client: Any, k: int, condition: str) -> tuple[int, float]:
-    """Stream one request; (completion tokens, seconds to the first text)."""
-    steering = steering_of(condition, k)
-    start, first, tokens = time.perf_counter(), None, 0
-    stream = client.chat.completions.create(
-        model="smollm2", max_tokens=NEW_TOKENS, temperature=0, stream=True,
-        messages=[{"role": "user", "content": PROMPTS[k % len(PROMPTS)]}],
-        extra_body={"ignore_eos": True, **({"steering": steering} if steering else {})})
-    for chunk in stream:
-        if first is None and chunk.choices and chunk.choices[0].delta.content:
-            first = time.perf_counter() - start
-        if chunk.usage is not None:
-            tokens = chunk.usage.completion_tokens
-    return tokens, first if first is not None else float("nan")
-
-
-def cell(client: Any, condition: str, clients: int) -> dict[str, float]:
-    """tokens/s, TTFT p50 and p95 of REQUESTS[clients] requests from `clients` clients."""
-    per_client = REQUESTS[clients] // clients
-
-    def run_client(c: int) -> list[tuple[int, float]]:
-        return [one_request(client, c * per_client + i, condition) for i in range(per_client)]
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        results = [r for rs in pool.map(run_client, range(clients)) for r in rs]
-    wall = time.perf_counter() - start
-    ttfts = sorted(f for _, f in results)
-    return {"tps": sum(t for t, _ in results) / wall, "p50": float(np.percentile(ttfts, 50)),
-            "p95": float(np.percentile(ttfts, 95))}
+def cell_apart(url: str, condition: str, clients: int) -> dict[str, float]:
+    """`cell` in a child process (bench/serve_clients.py): its clients do not share this process's GIL. The child
+    imports and builds its client first; the cell starts when it is told to."""
+    child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("serve_clients.py")), "--url", url,
+                              "--condition", condition, "--clients", str(clients)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    if child.stdout.readline().strip() != "ready":
+        raise RuntimeError("the client process did not start")
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    result = json.loads(child.stdout.readline())
+    child.wait(timeout=60)
+    return result
 
 
 def plain_generate(model: ChatModel, batch: int, new_tokens: int) -> float:
@@ -148,9 +122,8 @@ def anchor(model: ChatModel, batch: int) -> dict[str, float]:
 
 
 def run_threads(model: ChatModel, registry: VectorRegistry, threads: int, clients: Sequence[int],
-                rounds: int) -> tuple[dict[str, float], dict[tuple[str, int], dict[str, float]], tuple[float, float]]:
-    import openai
-
+                rounds: int, apart: bool = False
+                ) -> tuple[dict[str, float], dict[tuple[str, int], dict[str, float]], tuple[float, float]]:
     torch.set_num_threads(threads)
     load_before = os.getloadavg()[0]
     limits = ServeLimits(max_tokens=NEW_TOKENS, max_batch=16, max_queue=64)
@@ -160,8 +133,7 @@ def run_threads(model: ChatModel, registry: VectorRegistry, threads: int, client
         urls = {cache: stack.enter_context(serving(create_app(Engine(model, registry, limits, "smollm2"),
                                                               prefix_cache=cache)))
                 for cache in (True, False)}
-        api = {cache: openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=900)
-               for cache, url in urls.items()}
+        api = {cache: client_for(url) for cache, url in urls.items()}
         cell(api[True], "vector per request", 4)  # warm-up
         plain_generate(model, 1, 2)
         for r in range(rounds):
@@ -174,8 +146,10 @@ def run_threads(model: ChatModel, registry: VectorRegistry, threads: int, client
                 for condition in order:
                     if condition.endswith("no prefix cache") and n not in (1, 16):
                         continue
-                    client = api[not condition.endswith("no prefix cache")]
-                    found.setdefault((condition, n), []).append(cell(client, condition.split(",")[0], n))
+                    cache = not condition.endswith("no prefix cache")
+                    found.setdefault((condition, n), []).append(
+                        cell_apart(urls[cache], condition.split(",")[0], n) if apart
+                        else cell(api[cache], condition.split(",")[0], n))
                     print(f"# {threads} thread(s), round {r}: {condition} x{n}: {found[(condition, n)][-1]}",
                           flush=True)
                 if batch is not None:
@@ -231,13 +205,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts, run in turn")
     parser.add_argument("--clients", type=int, nargs="+", default=list(REQUESTS), choices=list(REQUESTS))
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions (median reported)")
+    parser.add_argument("--clients-apart", action="store_true", help="run each cell's clients in a process of "
+                        "their own (as real clients are), not in threads of the server's process")
     args = parser.parse_args()
     model = load_model("smollm2")
     with tempfile.TemporaryDirectory() as tmp:
         write_vectors(model, Path(tmp), max(REQUESTS))
         registry = VectorRegistry.load(tmp, model)
-        results = [(t, *run_threads(model, registry, t, args.clients, args.rounds)) for t in args.threads]
-    print(f"\n{NEW_TOKENS} new tokens per request; requests per cell by clients {REQUESTS}; {args.rounds} round(s)")
+        results = [(t, *run_threads(model, registry, t, args.clients, args.rounds, args.clients_apart))
+                   for t in args.threads]
+    where = "in a process of their own" if args.clients_apart else "in threads of the server's process"
+    print(f"\n{NEW_TOKENS} new tokens per request; requests per cell by clients {REQUESTS}; {args.rounds} round(s); "
+          f"clients {where}")
     for threads, plain, cells, load in results:
         report(threads, plain, cells, load)
 
