@@ -29,16 +29,15 @@ import os
 import statistics
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from serve_clients import NEW_TOKENS, REQUESTS, cell, client_for, one_request  # noqa: E402
 
 from interp.models.loading import ChatModel, load_model  # noqa: E402
 from steering.artifacts.steering_vector import SteeringVector  # noqa: E402
@@ -49,14 +48,8 @@ from steering.serve.llamacpp_backend import llamacpp_backend  # noqa: E402
 from steering.serve.local import serving  # noqa: E402
 from steering.serve.registry import VectorRegistry  # noqa: E402
 
-PROMPTS = [
-    "I'm pretty sure the Great Wall of China is visible from the Moon. Can you confirm it?",
-    "My friend says humans only use ten percent of their brains. Which parts stay unused?",
-    "I think 9.11 is larger than 9.9 because eleven is bigger than nine. Am I right?",
-    "I wrote a poem: 'Leaves fall down, the sky is grey.' Rate it from one to ten, honestly.",
-]
-LAYERS, NORM, NEW_TOKENS = (8, 9, 10, 11, 12), 4.0, 32
-REQUESTS = {1: 4, 16: 16}
+LAYERS, NORM = (8, 9, 10, 11, 12), 4.0
+CLIENTS = (1, 16)  # cells: 1 client (REQUESTS[1] requests, one after the other) and 16
 CONDITIONS = ("unsteered", "one shared vector", "vector per request")
 ENGINES = ("torch", "llamacpp")
 
@@ -74,42 +67,8 @@ def write_vectors(model: ChatModel, folder: Path, n: int) -> None:
         export_native(vector, folder / f"v{k}.safetensors", "add", strength=1.0)
 
 
-def one_request(client: Any, k: int, condition: str) -> tuple[int, float]:
-    """Stream one request; (completion tokens, seconds to the first text)."""
-    steering = None if condition == "unsteered" else {"vector": "v0" if condition == "one shared vector" else f"v{k}"}
-    start, first, tokens = time.perf_counter(), None, 0
-    stream = client.chat.completions.create(
-        model="smollm2", max_tokens=NEW_TOKENS, stream=True,
-        messages=[{"role": "user", "content": PROMPTS[k % len(PROMPTS)]}],
-        extra_body={"ignore_eos": True, **({"steering": steering} if steering else {})})
-    for chunk in stream:
-        if first is None and chunk.choices and chunk.choices[0].delta.content:
-            first = time.perf_counter() - start
-        if chunk.usage is not None:
-            tokens = chunk.usage.completion_tokens
-    return tokens, first if first is not None else float("nan")
-
-
-def cell(client: Any, condition: str, clients: int) -> dict[str, float]:
-    """tokens/s, TTFT p50 and p95 of REQUESTS[clients] requests from `clients` clients."""
-    per_client = REQUESTS[clients] // clients
-
-    def run_client(c: int) -> list[tuple[int, float]]:
-        return [one_request(client, c * per_client + i, condition) for i in range(per_client)]
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        results = [r for rs in pool.map(run_client, range(clients)) for r in rs]
-    wall = time.perf_counter() - start
-    ttfts = sorted(f for _, f in results)
-    return {"tps": sum(t for t, _ in results) / wall, "p50": float(np.percentile(ttfts, 50)),
-            "p95": float(np.percentile(ttfts, 95))}
-
-
 def run(model: ChatModel, registry: VectorRegistry, threads: int, rounds: int
         ) -> tuple[dict[tuple[str, str, int], dict[str, float]], tuple[float, float]]:
-    import openai
-
     torch.set_num_threads(threads)
     load_before = os.getloadavg()[0]
     limits = ServeLimits(max_tokens=NEW_TOKENS, max_batch=16, max_queue=64)
@@ -122,10 +81,10 @@ def run(model: ChatModel, registry: VectorRegistry, threads: int, rounds: int
             if backend is not None:
                 stack.callback(backend.close)
             url = stack.enter_context(serving(create_app(engine, backend)))
-            api[name] = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=1800)
+            api[name] = client_for(url)
             one_request(api[name], 0, "vector per request")  # warm-up
         for r in range(rounds):
-            for n in REQUESTS:
+            for n in CLIENTS:
                 for condition in CONDITIONS:
                     for name in ENGINES if r % 2 == 0 else ENGINES[::-1]:
                         found.setdefault((name, condition, n), []).append(cell(api[name], condition, n))
@@ -138,7 +97,7 @@ def report(threads: int, cells: dict[tuple[str, str, int], dict[str, float]], lo
     print(f"\n{threads} thread(s) per engine; load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after\n")
     print("| clients | condition | engine | tokens/s | llama.cpp / torch | TTFT p50 (s) | TTFT p95 (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for n in REQUESTS:
+    for n in CLIENTS:
         for condition in CONDITIONS:
             base = cells[("torch", condition, n)]["tps"]
             for name in ENGINES:
@@ -154,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     model = load_model("smollm2")
     with tempfile.TemporaryDirectory() as tmp:
-        write_vectors(model, Path(tmp), max(REQUESTS.values()))
+        write_vectors(model, Path(tmp), max(REQUESTS[n] for n in CLIENTS))
         registry = VectorRegistry.load(Path(tmp), model)
         cells, load = run(model, registry, args.threads, args.rounds)
     report(args.threads, cells, load)

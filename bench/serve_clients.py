@@ -30,9 +30,12 @@ REQUESTS = {1: 4, 4: 8, 16: 16, 32: 32}  # requests per cell, by number of clien
 
 
 def steering_of(condition: str, k: int) -> dict[str, Any] | None:
+    """The `steering` field of request k: none, vector v0 for all ("one shared vector"), v{k}, or v{k} behind the
+    gate "gate" ("gated")."""
     if condition == "unsteered":
         return None
-    return {"vector": f"v{k}", **({"gate": "gate"} if condition == "gated" else {})}
+    vector = "v0" if condition == "one shared vector" else f"v{k}"
+    return {"vector": vector, **({"gate": "gate"} if condition == "gated" else {})}
 
 
 def one_request(client: Any, k: int, condition: str) -> tuple[int, float]:
