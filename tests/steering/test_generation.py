@@ -141,3 +141,21 @@ def test_steer_cli_with_a_gate_steers_only_what_the_gate_lets_through(tiny_model
     late = ProbeGate(u, 0.0, 0.0, layer=3, per="last_prompt", meta=meta).save(tmp_path / "late.safetensors")
     after = CliRunner().invoke(app, [*base, "--gate", str(late)])
     assert after.exit_code == 2 and "after the first steered site" in after.output
+
+
+def test_steer_cli_takes_strength_and_positions_from_an_export_record(tiny_model_dir, tiny_model, vector, tmp_path):
+    from steering.export.native import export_native
+
+    measured = vector.select([1, 2]).with_record(positions="generated")
+    path = export_native(measured, tmp_path / "e.safetensors", "add", strength=20.0)
+    base = ["steer", "--model", str(tiny_model_dir), "--vector", str(path), "--prompt", "What is the capital?",
+            "--max-new-tokens", "5"]
+    run = CliRunner().invoke(app, base)
+    assert run.exit_code == 0, run.output
+    spec = SteerSpec(measured, (1, 2), "generated")
+    steered = generate_texts(tiny_model, [(Turn("user", "What is the capital?"),)], 5, spec, [20.0])[0]
+    assert f"steering: {spec.describe()}, strength +20" in run.output and f"[steered] {steered}" in run.output
+    overridden = CliRunner().invoke(app, [*base, "--positions", "all", "--strength", "3"])
+    assert f"steering: {SteerSpec(measured, (1, 2), 'all').describe()}, strength +3" in overridden.output
+    plain = CliRunner().invoke(app, [*base[:4], str(vector.save(tmp_path / "v.safetensors")), *base[5:]])
+    assert plain.exit_code == 2 and "--strength" in plain.output and "v.safetensors" in plain.output

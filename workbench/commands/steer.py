@@ -85,11 +85,14 @@ def check_rules(vector: Steerable, layers: tuple[int, ...], positions: str, mode
 def steer(
     vector: Annotated[Path, typer.Option("--vector", help="a workbench .safetensors vector or low-rank edit (or .gguf "
                                                         "control vector)")],
-    strength: Annotated[float, typer.Option("--strength", callback=finite,
-                                            help="multiplier of the raw vector (negative: away)")],
+    strength: Annotated[float | None, typer.Option("--strength", callback=finite,
+                                                   help="multiplier of the raw vector (negative: away); default: "
+                                                   "the strength a native export records")] = None,
     model: ModelOpt = "smollm2",
     layers: Annotated[str | None, typer.Option(help="e.g. '10' or '8-12' (default: every layer of the vector)")] = None,
-    positions: Annotated[str, typer.Option(help="all | prompt | generated (from the last prompt token on)")] = "all",
+    positions: Annotated[str | None, typer.Option(help="all | prompt | generated (from the last prompt token on); "
+                                                       "default: the positions a native export was measured at, "
+                                                       "else all")] = None,
     mode: Annotated[str, typer.Option(help="add | ablate | clamp")] = "add",
     prompt: Annotated[str | None, typer.Option(help="one user message")] = None,
     prompts: Annotated[Path | None, typer.Option(help="a file: one prompt per line, or a .jsonl of examples")] = None,
@@ -114,16 +117,33 @@ def steer(
     from steering.artifacts.foreign_vectors import is_foreign
     from steering.artifacts.probe_gate import ProbeGate
     from steering.artifacts.vector_file import check_vector_fits, read_intervention
-    from steering.export.native import read_export_gate
+    from steering.export.info import ExportError, ExportInfo
+    from steering.export.native import read_export_gate, read_native_info
     from steering.methods.gates import chat_gate_scores
 
     def export_gate(path: Path) -> ProbeGate | None:
         return read_export_gate(path) if path.suffix == ".safetensors" and not is_foreign(path) else None
 
+    def export_record(path: Path) -> ExportInfo | None:
+        if path.suffix != ".safetensors" or is_foreign(path):
+            return None
+        try:
+            return read_native_info(path)
+        except ExportError:  # a plain saved vector: no record
+            return None
+
     if (prompt is None) == (prompts is None):
         fail("give exactly one of --prompt or --prompts")
     chats = [_prompt(prompt, "--prompt", None, None)] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
     vec = read_intervention(vector)
+    record = export_record(vector)  # an export says at which strength and positions it was measured
+    if strength is None:
+        if record is None:
+            raise InputError("--strength is required for a vector that is not a native export (an export records "
+                             "its measured strength)", path=vector, field="--strength")
+        strength = float(record.strength)
+    if positions is None:
+        positions = record.positions if record is not None else "all"
     chosen = tuple(parse_layers(layers)) if layers is not None else tuple(vec.layers)
     check_rules(vec, chosen, positions, mode)
     vec.check_strength(strength)
