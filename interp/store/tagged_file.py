@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from interp.errors import InputError, MissingFileError
+from interp.errors import InputError, MissingFileError, from_validation
 from interp.store.atomic import atomic_path
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def write_tagged(path: str | Path, tensors: dict[str, np.ndarray], records: dict[str, Any]) -> Path:
@@ -97,6 +100,35 @@ def read_tagged(path: str | Path, what: str, load_tensors: bool = True) -> tuple
         except RecursionError:
             raise InputError("metadata JSON nested too deeply to read", path=path, field=key) from None
     return records, tensors
+
+
+def read_workbench_file(
+    path: str | Path, kind: str, what: str, expected: str, header: type[M], legacy: tuple[str, ...] = ()
+) -> tuple[M, dict[str, np.ndarray]]:
+    """A workbench file's validated `workbench` header and its tensors: the one reader of the vector, low-rank
+    edit and gate files (each passes its pydantic header model and format tag).
+
+    Args:
+        path: the file.
+        kind: its short name ("vector"), for the messages about the file itself.
+        what: what it should be ("workbench steering vector"), for the messages about its header.
+        expected: `format_tag(kind, version)` of the reader.
+        header: the pydantic model the header validates against.
+        legacy: older format tags still read.
+
+    Raises:
+        InputError: not a safetensors file, no `workbench` metadata, another format, or a bad header field
+            (named with its path).
+    """
+    records, tensors = read_tagged(path, kind)
+    record = records.get("workbench")
+    if not isinstance(record, dict):
+        raise InputError(f"no 'workbench' metadata; not a {what}", path=path)
+    check_format(path, record.get("format"), expected, what, legacy)
+    try:
+        return header.model_validate(record), tensors
+    except ValidationError as e:
+        raise from_validation(e, path, f"{kind} header") from None
 
 
 def format_tag(kind: str, version: int) -> str:

@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from interp.errors import InputError, from_validation
+from interp.errors import InputError
 from interp.store.compat import check_artifact_fits
-from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
+from interp.store.tagged_file import format_tag, read_workbench_file, write_tagged
 from steering.artifacts.steering_vector import MAX_STEERED, VectorMismatchError
 
 if TYPE_CHECKING:
@@ -256,15 +256,7 @@ class LowRankEdit:
             >>> edit = LowRankEdit.load("artifacts/x/sweep/vectors/lowrank-correct-2.safetensors")  # doctest: +SKIP
         """
         path = Path(path)
-        records, tensors = read_tagged(path, "low-rank edit")
-        header = records.get("workbench")
-        if not isinstance(header, dict):
-            raise InputError("no 'workbench' metadata; not a workbench low-rank edit", path=path)
-        check_format(path, header.get("format"), LOWRANK_FORMAT, "workbench low-rank edit")
-        try:
-            h = _Header.model_validate(header)
-        except ValidationError as e:
-            raise from_validation(e, path, "low-rank edit header") from None
+        h, tensors = read_workbench_file(path, "low-rank edit", "workbench low-rank edit", LOWRANK_FORMAT, _Header)
         parts: dict[int, dict[str, np.ndarray]] = {}
         for name, value in tensors.items():
             m = _TENSOR.match(name)

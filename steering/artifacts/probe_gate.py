@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from interp.errors import InputError, from_validation
+from interp.errors import InputError
 from interp.store.compat import check_artifact_fits
-from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
+from interp.store.tagged_file import format_tag, read_workbench_file, write_tagged
 
 GATE_FORMAT = format_tag("probe_gate", 1)
 #: tags of gate files written before the one tag scheme, still read
@@ -241,16 +241,9 @@ class ProbeGate:
     def load(cls, path: str | Path) -> ProbeGate:
         """Read a gate written by `save`; a missing file, foreign file or bad field is named."""
         path = Path(path)
-        records, tensors = read_tagged(path, "gate")
-        header = records.get("workbench")
-        header = header if isinstance(header, dict) else {}
-        check_format(path, header.get("format"), GATE_FORMAT, "workbench probe gate", GATE_LEGACY_FORMATS)
+        h, tensors = read_workbench_file(path, "gate", "workbench probe gate", GATE_FORMAT, _GateHeader, GATE_LEGACY_FORMATS)
         if "direction" not in tensors:
             raise InputError("missing", path=path, field="direction", expected="a tensor 'direction' [d_model]")
-        try:
-            h = _GateHeader.model_validate(header)
-        except ValidationError as e:
-            raise from_validation(e, path, "gate's metadata") from None
         try:
             return cls(tensors["direction"], h.bias, h.threshold, h.layer, h.site, h.scale, h.per, h.meta)
         except ValueError as e:

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from interp.errors import InputError, from_validation
+from interp.errors import InputError
 from interp.store.compat import check_artifact_fits
-from interp.store.tagged_file import check_format, format_tag, read_tagged, write_tagged
+from interp.store.tagged_file import format_tag, read_workbench_file, write_tagged
 
 if TYPE_CHECKING:
     pass
@@ -215,15 +215,7 @@ class SteeringVector:
     @classmethod
     def load(cls, path: str | Path) -> SteeringVector:
         path = Path(path)
-        records, tensors = read_tagged(path, "vector")
-        header = records.get("workbench")
-        if not isinstance(header, dict):
-            raise InputError("no 'workbench' metadata; not a workbench steering vector", path=path)
-        check_format(path, header.get("format"), FORMAT, "workbench steering vector")
-        try:
-            h = _Header.model_validate(header)
-        except ValidationError as e:
-            raise from_validation(e, path, "vector header") from None
+        h, tensors = read_workbench_file(path, "vector", "workbench steering vector", FORMAT, _Header)
         directions = {}
         for name, value in tensors.items():
             if name.startswith("gate."):  # the gate a native export carries (steering.export.native)
