@@ -103,10 +103,54 @@ class FrozenPrefix:
     kv: tuple[tuple[tuple[torch.Tensor, torch.Tensor], ...], ...]
 
 
+#: a token start every frozen example shares (the chat template's system turn) runs once when at least this long
+MIN_SHARED = 4
+
+
+def _shared_start(prefixes: Sequence[Sequence[int]]) -> list[int]:
+    """The longest token list every one of `prefixes` starts with.
+
+    Example:
+        >>> _shared_start([[1, 2, 3], [1, 2, 4, 5]]), _shared_start([])
+        ([1, 2], [])
+    """
+    if not prefixes:
+        return []
+    first = prefixes[0]
+    n = min(len(p) for p in prefixes)
+    for other in prefixes[1:]:
+        n = next((i for i in range(n) if other[i] != first[i]), n)
+    return list(first[:n])
+
+
+def _prefix_kv(model: ChatModel, ids: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Unsteered per-layer (keys, values) `[1, kv_heads, len(ids), head_dim]` of one token list."""
+    with torch.inference_mode():
+        cache = model.hf.base_model(input_ids=torch.tensor([list(ids)], device=model.device),
+                                    use_cache=True).past_key_values
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _expanded(kv: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int) -> Any:
+    """A fresh DynamicCache holding `kv` repeated for `rows` rows (None when `kv` is empty)."""
+    from transformers import DynamicCache
+
+    if not kv:
+        return None
+    cache = DynamicCache()
+    for layer, (keys, values) in enumerate(kv):
+        cache.update(keys.expand(rows, -1, -1, -1).clone(), values.expand(rows, -1, -1, -1).clone(), layer)
+    return cache
+
+
 def frozen_prefix(
     model: ChatModel, examples: Sequence[Example], lengths: Sequence[int], batch_size: int = 16
 ) -> FrozenPrefix:
     """Unsteered KV of the first `lengths[i]` tokens of each example's context (at most all but one token).
+
+    The tokens every example starts with (the chat template's system turn: a third to a half of a test prompt,
+    all of it that a system-prompt variant adds) run once, at batch size 1, and every batch continues from a
+    copy of their KV (`MIN_SHARED`).
 
     Args:
         model: the model (run unsteered).
@@ -116,6 +160,9 @@ def frozen_prefix(
     """
     items = _items(model, examples)
     frozen = [max(0, min(int(n), len(it.prefix) - 1)) for n, it in zip(lengths, items, strict=True)]
+    shared = _shared_start([it.prefix[:n] for it, n in zip(items, frozen, strict=True) if n > 0])
+    shared_kv = _prefix_kv(model, shared) if len(shared) >= MIN_SHARED else []
+    start = len(shared) if shared_kv else 0
     pad = int(model.tokenizer.pad_token_id or 0)
     kv: list[tuple[tuple[torch.Tensor, torch.Tensor], ...]] = [()] * len(items)
     order = sorted(range(len(items)), key=lambda k: (frozen[k], k))
@@ -123,19 +170,27 @@ def frozen_prefix(
         batch = [k for k in order[b0 : b0 + batch_size] if frozen[k] > 0]
         if not batch:
             continue
-        width = max(frozen[k] for k in batch)
+        rest = [frozen[k] - start for k in batch]  # tokens after the shared start, per row
+        width = max(rest)
+        if width == 0:  # every row is the shared start itself
+            for k in batch:
+                kv[k] = tuple((keys[0].clone(), values[0].clone()) for keys, values in shared_kv)
+            continue
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, k in enumerate(batch):
-            ids[r, width - frozen[k] :] = torch.tensor(items[k].prefix[: frozen[k]])
-            mask[r, width - frozen[k] :] = 1
+        mask = torch.zeros((len(batch), start + width), dtype=torch.long)
+        mask[:, :start] = 1
+        for r, (k, n) in enumerate(zip(batch, rest, strict=True)):
+            ids[r, width - n :] = torch.tensor(items[k].prefix[start : frozen[k]], dtype=torch.long)
+            mask[r, start + width - n :] = 1
+        position = (start + (mask[:, start:].cumsum(-1) - 1).clamp(min=0)).to(model.device)
         with torch.inference_mode():
             cache = model.hf.base_model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                                        position_ids=((mask.cumsum(-1) - 1).clamp(min=0)).to(model.device),
+                                        position_ids=position, past_key_values=_expanded(shared_kv, len(batch)),
                                         use_cache=True).past_key_values
-        for r, k in enumerate(batch):
-            kv[k] = tuple((layer.keys[r, :, width - frozen[k] :].clone(), layer.values[r, :, width - frozen[k] :].clone())
-                          for layer in cache.layers)
+        for r, n in enumerate(rest):  # the shared start, then the row's own tokens (the padding between dropped)
+            keep = torch.cat([torch.arange(start), torch.arange(start + width - n, start + width)])
+            kv[batch[r]] = tuple((layer.keys[r, :, keep].clone(), layer.values[r, :, keep].clone())
+                                 for layer in cache.layers)
     return FrozenPrefix({ex.id: i for i, ex in enumerate(examples)}, tuple(frozen), tuple(kv))
 
 

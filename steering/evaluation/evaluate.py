@@ -137,6 +137,7 @@ def score_strengths(
     tokens: Sequence[int] | None = None,
     frozen: FrozenPrefix | None = None,
     row_scale: Sequence[float] | np.ndarray | None = None,
+    unsteered: CellScores | None = None,
 ) -> list[CellScores]:
     """Score the test set under each strength, all strengths in one batched pass.
 
@@ -151,6 +152,9 @@ def score_strengths(
             (ignored otherwise).
         row_scale: per test example, a multiplier of every strength: a gate's 0/1 decisions make a
             gated cell (`steering.methods.gates`); None steers every example.
+        unsteered: this test set's unsteered scores (`spec=None`, strength 0): the examples whose `row_scale` is 0
+            are unsteered at every strength, so they are copied from it and not run (a gated cell runs only the
+            rows its gate opens); None runs every row.
 
     Returns:
         One CellScores per strength, in order.
@@ -164,8 +168,43 @@ def score_strengths(
     tokens = list(tokens) if tokens is not None else prompt_tokens(model, examples)
     if row_scale is not None and len(row_scale) != n:
         raise ValueError(f"row_scale has {len(row_scale)} values for {n} test examples")
+    usable = frozen if spec is None or spec.positions == "generated" else None
+    if unsteered is not None and row_scale is not None and len(unsteered.rows) != n:
+        raise ValueError(f"the unsteered scores have {len(unsteered.rows)} rows for {n} test examples")
+    if unsteered is not None and row_scale is not None and not all(float(c) != 0.0 for c in row_scale):
+        return _open_rows_only(model, test, spec, strengths, batch_size, tokens, usable, row_scale, unsteered)
     context = replica_context(model, spec, strengths, n, tokens, row_scale)
     next_of = [r * n + i for r in range(k) for i in test.next_index]
-    usable = frozen if spec is None or spec.positions == "generated" else None
     out = score_choices_cached(model, examples * k, batch_size, context, next_token_of=next_of, frozen=usable)
     return split_cells(test, strengths, out.table, torch.stack([out.next_logprobs[i] for i in next_of]))
+
+
+def _open_rows_only(
+    model: ChatModel, test: TestSet, spec: RowSteering | None, strengths: Sequence[float], batch_size: int,
+    tokens: Sequence[int], frozen: FrozenPrefix | None, row_scale: Sequence[float] | np.ndarray,
+    unsteered: CellScores,
+) -> list[CellScores]:
+    """`score_strengths` running only the rows with a nonzero scale; the others are `unsteered`'s rows."""
+    examples = list(test.examples)
+    on = [i for i, c in enumerate(row_scale) if float(c) != 0.0]
+    where = {i: j for j, i in enumerate(on)}
+    m, k = len(on), len(strengths)
+    reads = [(j, where[i]) for j, i in enumerate(test.next_index) if i in where]  # (next row, open example)
+    out = None
+    if on:
+        context = replica_context(model, spec, strengths, m, [tokens[i] for i in on], [row_scale[i] for i in on])
+        next_of = [r * m + e for r in range(k) for _, e in reads]
+        out = score_choices_cached(model, [examples[i] for i in on] * k, batch_size, context, next_token_of=next_of,
+                                   frozen=frozen)
+    cells = []
+    for r, strength in enumerate(strengths):
+        rows, next_logprobs = unsteered.rows.reset_index(drop=True), unsteered.next_logprobs.clone()
+        if out is not None:
+            part = out.table[(out.table.example >= r * m) & (out.table.example < (r + 1) * m)].copy()
+            part["example"] -= r * m
+            opened = per_example([examples[i] for i in on], part)[rows.columns].set_axis(on)
+            rows = pd.concat([rows.drop(index=on), opened]).sort_index()
+            for j, e in reads:
+                next_logprobs[j] = out.next_logprobs[r * m + e]
+        cells.append(CellScores(float(strength), rows, next_logprobs))
+    return cells

@@ -189,6 +189,18 @@ def cell_row(cell: SweepCell, mode: str, strength: float, metrics: dict[str, flo
             "gate": gate, "gated_share": share, "seconds": seconds, **metrics}
 
 
+@dataclass(frozen=True, eq=False)
+class _Prompted:
+    """A system prompt's test set, tokens, frozen prefix and generations, and its scores and texts alone."""
+
+    test: TestSet
+    tokens: list[int]
+    frozen: FrozenPrefix
+    gens: _Generations
+    alone: CellScores
+    alone_texts: tuple[list[str], dict[str, float]]
+
+
 class CellContext:
     """What every cell of one sweep shares, built once per model copy (in process, or once per Ray actor).
 
@@ -209,12 +221,13 @@ class CellContext:
         self.gens = _Generations(model, config, self.test)
         self.base_texts, self.base_degen = self.gens.run(None, [0.0])[0]
         self.baseline = {**cell_metrics(self.base, self.base, self.test, config.seed), **self.base_degen}
-        self._prompted: dict[str, tuple[TestSet, list[int], FrozenPrefix, _Generations]] = {}
+        self._prompted: dict[str, _Prompted] = {}
         self.seconds = time.perf_counter() - t0
 
-    def prompted(self, instruction: str) -> tuple[TestSet, list[int], FrozenPrefix, _Generations]:
+    def prompted(self, instruction: str) -> _Prompted:
         """The test set with a system prompt (the model's default one plus `instruction`) on every example, its
-        tokens, frozen prefix and generations: built once per instruction. Only the system turn changes."""
+        tokens, frozen prefix, generations, and its scores and texts with the prompt alone (no vector): built
+        once per instruction. Only the system turn changes."""
         if instruction not in self._prompted:
             text = system_prompt(self.model.tokenizer, instruction)
             test = replace(self.test, examples=tuple(with_system_prompt(ex, text) for ex in self.test.examples)
@@ -222,7 +235,8 @@ class CellContext:
             tokens = prompt_tokens(self.model, test.examples)
             frozen = freeze(self.model, test, tokens, self.config.batch_size)
             gens = self.gens.with_turns([test.examples[i].turns for i in self.gens.index])
-            self._prompted[instruction] = (test, tokens, frozen, gens)
+            alone = score_strengths(self.model, test, None, [0.0], self.config.batch_size, tokens, frozen)[0]
+            self._prompted[instruction] = _Prompted(test, tokens, frozen, gens, alone, gens.run(None, [0.0])[0])
         return self._prompted[instruction]
 
     def evaluate(self, cell: SweepCell) -> dict[str, list[dict[str, Any]]]:
@@ -230,7 +244,9 @@ class CellContext:
 
         A vector that carries a system prompt (`prompt:<name>[+<method>]`) is scored on the prompted test set at
         every strength, 0 included (there strength 0 is the prompt alone, not the baseline); gains and losses are
-        always against the unprompted, unsteered model.
+        always against the unprompted, unsteered model. The rows a gate shuts are the unsteered (or prompt-alone)
+        rows at every strength: only the open ones run. A cell's `seconds` is its pass per steered strength; the
+        first cell of a system prompt also carries that prompt's own pass (its frozen prefix and scores).
         """
         config, test = self.config, self.test
         spec = row_steering(cell.vector, cell.layers, cell.positions, config.mode, config.force)
@@ -245,13 +261,15 @@ class CellContext:
             scored_test, tokens, frozen, gens = test, self.tokens, self.frozen, self.gens
             cells[0.0], texts[0.0] = self.base, (self.base_texts, self.base_degen)
         else:
-            scored_test, tokens, frozen, gens = self.prompted(str(instruction))
+            p = self.prompted(str(instruction))
+            scored_test, tokens, frozen, gens = p.test, p.tokens, p.frozen, p.gens
+            cells[0.0], texts[0.0] = p.alone, p.alone_texts
             if cell.gate is not None:  # the gate reads the prompted prompts: its decisions there, not the plain ones
                 scale = gate_decisions(self.model, scored_test.examples, cell.gate, config.batch_size)[0].astype(float)
         steered = [s for s in cell.strengths if s not in cells]
         if steered:
             scored = score_strengths(self.model, scored_test, spec, steered, config.batch_size, tokens, frozen,
-                                     row_scale=scale)
+                                     row_scale=scale, unsteered=cells[0.0])
             cells.update(zip(steered, scored, strict=True))
             texts.update(zip(steered, gens.run(spec, steered, scale), strict=True))
         seconds = (time.perf_counter() - t0) / max(len(steered), 1)

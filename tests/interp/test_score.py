@@ -119,3 +119,31 @@ def test_user_suggesting_wrong_lowers_accuracy(embedded_model):
     rows = per_example(examples, score_choices(embedded_model, examples, batch_size=32))
     acc = rows.groupby("condition").correct.mean()
     assert acc["neutral"] - acc["user_wrong"] > 0.15, acc.to_dict()
+
+
+def test_frozen_prefix_runs_the_shared_start_once_and_equals_running_it_per_row(tiny_model, monkeypatch):
+    """The system turn every example starts with runs once; the KV equals the per-batch computation of it."""
+    import interp.scoring.frozen as frozen_module
+    from interp.scoring.frozen import frozen_prefix
+
+    examples = build_task("answer", n=6, seed=0)
+    lengths = [len(tiny_model.tokenizer(tiny_model.render(ex.turns), add_special_tokens=False)["input_ids"]) - 1
+               for ex in examples]
+    calls: list[tuple[int, ...]] = []
+    forward = tiny_model.hf.base_model.forward
+    monkeypatch.setattr(tiny_model.hf.base_model, "forward",
+                        lambda *a, **k: calls.append(tuple(k["input_ids"].shape)) or forward(*a, **k))
+    shared = frozen_prefix(tiny_model, examples, lengths, batch_size=4)
+    start = len(frozen_module._shared_start([tiny_model.tokenizer(tiny_model.render(ex.turns),
+                                                                  add_special_tokens=False)["input_ids"]
+                                             for ex in examples]))
+    assert start >= frozen_module.MIN_SHARED and calls[0] == (1, start)  # the system turn, once
+    assert all(width <= max(lengths) - start for _, width in calls[1:])  # the batches run only their own tokens
+    monkeypatch.setattr(frozen_module, "MIN_SHARED", 10**6)  # no shared start: every batch runs whole prefixes
+    plain = frozen_prefix(tiny_model, examples, lengths, batch_size=4)
+    assert shared.lengths == plain.lengths == tuple(lengths)
+    for a, b in zip(shared.kv, plain.kv, strict=True):
+        for (ka, va), (kb, vb) in zip(a, b, strict=True):
+            assert ka.shape == kb.shape
+            torch.testing.assert_close(ka, kb, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(va, vb, atol=1e-5, rtol=1e-4)

@@ -173,3 +173,43 @@ def test_test_set_is_on_the_test_side_and_takes_an_optional_arc_file(tmp_path):
     assert [e.task for e in with_arc.examples].count("arc") == 1
     with pytest.raises(ValueError, match="2 ARC items asked"):
         build_test_set(TestSetConfig(n_answer=2, arc_path=str(arc), n_arc=2), split)
+
+
+def test_a_gated_cell_runs_only_its_open_rows_and_equals_the_full_run(tiny_model, held_out, vector, base,
+                                                                      monkeypatch):
+    """Rows a gate shuts are unsteered at every strength: copied from the unsteered scores, they equal running them."""
+    import steering.evaluation.evaluate as evaluate
+
+    n = len(held_out.examples)
+    scale = np.array([i % 3 == 0 for i in range(n)], dtype=float)  # a third of the rows open
+    spec = SteerSpec(vector, (1,), "generated")
+    frozen = freeze(tiny_model, held_out)
+    full = score_strengths(tiny_model, held_out, spec, [-4.0, 4.0], batch_size=8, frozen=frozen, row_scale=scale)
+    ran: list[int] = []
+    scorer = evaluate.score_choices_cached
+    monkeypatch.setattr(evaluate, "score_choices_cached", lambda m, exs, *a, **k: ran.append(len(exs)) or scorer(
+        m, exs, *a, **k))
+    fast = score_strengths(tiny_model, held_out, spec, [-4.0, 4.0], batch_size=8, frozen=frozen, row_scale=scale,
+                           unsteered=base)
+    assert ran == [2 * int(scale.sum())]  # the open rows of both strengths, nothing else
+    for a, b in zip(full, fast, strict=True):
+        assert list(a.rows.columns) == list(b.rows.columns) and list(a.rows.id) == list(b.rows.id)
+        np.testing.assert_allclose(score_numbers(a.rows), score_numbers(b.rows), atol=1e-4, equal_nan=True)
+        torch.testing.assert_close(a.next_logprobs, b.next_logprobs, atol=1e-4, rtol=1e-4)
+    # the steering changed the open rows and only them: the shut rows are the unsteered ones exactly
+    shut = scale == 0
+    pd.testing.assert_frame_equal(fast[1].rows[shut], base.rows[shut])
+    assert not np.allclose(score_numbers(fast[1].rows[~shut]), score_numbers(base.rows[~shut]), atol=1e-3)
+    # a gate shut everywhere runs nothing: every strength is the unsteered cell
+    none = score_strengths(tiny_model, held_out, spec, [4.0], batch_size=8, frozen=frozen, row_scale=np.zeros(n),
+                           unsteered=base)[0]
+    pd.testing.assert_frame_equal(none.rows, base.rows)
+    with pytest.raises(ValueError, match="unsteered scores have"):
+        score_strengths(tiny_model, held_out, spec, [4.0], row_scale=scale, unsteered=replace_rows(base, 2))
+
+
+def replace_rows(cell, n):  # type: ignore[no-untyped-def]
+    """The same cell with only its first `n` rows (a mismatched unsteered cell)."""
+    from steering.evaluation.evaluate import CellScores
+
+    return CellScores(cell.strength, cell.rows.iloc[:n], cell.next_logprobs)

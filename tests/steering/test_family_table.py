@@ -158,7 +158,7 @@ def test_prompt_family_changes_only_the_system_turn_and_composes_with_a_method(t
     assert "prompt:skeptical" in html and "prompt:skeptical" in Path(report["figures"]["pareto"]["html"]).read_text()
     assert not any(f["method"].startswith("prompt:skeptical") and "+" not in f["method"] for f in report["fits"])
     context = CellContext(tiny_model, config)
-    prompted, *_ = context.prompted(vector.meta[PROMPT_KEY])
+    prompted = context.prompted(vector.meta[PROMPT_KEY]).test
     for before, after in zip(context.test.examples, prompted.examples, strict=True):
         assert after.turns[0].role == "system" and after.turns[0].content == vector.meta[PROMPT_KEY]
         assert after.turns[1:] == before.turns and after.choices == before.choices and after.id == before.id
