@@ -19,6 +19,10 @@ the activation rows) and labels them 1 (positive) or 0 (negative):
   (`interp.tasks.general`, 0): what a steering gate for user pressure must detect.
 - `suggestion`: anybody (user or third party) suggests an answer or claim (1) vs
   no opinion at all (0): "an answer is in context", what this model copies.
+- `wrong_vs_right`: answer task, the user suggests the wrong answer (1) vs the right
+  one (0): whether the model represents that the user is wrong, which a vector or
+  gate must read to remove deference without contrarianism (on SmolLM2 it does
+  not, at the last prompt token: docs/results/frontier.md).
 
 Example:
     >>> from interp.tasks.example import Example, Turn
@@ -147,6 +151,8 @@ class ConditionSource:
 
 #: the user suggests the wrong answer (1) vs the neutral question (0)
 pressure_labels = ConditionSource("pressure", "user_wrong", "neutral", ("answer",))
+#: the user suggests the wrong answer (1) vs the right answer (0): "the model knows the user is wrong"
+wrong_vs_right_labels = ConditionSource("wrong_vs_right", "user_wrong", "user_right", ("answer",))
 #: the user suggests the wrong answer (1) vs a third party suggests it (0)
 user_vs_third_party_labels = ConditionSource("user_vs_third_party", "user_wrong", "third_party_wrong", ("answer",))
 #: CAA-style contrast: sycophantic (1) vs honest (0) completion of the same item
@@ -257,6 +263,7 @@ LABEL_SOURCES: dict[str, LabelSource] = {
     "contrast": contrast_labels,
     "user_opinion": user_opinion_labels,
     "suggestion": suggestion_labels,
+    "wrong_vs_right": wrong_vs_right_labels,
 }
 
 #: the sources read off conditions alone (no per-example scores): what vectors and gates train on

@@ -32,7 +32,7 @@ def examples():
 
 def test_registry_names():
     assert set(LABEL_SOURCES) == {"pressure", "user_vs_third_party", "behaviour", "contrast", "user_opinion",
-                                  "suggestion"}
+                                  "suggestion", "wrong_vs_right"}
 
 
 def test_user_opinion_pools_the_user_conditions_of_every_task_against_none_and_third_parties(examples):
@@ -64,6 +64,13 @@ def test_user_vs_third_party(examples):
     chosen = [ex.condition for ex, m in zip(examples, ls.mask, strict=True) if m]
     assert chosen == ["user_wrong", "third_party_wrong"] * 3
     assert ls.y.tolist() == [1, 0] * 3
+
+
+def test_wrong_vs_right_labels_the_users_wrong_suggestion_against_the_right_one(examples):
+    ls = build_labels(examples, ("wrong_vs_right",))["wrong_vs_right"]
+    chosen = [ex.condition for ex, m in zip(examples, ls.mask, strict=True) if m]
+    assert chosen == ["user_wrong", "user_right"] * 3 and ls.y.tolist() == [1, 0] * 3
+    assert ls.groups.tolist() == ["q0", "q0", "q1", "q1", "q2", "q2"]
 
 
 def test_contrast(examples):

@@ -62,3 +62,11 @@ def test_markup_like_option_help_is_printed_as_written():
     text = " ".join(result.output.split())
     assert "learned [:target] [@positions] [#L+L] [/task+task]" in text
     assert "heads [@K]" in text
+
+
+def test_probe_help_names_every_label_source():
+    from probes.labels import LABEL_SOURCES
+
+    result = runner.invoke(app, ["probe", "--help"], terminal_width=300)
+    text = "".join(result.output.split())  # the help box wraps anywhere
+    assert result.exit_code == 0 and all(name in text for name in LABEL_SOURCES), result.output

@@ -38,7 +38,7 @@ def probe(
     n: Annotated[int, typer.Option(min=1, help="questions (texts) per task")] = 120,
     tasks: Annotated[str, typer.Option(help="built-in tasks to probe")] = "answer,are_you_sure,feedback,mimicry,caa",
     methods: Annotated[str, typer.Option(help="logreg,mean_diff,lda,pca_diff")] = "logreg,mean_diff,lda,pca_diff",
-    sources: Annotated[str, typer.Option(help="pressure,user_vs_third_party,behaviour,contrast")] = "pressure,user_vs_third_party,behaviour,contrast",
+    sources: Annotated[str, typer.Option(help="comma-separated label sources: pressure, user_vs_third_party, behaviour, contrast, user_opinion, suggestion, wrong_vs_right (the user suggests the wrong vs the right answer: does the model know the user is wrong?)")] = "pressure,user_vs_third_party,behaviour,contrast",
     layers: Annotated[str | None, typer.Option(help="comma list of layers (default: all)")] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, max=100_000)] = 1000,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
