@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from plotly.colors import qualitative
+from plotly.colors import qualitative, unlabel_rgb
 
 from interp.store.atomic import atomic_path, atomic_write_json, atomic_write_text
 from steering.artifacts.probe_gate import GATE_SUFFIX
@@ -33,7 +33,8 @@ TASK_GAINS = ("answer_shift_gain", "are_you_sure_shift_gain", "mimicry_shift_gai
 #: drawn dashed next to the task gains: the user-specific part and the third-party control
 CONTROLS = ("answer_deference_gain", "answer_control_shift_change")
 #: one colour per method (a frontier sweep has a dozen): tab10's without its greys, then Dark2
-COLORS = (*(c for c in qualitative.D3 if c not in ("#7F7F7F", "#BCBD22")), *qualitative.Dark2)
+COLORS = (*(c for c in qualitative.D3 if c not in ("#7F7F7F", "#BCBD22")),
+          *("#{:02x}{:02x}{:02x}".format(*map(int, unlabel_rgb(c))) for c in qualitative.Dark2))  # hex: matplotlib too
 #: the prompting baseline's reference lines (no vector: a level, not a curve)
 PROMPT_COLORS = ("#555555", "#bcbd22", "#7f7f7f", "#aec7e8", "#98df8a")
 

@@ -69,3 +69,23 @@ def test_pareto_frontier_and_operating_point_on_a_constructed_table():
     assert [p["method"] for p in report["pareto"]] == ["a", "a", "b", "c"]
     with pytest.raises(ValueError, match="not in the sweep table"):
         summarize(t, "nope", "l", 0.1)
+
+
+def test_figures_draw_more_methods_than_one_palette_holds(tmp_path):
+    """The README's frontier sweep has 11 methods: every colour the figures cycle through is one matplotlib and
+    plotly both read, and a Pareto figure of more methods than the palette holds is drawn."""
+    from pathlib import Path
+
+    import matplotlib.colors as mcolors
+
+    from steering.sweep.report import COLORS, PROMPT_COLORS, pareto_figure
+
+    assert all(mcolors.is_color_like(c) for c in (*COLORS, *PROMPT_COLORS))
+    n = len(COLORS) + 2
+    table = pd.DataFrame({
+        "method": [f"m{i:02d}" for i in range(n) for _ in range(2)], "layer": 12, "positions": "generated",
+        "strength": [s for _ in range(n) for s in (0.0, -1.0)], "vector_norm": [0.0 if i < 2 else 1.0 for i in range(n)
+                                                                             for _ in range(2)],
+        "gain": np.linspace(0, 1, 2 * n), "loss": np.linspace(0, 0.1, 2 * n)})
+    files = pareto_figure(table, "gain", "loss", 0.02, None, tmp_path)
+    assert Path(files["png"]).stat().st_size > 0 and "m13" in Path(files["html"]).read_text()
