@@ -27,8 +27,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the README's frontier sweep (methods, grids and test set); --arc adds the ARC items when a file is given
-METHODS = ("learned,learned#8+12+16,gated,gated#8+12+16,lowrank,prompt:truthful,prompt:skeptical,prompt:independent,"
-           "prompt:no_flattery,prompt:truthful+gated,caa")
+METHODS = ("learned,learned#8+12+16,gated,gated#8+12+16,lowrank,copyheads,prompt:truthful,prompt:skeptical,"
+           "prompt:independent,prompt:no_flattery,prompt:truthful+gated,caa")
 GRIDS = "learned=-1.5,-1,-0.5;gated=-2,-1.5,-1,-0.5;lowrank=0.5,1,1.5"
 
 

@@ -2,10 +2,10 @@
 
 | where         | holds                                                                                       |
 | ------------- | ------------------------------------------------------------------------------------------- |
-| `artifacts/`  | the saved types: `SteeringVector`, `LowRankEdit`, `ProbeGate`; `read_vector` for any vector file |
+| `artifacts/`  | the saved types: `SteeringVector`, `LowRankEdit`, `HeadAblation`, `ProbeGate`; `read_vector` |
 | `apply/`      | in the forward pass: interventions, `steer(...)`, `SteerSpec`, per-row steering, generation |
 | `evaluation/` | held-out measurement: the pair split, the test set, scores of K strengths in one pass       |
-| `methods/`    | the one table of method families (statistics, learned, gated, low-rank, heads, prompt, file)   |
+| `methods/`    | the one table of method families (statistics, learned, gated, low-rank, heads, copy heads, prompt, file) |
 | `sweep/`      | config, cells, Ray, metrics, fits, report                                                   |
 | `serve/`      | the OpenAI-compatible server: scheduler, engines (torch, llama.cpp), per-request steering    |
 | `export/`     | safetensors, GGUF control vector, folded checkpoint, and their verification                 |
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from steering.apply.rows import steer_rows
     from steering.apply.spec import SteerSpec
     from steering.apply.steer_hooks import steer
+    from steering.artifacts.head_ablation import HeadAblation
     from steering.artifacts.lowrank_edit import LowRankEdit
     from steering.artifacts.probe_gate import ProbeGate
     from steering.artifacts.steering_vector import SteeringVector, VectorMismatchError
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 # loaded on first use: `import steering.artifacts.steering_vector` must not import torch and transformers
 _LAZY = {
+    "HeadAblation": "steering.artifacts.head_ablation",
     "LowRankEdit": "steering.artifacts.lowrank_edit",
     "PairSplit": "steering.evaluation.splits",
     "ProbeGate": "steering.artifacts.probe_gate",
@@ -50,7 +52,7 @@ _LAZY = {
     "steer_rows": "steering.apply.rows",
 }
 
-__all__ = ["LowRankEdit", "PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError", "read_vector", "steer",
+__all__ = ["HeadAblation", "LowRankEdit", "PairSplit", "ProbeGate", "SteerSpec", "SteeringVector", "VectorMismatchError", "read_vector", "steer",
            "steer_rows"]
 
 

@@ -2,7 +2,7 @@
 
 A `SteeringVector` runs as a `SteerSpec` (`steering.apply.spec`: add, ablate or clamp, with an optional gate);
 a `LowRankEdit` as a `LowRankSpec` (`steering.apply.lowrank_steer`: the edit as written, gated by per-row
-strengths). Both give a `RowSteering`: the context a batch runs in, one strength per row. The sweep's cells,
+strengths); a `HeadAblation` as a `HeadAblationSpec` (`steering.apply.head_ablation_steer`, the same way). Both give a `RowSteering`: the context a batch runs in, one strength per row. The sweep's cells,
 `workbench steer` and the exports' checks ask here, so the artifacts themselves stay data.
 
 Example:
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from steering.apply.head_ablation_steer import HeadAblationSpec
 from steering.apply.lowrank_steer import LowRankSpec
 from steering.apply.spec import RowSteering, SteerSpec
+from steering.artifacts.head_ablation import HeadAblation
 from steering.artifacts.lowrank_edit import LowRankEdit
 from steering.artifacts.probe_gate import ProbeGate
 from steering.artifacts.steerable import Steerable
@@ -28,7 +30,7 @@ def row_steering(artifact: Steerable, layers: Sequence[int], positions: str, mod
     """The intervention at `layers`, `positions` and `mode`, to run batches with one strength per row.
 
     Args:
-        artifact: a `SteeringVector` or a `LowRankEdit`.
+        artifact: a `SteeringVector`, a `LowRankEdit` or a `HeadAblation`.
         layers: layers to steer.
         positions: "all", "prompt" or "generated" (`steering.apply.spec`).
         mode: "add", "ablate" or "clamp" (a low-rank edit: "add" only, it is applied as written).
@@ -51,4 +53,10 @@ def row_steering(artifact: Steerable, layers: Sequence[int], positions: str, mod
         if missing:
             raise ValueError(f"the edit has no layer {missing[0]} (it has {artifact.layers})")
         return LowRankSpec(artifact, chosen, positions, force)
-    raise TypeError(f"no runtime for a {type(artifact).__name__}: a SteeringVector or a LowRankEdit")
+    if isinstance(artifact, HeadAblation):
+        if mode != "add" or gate is not None:
+            raise ValueError("a head ablation is applied as written (no mode, no probe gate here; the sweep gates it "
+                             "with per-row strengths)")
+        artifact.select(list(chosen))  # its one cell: the anchor layer
+        return HeadAblationSpec(artifact, positions, force)
+    raise TypeError(f"no runtime for a {type(artifact).__name__}: a SteeringVector, LowRankEdit or HeadAblation")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from interp.store.tagged_file import read_tagged
+from steering.artifacts.head_ablation import HEAD_ABLATION_FORMAT, HeadAblation
 from steering.artifacts.lowrank_edit import LOWRANK_FORMAT, LowRankEdit
 from steering.artifacts.steering_vector import SteeringVector
 
@@ -97,15 +98,21 @@ class Steerable(Protocol):
     def save(self, path: str | Path) -> Path: ...
 
 
-def is_lowrank_file(path: str | Path) -> bool:
-    """Whether a safetensors file holds a workbench low-rank edit (by its format tag; metadata only)."""
+def _format(path: str | Path) -> object:
     records, _ = read_tagged(path, "vector", load_tensors=False)
     header = records.get("workbench")
-    return isinstance(header, dict) and header.get("format") == LOWRANK_FORMAT
+    return header.get("format") if isinstance(header, dict) else None
+
+
+def is_intervention_file(path: str | Path) -> bool:
+    """Whether a safetensors file holds a workbench intervention that is no vector (a low-rank edit or a head
+    ablation; by its format tag, metadata only)."""
+    return _format(path) in (LOWRANK_FORMAT, HEAD_ABLATION_FORMAT)
 
 
 def load_steerable(path: str | Path) -> Steerable:
-    """A workbench artifact file (a steering vector or a low-rank edit, plain or exported), by its format tag.
+    """A workbench artifact file (a steering vector, a low-rank edit or a head ablation, plain or exported), by its
+    format tag.
 
     Raises:
         InputError: a missing file, another kind of file, or a bad field (named).
@@ -114,4 +121,9 @@ def load_steerable(path: str | Path) -> Steerable:
         >>> load_steerable("artifacts/x/sweep/vectors/learned-correct.safetensors").layers  # doctest: +SKIP
         [12]
     """
-    return LowRankEdit.load(path) if is_lowrank_file(path) else SteeringVector.load(path)
+    tag = _format(path)
+    if tag == LOWRANK_FORMAT:
+        return LowRankEdit.load(path)
+    if tag == HEAD_ABLATION_FORMAT:
+        return HeadAblation.load(path)
+    return SteeringVector.load(path)

@@ -67,16 +67,17 @@ def read_vector(path: str | Path) -> SteeringVector:
 
 
 def read_intervention(path: str | Path) -> Steerable:
-    """`read_vector`, or a workbench low-rank edit (`.safetensors`, plain or exported, told by its format tag).
+    """`read_vector`, or a workbench low-rank edit or head ablation (`.safetensors`, plain or exported, told by its
+    format tag).
 
     Example:
         >>> read_intervention("artifacts/x/sweep/vectors/lowrank-correct-2.safetensors").layers  # doctest: +SKIP
         [12]
     """
-    from steering.artifacts.steerable import is_lowrank_file, load_steerable
+    from steering.artifacts.steerable import is_intervention_file, load_steerable
 
     path = Path(path)
-    if path.suffix == ".safetensors" and path.is_file() and is_lowrank_file(path):
+    if path.suffix == ".safetensors" and path.is_file() and is_intervention_file(path):
         return load_steerable(path)
     return read_vector(path)
 

@@ -9,6 +9,7 @@
 | `selfgated`  | `selfgated[...]` (same grammar): the vector and its gate learned together | `families.selfgated` |
 | `lowrank`    | `lowrank[...][%rank]` (same grammar): a learned low-rank edit, no vector | `families.lowrank` |
 | `heads`      | `heads[@k]`                                                              | `families.heads` |
+| `copyheads`  | `copyheads[@K]`: the heads that copy a suggestion, mean-ablated behind the gate (no vector) | `families.copyheads` |
 | `statistics` | `caa`, `user_minus_third_party`, `opinion_minus_neutral`, `<probe>[:<source>]` (the catch-all) | `families.statistics` |
 
 Add a family: a module with one `steering.methods.family.Family` subclass (parse its names, name its training
@@ -35,7 +36,17 @@ from pathlib import Path
 
 from steering.artifacts.steerable import Steerable, load_steerable
 from steering.evaluation.splits import pairs_hash
-from steering.methods.families import gated, heads, learned, lowrank, prompt, selfgated, statistics, vector_file
+from steering.methods.families import (
+    copyheads,
+    gated,
+    heads,
+    learned,
+    lowrank,
+    prompt,
+    selfgated,
+    statistics,
+    vector_file,
+)
 from steering.methods.family import BuildRequest, Family, Method, method_file_stem
 
 #: the families, in the order a method name is tried (the statistics family, a catch-all, comes last)
@@ -47,6 +58,7 @@ FAMILIES: tuple[Family, ...] = (
     selfgated.FAMILY,
     lowrank.FAMILY,
     heads.FAMILY,
+    copyheads.FAMILY,
     statistics.FAMILY,
 )
 

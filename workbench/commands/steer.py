@@ -116,6 +116,7 @@ def steer(
     from steering.apply.row_steering import row_steering
     from steering.artifacts.foreign_vectors import is_foreign
     from steering.artifacts.probe_gate import ProbeGate
+    from steering.artifacts.steering_vector import SteeringVector
     from steering.artifacts.vector_file import check_vector_fits, read_intervention
     from steering.export.info import ExportError, ExportInfo
     from steering.export.native import read_export_gate, read_native_info
@@ -148,8 +149,11 @@ def steer(
     check_rules(vec, chosen, positions, mode)
     vec.check_strength(strength)
     probe_gate = ProbeGate.load(gate) if gate is not None else export_gate(vector)  # an export may carry its gate
+    # a vector reads its gate live inside steer(); an edit or head ablation is gated per prompt (strength 0 where
+    # the gate, read on the unsteered prompt as the sweep reads it, is shut)
+    live_gate = probe_gate if isinstance(vec, SteeringVector) else None
     try:
-        spec = row_steering(vec, chosen, positions, mode, force, probe_gate)
+        spec = row_steering(vec, chosen, positions, mode, force, live_gate)
     except ValueError as e:
         raise InputError(str(e), path=vector) from None
     lm = load_model(model)
@@ -179,6 +183,9 @@ def steer(
     if probe_gate is not None:
         scores = chat_gate_scores(lm, chats, probe_gate)
         gate_on = probe_gate.decisions(scores)
+
+    def prompt_strength(k: int) -> float:
+        return strength if live_gate is not None or probe_gate is None or gate_on[k] else 0.0
     for k, turns in enumerate(chats):
         texts = {"unsteered": "", "steered": ""}
         question = turns[-1].content
@@ -192,7 +199,7 @@ def steer(
                 if gate_line:
                     console.print(gate_line)
                 with Live(table(question, texts), console=console, refresh_per_second=12) as live:
-                    for which, text in side_by_side(lm, turns, spec, strength, max_new_tokens):
+                    for which, text in side_by_side(lm, turns, spec, prompt_strength(k), max_new_tokens):
                         texts[which] = text
                         live.update(table(question, texts))
             else:
@@ -201,7 +208,7 @@ def steer(
                 if gate_line:
                     typer.echo(gate_line)
                 current = ""
-                for which, text in side_by_side(lm, turns, spec, strength, max_new_tokens):
+                for which, text in side_by_side(lm, turns, spec, prompt_strength(k), max_new_tokens):
                     if which != current and current:
                         typer.echo(f"[{current}] {texts[current]}")
                     current, texts[which] = which, text
