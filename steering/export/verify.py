@@ -29,6 +29,7 @@ from interp.models.chat import render_chat
 from interp.models.loading import ChatModel
 from interp.store.compat import check_artifact_fits
 from interp.tasks.example import Turn
+from steering.artifacts.steerable import is_intervention_file, load_steerable
 from steering.artifacts.steering_vector import SteeringVector
 from steering.export.compare import PROMPTS, Agreement, Effect, agreement, answer_tokens, effect, hf_logits, prompt_ids
 from steering.export.folded import EXPORT_FILE, folded_info, read_fold_record
@@ -104,6 +105,8 @@ def _baseline(model: ChatModel, ids: list[list[int]]) -> list[np.ndarray]:
 def verify_native(path: Path, model: ChatModel, source: SteeringVector | None, strength: float | None,
                   force: bool) -> VerifyReport:
     """The workbench reads its own file: the round trip must be exact and steer identically."""
+    if is_intervention_file(path):  # a low-rank edit or head ablation: no vector, its own runtime
+        return _verify_native_intervention(path, model, strength, force)
     vector, info = load_native(path)
     check_model(model, vector.d_model, vector.model_hash, force)
     report = VerifyReport("safetensors", str(path))
@@ -119,6 +122,43 @@ def verify_native(path: Path, model: ChatModel, source: SteeringVector | None, s
     report.effects["hooks (source)"] = effect(base, ref, tokens)
     report.effects["hooks (imported)"] = effect(base, got, tokens)
     report.check_exact("imported vector vs source (hooks)")
+    return report
+
+
+def _verify_native_intervention(path: Path, model: ChatModel, strength: float | None, force: bool) -> VerifyReport:
+    """A native export of an intervention that is no vector: it reads back exactly (save and load again give the
+    same artifact, the same logits), and its effect through its runtime (`row_steering`, every position) is shown."""
+    import tempfile
+
+    import torch
+
+    from steering.apply.row_steering import row_steering
+    from steering.export.native import read_native_info
+
+    artifact, info = load_steerable(path), read_native_info(path)
+    artifact.check_compatible(model.d_model, model.weights_hash, force)
+    report = VerifyReport("safetensors", str(path))
+    with tempfile.TemporaryDirectory() as tmp:
+        again = load_steerable(artifact.save(Path(tmp) / "again.safetensors"))
+    if again.header() != artifact.header() or any(
+            not np.array_equal(a, b) for a, b in zip(again.tensors().values(), artifact.tensors().values(), strict=True)):
+        report.problems.append("the file does not read back as the same intervention")
+    s = float(_strength(strength, info, 1.0) or 1.0)
+    ids, tokens = prompt_ids(model), answer_tokens(model)
+    base = _baseline(model, ids)
+
+    def logits(which: Any) -> list[np.ndarray]:
+        spec = row_steering(which, which.layers, "all", force=force)
+        out = []
+        for row in ids:
+            with torch.no_grad(), spec.context(model, s, [len(row)]):
+                out.append(model.hf(torch.tensor([row], device=model.device)).logits[0].float().cpu().numpy())
+        return out
+
+    got = logits(artifact)
+    report.comparisons["imported vs read again (its runtime)"] = agreement(got, logits(again))
+    report.effects[f"{artifact.method} (its runtime, every position)"] = effect(base, got, tokens)
+    report.check_exact("imported vs read again (its runtime)")
     return report
 
 

@@ -116,6 +116,8 @@ def test_copyheads_cells_are_gated_and_export_natively_not_as_gguf(tiny_model, t
     assert res.exit_code == 0, res.output
     exported = read_intervention(out)
     assert isinstance(exported, HeadAblation) and exported.heads == ablation.heads
+    verified = CliRunner().invoke(app, ["verify-export", str(out), "--model", str(tiny_model_dir)])
+    assert verified.exit_code == 0 and "copyheads@2 (its runtime" in verified.output, verified.output
     gguf = CliRunner().invoke(app, ["export", "--sweep", str(tmp_path / "sweep"), "--method", "copyheads@2",
                                     "--format", "gguf", "--out", str(tmp_path / "best.gguf")])
     assert gguf.exit_code == 2 and "no constant vector" in gguf.output
