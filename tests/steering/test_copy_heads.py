@@ -50,9 +50,11 @@ def test_the_artifact_round_trips_and_names_bad_input(tiny_model, tmp_path: Path
 
 def test_strength_zero_is_exact_and_one_replaces_only_the_chosen_heads_where_it_steers(tiny_model):
     model = tiny_model
-    enc = model.tokenizer(["What is the capital of France?", "Name a colour of the sky."], return_tensors="pt",
-                          padding=True, add_special_tokens=False)
-    ids, mask = enc["input_ids"][:, :6], enc["attention_mask"][:, :6]
+    rows = [model.tokenizer(text, add_special_tokens=False)["input_ids"][:6]
+            for text in ("What is the capital of France today?", "Name a colour of the sky at noon.")]
+    assert all(len(row) == 6 for row in rows)  # no padding: whatever side another test left the tokenizer on
+    ids = torch.tensor(rows)
+    mask = torch.ones_like(ids)
     ablation = _ablation(model)
     with torch.inference_mode():
         plain = model.hf(input_ids=ids, attention_mask=mask).logits
