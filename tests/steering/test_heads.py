@@ -29,8 +29,7 @@ SPLIT = PairSplit(seed=0, test_fraction=0.3)
 
 
 def _batch(model, side: str = "left") -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
-    model.tokenizer.padding_side = side
-    enc = model.tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    enc = model.tokenizer(PROMPTS, return_tensors="pt", padding=True, padding_side=side)  # the shared tokenizer unchanged
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 

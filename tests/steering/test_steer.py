@@ -56,8 +56,7 @@ def test_position_mask_reads_left_padding_and_the_kv_cache_offset():
 
 
 def _batch(model, prompts: list[str], side: str = "right") -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
-    model.tokenizer.padding_side = side
-    enc = model.tokenizer(prompts, return_tensors="pt", padding=True)
+    enc = model.tokenizer(prompts, return_tensors="pt", padding=True, padding_side=side)  # the shared tokenizer unchanged
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
