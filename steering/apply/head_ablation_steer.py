@@ -15,14 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
-import torch.nn as nn
 
 from interp.models.hooks import TensorFn, hooks_on
 from interp.sites import Site, parse_site
-from steering.apply.interventions import POSITIONS, Lengths, Strength, forward_call, position_mask
+from steering.apply.interventions import POSITIONS, Lengths, RowPositions, Strength
 from steering.apply.spec import steer_lengths
 
 if TYPE_CHECKING:
@@ -30,21 +29,7 @@ if TYPE_CHECKING:
     from steering.artifacts.head_ablation import HeadAblation
 
 
-class _Call:
-    """Where the ablation applies in the forward call in flight: a pre-hook on the decoder stack fills `mask`."""
-
-    def __init__(self, positions: str, lengths: torch.Tensor | None, strength: torch.Tensor) -> None:
-        self.positions, self.lengths, self.strength = positions, lengths, strength
-        self.mask: torch.Tensor | None = None  # [batch, n_new] bool, None: everywhere
-
-    def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        call = forward_call(args, kwargs, "steer_head_ablation")
-        if self.strength.dim() == 1 and len(self.strength) != call.batch:
-            raise ValueError(f"per-row strength has {len(self.strength)} values but the batch has {call.batch} rows")
-        self.mask = position_mask(self.positions, self.lengths, call)
-
-
-def _layer_fn(heads: list[int], means: torch.Tensor, d_head: int, where: _Call) -> TensorFn:
+def _layer_fn(heads: list[int], means: torch.Tensor, d_head: int, where: RowPositions) -> TensorFn:
     index = torch.as_tensor(heads, dtype=torch.long)
 
     def fn(z: torch.Tensor) -> torch.Tensor:
@@ -95,7 +80,7 @@ def steer_head_ablation(
     if strength_t.dim() > 1 or not bool(torch.isfinite(strength_t).all()):
         raise ValueError(f"strength must be a finite number or one per row, got {strength_t.tolist()}")
     lengths = None if prompt_lengths is None else torch.as_tensor(prompt_lengths, dtype=torch.long).to(param.device)
-    where = _Call(positions, lengths, strength_t)
+    where = RowPositions(positions, lengths, strength_t, "steer_head_ablation")
     means = torch.from_numpy(ablation.means)
     by_layer: dict[int, list[int]] = {}
     for i, (layer, _head) in enumerate(ablation.heads):

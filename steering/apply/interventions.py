@@ -185,6 +185,27 @@ def position_mask(
     return mask
 
 
+class RowPositions:
+    """Where a per-row intervention applies in the forward call in flight: installed as the decoder stack's
+    pre-hook (`begin_call`), it checks the per-row strength count and fills `mask` (`position_mask`).
+
+    The one tracker of the non-vector runtimes (low-rank edits, head shifts, head ablations); `who` names the
+    runtime in errors.
+    """
+
+    def __init__(self, positions: str, lengths: torch.Tensor | None, strength: torch.Tensor, who: str) -> None:
+        self.positions, self.lengths, self.strength, self.who = positions, lengths, strength, who
+        self.mask: torch.Tensor | None = None  # [batch, n_new] bool, None: everywhere
+
+    def begin_call(self, module: object, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        call = forward_call(args, kwargs, self.who)
+        if self.strength.dim() == 1 and len(self.strength) != call.batch:
+            raise ValueError(f"per-row strength has {len(self.strength)} values but the batch has {call.batch} rows")
+        if self.positions != "all" and call.attention_mask is not None and call.attention_mask.dim() != 2:
+            raise ValueError(f"{self.who}: positions need a 2-D attention_mask [batch, seq]")
+        self.mask = position_mask(self.positions, self.lengths, call)
+
+
 def last_prompt_column(
     call: ForwardCall, lead: torch.Tensor, prompt_tokens: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:

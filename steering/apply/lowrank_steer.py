@@ -17,14 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
-import torch.nn as nn
 
 from interp.models.hooks import TensorFn, hooks_on
 from interp.sites import Site, parse_site
-from steering.apply.interventions import POSITIONS, Lengths, Strength, forward_call, position_mask
+from steering.apply.interventions import POSITIONS, Lengths, RowPositions, Strength
 from steering.apply.spec import steer_lengths
 
 if TYPE_CHECKING:
@@ -75,23 +74,7 @@ class EditNorms:
         return out
 
 
-class _Call:
-    """Where the edit applies in the forward call in flight: a pre-hook on the decoder stack fills `mask`."""
-
-    def __init__(self, positions: str, lengths: torch.Tensor | None, strength: torch.Tensor) -> None:
-        self.positions, self.lengths, self.strength = positions, lengths, strength
-        self.mask: torch.Tensor | None = None  # [batch, n_new] bool, None: everywhere
-
-    def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        call = forward_call(args, kwargs, "steer_lowrank")
-        if self.strength.dim() == 1 and len(self.strength) != call.batch:
-            raise ValueError(f"per-row strength has {len(self.strength)} values but the batch has {call.batch} rows")
-        if self.positions != "all" and call.attention_mask is not None and call.attention_mask.dim() != 2:
-            raise ValueError("steer_lowrank: positions need a 2-D attention_mask [batch, seq]")
-        self.mask = position_mask(self.positions, self.lengths, call)
-
-
-def _layer_fn(layer: int, edit: EditTensors, where: _Call, norms: EditNorms | None) -> TensorFn:
+def _layer_fn(layer: int, edit: EditTensors, where: RowPositions, norms: EditNorms | None) -> TensorFn:
     def fn(h: torch.Tensor) -> torch.Tensor:
         rotation = edit.rotation.to(device=h.device, dtype=h.dtype)
         coords = h @ (edit.weight.to(device=h.device, dtype=h.dtype) - rotation).T \
@@ -134,7 +117,7 @@ def edit_context(model: ChatModel, edits: dict[int, EditTensors], strength: Stre
     if strength_t.dim() > 1 or not bool(torch.isfinite(strength_t.detach()).all()):
         raise ValueError(f"strength must be a finite number or one per row, got {strength_t.tolist()}")
     lengths = None if prompt_lengths is None else torch.as_tensor(prompt_lengths, dtype=torch.long).to(param.device)
-    where = _Call(positions, lengths, strength_t)
+    where = RowPositions(positions, lengths, strength_t, "steer_lowrank")
     sites: dict[Site, TensorFn] = {}
     for layer, edit in edits.items():
         site = parse_site(f"blocks.{layer}.hook_resid_post", model.n_layers)

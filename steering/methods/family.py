@@ -132,6 +132,25 @@ class Family:
         return ()
 
 
+def parse_count(spec: str, base: str, default: int) -> int | None:
+    """`base[@K]` -> K (an integer >= 1, `default` when absent), None when `spec` is another family's name.
+
+    Example:
+        >>> parse_count("heads@3", "heads", 4), parse_count("copyheads", "copyheads", 10), parse_count("caa", "heads", 4)
+        (3, 10, None)
+    """
+    name, _, suffix = spec.strip().partition("@")
+    if name != base:
+        return None
+    try:
+        k = int(suffix) if suffix else default
+    except ValueError:
+        raise ValueError(f"method {spec!r}: {base}@K takes an integer K") from None
+    if k < 1:
+        raise ValueError(f"method {spec!r}: K must be >= 1")
+    return k
+
+
 def method_file_stem(name: str) -> str:
     """A method name as a file or folder name.
 

@@ -31,16 +31,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from interp.analysis.heads import o_proj
 from interp.models.hooks import TensorFn, hooks_on
 from interp.sites import Site
-from steering.apply.interventions import POSITIONS, Lengths, Strength, forward_call, position_mask
+from steering.apply.interventions import POSITIONS, Lengths, RowPositions, Strength
 from steering.apply.spec import steer_lengths
 
 if TYPE_CHECKING:
@@ -126,23 +125,7 @@ def head_shift_residual(model: ChatModel, edit: HeadEdit) -> dict[int, np.ndarra
     return out
 
 
-class _Positions:
-    """Where the edit applies in the forward call in flight: a pre-hook on the decoder stack fills `mask`."""
-
-    def __init__(self, positions: str, lengths: torch.Tensor | None, strength: torch.Tensor) -> None:
-        self.positions, self.lengths, self.strength = positions, lengths, strength
-        self.mask: torch.Tensor | None = None  # [batch, n_new] bool, None: everywhere
-
-    def begin_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        call = forward_call(args, kwargs, "steer_heads")
-        if self.strength.dim() == 1 and len(self.strength) != call.batch:
-            raise ValueError(f"per-row strength has {len(self.strength)} values but the batch has {call.batch} rows")
-        if self.positions != "all" and call.attention_mask is not None and call.attention_mask.dim() != 2:
-            raise ValueError("steer_heads: positions need a 2-D attention_mask [batch, seq]")
-        self.mask = position_mask(self.positions, self.lengths, call)
-
-
-def _layer_fn(edit: HeadEdit, layer: int, where: _Positions, device: torch.device,
+def _layer_fn(edit: HeadEdit, layer: int, where: RowPositions, device: torch.device,
               dtype: torch.dtype) -> TensorFn:
     gain_np, shift_np = edit.layer_tensors(layer)
     gain = torch.from_numpy(gain_np).to(device=device, dtype=dtype)  # [n_heads, 1]
@@ -201,7 +184,7 @@ def steer_heads(
         raise ValueError(f"strength must be a finite number or one per row, got {strength_t.tolist()}")
     param = next(model.hf.parameters())
     lengths = None if prompt_lengths is None else torch.as_tensor(prompt_lengths, dtype=torch.long).to(param.device)
-    where = _Positions(positions, lengths, strength_t)
+    where = RowPositions(positions, lengths, strength_t, "steer_heads")
     fns = {Site(layer, "attn.hook_z"): _layer_fn(edit, layer, where, param.device, param.dtype)
            for layer in edit.layers}
     with hooks_on(model, fns, before_forward=where.begin_call):

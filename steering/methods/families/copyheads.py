@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from steering.artifacts.steerable import Steerable
 from steering.methods.copy_heads import copy_head_ablation, ranking_examples
-from steering.methods.family import BuildRequest, Family, Method
+from steering.methods.family import BuildRequest, Family, Method, parse_count
 
 DEFAULT_K = 10
 
@@ -40,15 +40,9 @@ class CopyHeads(Family):
     always_gated = True
 
     def parse(self, spec: str) -> Method | None:
-        base, _, suffix = spec.strip().partition("@")
-        if base != self.name:
+        k = parse_count(spec, self.name, DEFAULT_K)
+        if k is None:
             return None
-        try:
-            k = int(suffix) if suffix else DEFAULT_K
-        except ValueError:
-            raise ValueError(f"method {spec!r}: copyheads@K takes an integer K") from None
-        if k < 1:
-            raise ValueError(f"method {spec!r}: K must be >= 1")
         return Method(f"{self.name}@{k}", self.name, f"mean-ablation of the top {k} heads that copy a suggested "
                       "answer (ranked on the train split), behind the gate", {"k": k})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from steering.artifacts.steering_vector import SteeringVector
 from steering.evaluation.splits import pairs_hash
-from steering.methods.family import BuildRequest, Family, Method, combine_layers
+from steering.methods.family import BuildRequest, Family, Method, combine_layers, parse_count
 from steering.methods.heads import HeadRanking, head_examples, head_shift_vector, rank_heads
 
 DEFAULT_HEADS_K = 4
@@ -23,15 +23,9 @@ class Heads(Family):
     scale = "strength -1 moves each chosen head by its full mass-mean shift"
 
     def parse(self, spec: str) -> Method | None:
-        base, _, suffix = spec.strip().partition("@")
-        if base != "heads":
+        k = parse_count(spec, "heads", DEFAULT_HEADS_K)
+        if k is None:
             return None
-        try:
-            k = int(suffix) if suffix else DEFAULT_HEADS_K
-        except ValueError:
-            raise ValueError(f"method {spec!r}: heads@K takes an integer K") from None
-        if k < 1:
-            raise ValueError(f"method {spec!r}: K must be >= 1")
         return Method(f"heads@{k}", self.name, f"mass-mean shift of the top {k} heads of the steered layer "
                       "(ranked by attribution on the train split), as a hook_attn_out vector", {"k": k})
 
